@@ -1,0 +1,149 @@
+//! The host inventory: YAML in, a validated [`Inventory`] out. Errors name file, line and
+//! column and say what to write instead.
+
+mod model;
+mod raw;
+pub mod types;
+
+use std::path::PathBuf;
+
+pub use model::{CertSpec, Host, Inventory, SecretSource, SshConfig, load};
+#[cfg(test)]
+pub use model::parse;
+pub use types::{DnsName, KeyType, RemotePath, RenewPolicy};
+
+/// Why an inventory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read inventory {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
+    #[error("{}: {message}", path.display())]
+    Unplaced { path: PathBuf, message: String },
+    #[error("no host, group or certificate matches `{pattern}`: {hint}")]
+    NoMatch { pattern: String, hint: String },
+}
+
+impl Error {
+    fn from_yaml(path: &std::path::Path, e: &serde_saphyr::Error) -> Error {
+        let message = yaml_message(e);
+        match e.location() {
+            Some(at) => Error::Invalid {
+                path: path.to_path_buf(),
+                line: at.line(),
+                column: at.column(),
+                message,
+            },
+            None => Error::Unplaced {
+                path: path.to_path_buf(),
+                message,
+            },
+        }
+    }
+}
+
+/// serde-saphyr renders a snippet with the location; we print the location ourselves, in the
+/// `file:line:col:` form editors jump to, so keep only the first line of its message.
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    let full = e.to_string();
+    let mut first = full.lines().next().unwrap_or("invalid YAML").trim();
+    first = first.strip_prefix("error: ").unwrap_or(first);
+    // "line 15 column 34: message"
+    if let Some(rest) = first.strip_prefix("line ") {
+        if let Some((_, msg)) = rest.split_once(": ") {
+            first = msg;
+        }
+    }
+    // Drop a trailing " at line X, column Y" that would repeat our prefix.
+    let msg = match first.find(" at line ") {
+        Some(i) => &first[..i],
+        None => first,
+    };
+    msg.trim_end_matches(':').to_string()
+}
+
+/// What a command works on: whole hosts, or single certificates of a host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Index into `Inventory::hosts`.
+    pub host: usize,
+    /// `None`: every certificate of the host.
+    pub cert: Option<String>,
+}
+
+impl Inventory {
+    /// Resolves patterns: a host name, a group name, `host/cert`, or `all`; glob `*` allowed in
+    /// host names (`web*`). No patterns selects every host.
+    pub fn select(&self, patterns: &[String]) -> Result<Vec<Target>, Error> {
+        if patterns.is_empty() {
+            return Ok((0..self.hosts.len()).map(|host| Target { host, cert: None }).collect());
+        }
+        let mut out: Vec<Target> = Vec::new();
+        let mut push = |t: Target| {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        };
+        for pattern in patterns {
+            let (who, cert) = match pattern.split_once('/') {
+                Some((h, c)) => (h, Some(c.to_string())),
+                None => (pattern.as_str(), None),
+            };
+            let mut hosts: Vec<usize> = Vec::new();
+            if who == "all" {
+                hosts.extend(0..self.hosts.len());
+            } else if let Some(members) = self.groups.get(who) {
+                hosts.extend(members.iter().filter_map(|m| self.hosts.iter().position(|h| &h.name == m)));
+            } else {
+                hosts.extend(
+                    self.hosts
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, h)| glob(who, &h.name))
+                        .map(|(i, _)| i),
+                );
+            }
+            if let Some(c) = &cert {
+                hosts.retain(|&i| self.hosts[i].certs.iter().any(|s| &s.label == c));
+            }
+            if hosts.is_empty() {
+                let mut known: Vec<&str> = self.hosts.iter().map(|h| h.name.as_str()).collect();
+                known.extend(self.groups.keys().map(String::as_str));
+                known.truncate(10);
+                return Err(Error::NoMatch {
+                    pattern: pattern.clone(),
+                    hint: format!("name a host, a group or host/cert from {} (known: {})", self.path.display(), known.join(", ")),
+                });
+            }
+            for host in hosts {
+                push(Target { host, cert: cert.clone() });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Shell-style `*` matching, nothing else.
+fn glob(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, tail)) => {
+            name.starts_with(head)
+                && (0..=name.len() - head.len()).any(|i| {
+                    name.is_char_boundary(head.len() + i) && glob(tail, &name[head.len() + i..])
+                })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

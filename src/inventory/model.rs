@@ -1,0 +1,372 @@
+//! The validated inventory every later stage works from: defaults applied, references checked,
+//! relative paths resolved against the inventory's directory.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_saphyr::{Location, Spanned};
+
+use super::raw::{RawCert, RawInventory};
+use super::types::{AccountName, DnsName, FileMode, KeyType, MAX_NAMES_PER_CERT, RemotePath, RenewPolicy};
+use super::Error;
+
+/// Let's Encrypt's production directory.
+pub const LETSENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory: untrusted root, far higher limits.
+pub const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// The whole validated inventory.
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// Where it was read from.
+    pub path: PathBuf,
+    pub acme: AcmeConfig,
+    pub dns: DnsConfig,
+    pub ssh: SshConfig,
+    /// How many hosts are worked on at once.
+    pub concurrency: usize,
+    pub hosts: Vec<Host>,
+    /// Group name → member host names, in inventory order.
+    pub groups: BTreeMap<String, Vec<String>>,
+}
+
+/// Where and as whom certorch talks ACME.
+#[derive(Debug, Clone)]
+pub struct AcmeConfig {
+    pub directory: String,
+    pub contact: Vec<String>,
+    /// An extra root certificate for the CA's own TLS (Pebble, an internal CA).
+    pub trust_root: Option<PathBuf>,
+}
+
+/// The signing zone and how to update it.
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    pub signing_zone: DnsName,
+    /// The recursive resolver used to follow `_acme-challenge` CNAMEs and find the signing
+    /// zone's name servers; `None` means the first one in /etc/resolv.conf.
+    pub resolver: Option<SocketAddr>,
+    pub ttl: u32,
+    pub propagation_timeout: Duration,
+    pub rfc2136: Rfc2136Config,
+}
+
+/// RFC 2136 dynamic updates signed with TSIG (RFC 8945).
+#[derive(Debug, Clone)]
+pub struct Rfc2136Config {
+    pub server: SocketAddr,
+    pub key_name: Option<String>,
+    pub algorithm: Option<String>,
+    pub secret: SecretSource,
+}
+
+/// Where the TSIG secret comes from; never the command line.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+/// How certorch reaches hosts over SSH.
+#[derive(Debug, Clone)]
+pub struct SshConfig {
+    pub config: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub identity: Option<PathBuf>,
+    pub connect_timeout: Duration,
+}
+
+/// One host and the certificates it needs.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// The inventory name, used in messages and `--limit`.
+    pub name: String,
+    /// What SSH connects to: the address if given, else the name.
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub certs: Vec<CertSpec>,
+}
+
+/// One certificate on one host.
+#[derive(Debug, Clone)]
+pub struct CertSpec {
+    /// The label under `certs:`.
+    pub label: String,
+    pub names: Vec<DnsName>,
+    pub key_type: KeyType,
+    pub key: RemotePath,
+    pub cert: Option<RemotePath>,
+    pub chain: Option<RemotePath>,
+    pub fullchain: Option<RemotePath>,
+    pub owner: Option<AccountName>,
+    pub group: Option<AccountName>,
+    pub mode: FileMode,
+    pub key_mode: FileMode,
+    /// Operator-written shell, run on the host after the files are in place.
+    pub reload: Option<String>,
+    pub renew: RenewPolicy,
+}
+
+impl CertSpec {
+    /// The file whose certificate tells what is deployed: the full chain, else the leaf.
+    pub fn inspect_path(&self) -> &RemotePath {
+        // Validation guarantees one of the two is set.
+        self.fullchain.as_ref().or(self.cert.as_ref()).expect("validated: cert or fullchain")
+    }
+}
+
+const DEFAULT_CONCURRENCY: usize = 20;
+const DEFAULT_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads and validates the inventory at `path`.
+pub fn load(path: &Path) -> Result<Inventory, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    parse(&text, path)
+}
+
+/// Validates inventory text; `path` is used for messages and to resolve relative paths.
+pub fn parse(text: &str, path: &Path) -> Result<Inventory, Error> {
+    let raw: RawInventory = serde_saphyr::from_str(text).map_err(|e| Error::from_yaml(path, &e))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Builder { path, base: &base }.build(raw)
+}
+
+struct Builder<'a> {
+    path: &'a Path,
+    base: &'a Path,
+}
+
+impl Builder<'_> {
+    fn err(&self, at: Location, message: impl Into<String>) -> Error {
+        Error::Invalid {
+            path: self.path.to_path_buf(),
+            line: at.line(),
+            column: at.column(),
+            message: message.into(),
+        }
+    }
+
+    fn resolve(&self, p: PathBuf) -> PathBuf {
+        if p.is_absolute() { p } else { self.base.join(p) }
+    }
+
+    fn build(&self, raw: RawInventory) -> Result<Inventory, Error> {
+        let directory = match raw.acme.directory.value.as_str() {
+            "letsencrypt" => LETSENCRYPT.to_string(),
+            "letsencrypt-staging" => LETSENCRYPT_STAGING.to_string(),
+            url if url.starts_with("https://") => url.to_string(),
+            other => {
+                return Err(self.err(
+                    raw.acme.directory.referenced,
+                    format!("`{other}` is not an ACME directory: write letsencrypt, letsencrypt-staging or an https:// URL"),
+                ));
+            }
+        };
+        let mut contact = Vec::new();
+        for c in raw.acme.contact {
+            if !c.value.starts_with("mailto:") || c.value.contains(',') {
+                return Err(self.err(c.referenced, format!("`{}` is not a contact: write mailto:ops@example.org", c.value)));
+            }
+            contact.push(c.value);
+        }
+        let acme = AcmeConfig {
+            directory,
+            contact,
+            trust_root: raw.acme.trust_root.map(|p| self.resolve(p)),
+        };
+
+        let resolver = match raw.dns.resolver {
+            None => None,
+            Some(r) => Some(socket_addr(&r.value).ok_or_else(|| {
+                self.err(r.referenced, format!("`{}` is not an address: write an IP address, optionally with :port", r.value))
+            })?),
+        };
+        let rfc = raw.dns.rfc2136.value;
+        let server = socket_addr(&rfc.server.value).ok_or_else(|| {
+            self.err(rfc.server.referenced, format!("`{}` is not an address: write an IP address, optionally with :port, like 192.0.2.53:53", rfc.server.value))
+        })?;
+        if let Some(alg) = &rfc.algorithm {
+            if !["hmac-sha256", "hmac-sha384", "hmac-sha512"].contains(&alg.value.as_str()) {
+                return Err(self.err(alg.referenced, format!("unknown TSIG algorithm `{}`: write hmac-sha256, hmac-sha384 or hmac-sha512", alg.value)));
+            }
+        }
+        let secret = match (rfc.secret_file, rfc.secret_env) {
+            (Some(f), None) => SecretSource::File(self.resolve(f)),
+            (None, Some(e)) => SecretSource::Env(e),
+            _ => {
+                return Err(self.err(
+                    raw.dns.rfc2136.referenced,
+                    "give the TSIG secret as exactly one of secret_file (a BIND key file or a file with the base64 secret) or secret_env (the name of an environment variable)",
+                ));
+            }
+        };
+        let dns = DnsConfig {
+            signing_zone: raw.dns.signing_zone,
+            resolver,
+            ttl: raw.dns.ttl.unwrap_or(crate::limits::TXT_TTL),
+            propagation_timeout: raw.dns.propagation_timeout.map_or(DEFAULT_PROPAGATION_TIMEOUT, |s| s.0),
+            rfc2136: Rfc2136Config {
+                server,
+                key_name: rfc.key_name,
+                algorithm: rfc.algorithm.map(|a| a.value),
+                secret,
+            },
+        };
+
+        let ssh = SshConfig {
+            config: raw.ssh.config.map(|p| self.resolve(p)),
+            known_hosts: raw.ssh.known_hosts.map(|p| self.resolve(p)),
+            identity: raw.ssh.identity.map(|p| self.resolve(p)),
+            connect_timeout: raw.ssh.connect_timeout.map_or(DEFAULT_CONNECT_TIMEOUT, |s| s.0),
+        };
+
+        let concurrency = match raw.concurrency {
+            Some(c) if c.value == 0 => return Err(self.err(c.referenced, "concurrency must be at least 1")),
+            Some(c) => c.value,
+            None => DEFAULT_CONCURRENCY,
+        };
+
+        let d = &raw.defaults;
+        let mut hosts = Vec::new();
+        for (name, host) in raw.hosts {
+            let at = host.referenced;
+            let host = host.value;
+            if !is_host_name(&name) {
+                return Err(self.err(at, format!("`{name}` is not a host name: use letters, digits, '-', '_' and dots")));
+            }
+            let address = match host.address {
+                Some(a) if is_host_name(&a.value) || a.value.parse::<IpAddr>().is_ok() => a.value,
+                Some(a) => return Err(self.err(a.referenced, format!("`{}` is not an address: write an IP address or a host name", a.value))),
+                None => name.clone(),
+            };
+            let mut certs = Vec::new();
+            for (label, cert) in host.certs {
+                certs.push(self.cert(&name, label, cert, d)?);
+            }
+            hosts.push(Host {
+                name,
+                address,
+                port: host.port.or(d.port).unwrap_or(22),
+                user: host.user.or(d.user.clone()).map_or_else(|| "root".to_string(), |u| u.as_str().to_string()),
+                certs,
+            });
+        }
+
+        let known: BTreeSet<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        let mut groups = BTreeMap::new();
+        for (group, members) in raw.groups {
+            if !is_label(&group) {
+                return Err(self.err(members.referenced, format!("`{group}` is not a group name: use letters, digits, '-' and '_'")));
+            }
+            if known.contains(group.as_str()) {
+                return Err(self.err(members.referenced, format!("group `{group}` has the same name as a host: rename one of them")));
+            }
+            let mut names = Vec::new();
+            for m in members.value {
+                if !known.contains(m.value.as_str()) {
+                    return Err(self.err(m.referenced, format!("group `{group}` lists `{}`, which is not under hosts: add the host or remove it from the group", m.value)));
+                }
+                names.push(m.value);
+            }
+            groups.insert(group, names);
+        }
+
+        Ok(Inventory {
+            path: self.path.to_path_buf(),
+            acme,
+            dns,
+            ssh,
+            concurrency,
+            hosts,
+            groups,
+        })
+    }
+
+    fn cert(
+        &self,
+        host: &str,
+        label: String,
+        cert: Spanned<RawCert>,
+        d: &super::raw::RawDefaults,
+    ) -> Result<CertSpec, Error> {
+        let at = cert.referenced;
+        let c = cert.value;
+        if !is_label(&label) {
+            return Err(self.err(at, format!("`{label}` is not a certificate label: use letters, digits, '-' and '_'")));
+        }
+        let names_at = c.names.referenced;
+        let names = c.names.value;
+        if names.is_empty() {
+            return Err(self.err(names_at, format!("{host}/{label} has no names: list at least one DNS name")));
+        }
+        if names.len() > MAX_NAMES_PER_CERT {
+            return Err(self.err(names_at, format!("{host}/{label} has {} names; a certificate carries at most {MAX_NAMES_PER_CERT}: split it into several certificates", names.len())));
+        }
+        let mut seen = BTreeSet::new();
+        for n in &names {
+            if !seen.insert(n) {
+                return Err(self.err(names_at, format!("{host}/{label} lists `{n}` twice: remove one")));
+            }
+        }
+        if c.cert.is_none() && c.fullchain.is_none() {
+            return Err(self.err(at, format!("{host}/{label} says where the key goes but not the certificate: add `fullchain:` (and/or `cert:`) with the path the service reads")));
+        }
+        let mut paths = vec![&c.key];
+        paths.extend(c.cert.iter().chain(c.chain.iter()).chain(c.fullchain.iter()));
+        let unique: BTreeSet<_> = paths.iter().collect();
+        if unique.len() != paths.len() {
+            return Err(self.err(at, format!("{host}/{label} uses one path for two files: key, cert, chain and fullchain need distinct paths")));
+        }
+        let key_mode = c.key_mode.or(d.key_mode).unwrap_or(FileMode::try_from("0600".to_string()).expect("constant mode"));
+        if key_mode.bits() & 0o007 != 0 {
+            return Err(self.err(at, format!("{host}/{label}: key_mode {} lets every user read or change the private key: use 0600 or 0640", key_mode.octal())));
+        }
+        let reload = match c.reload.or_else(|| d.reload.clone()) {
+            Some(r) if r.value.trim().is_empty() || r.value.contains('\0') => {
+                return Err(self.err(r.referenced, "reload is empty or holds a NUL byte: write the command that reloads the service, like `systemctl reload nginx`"));
+            }
+            r => r.map(|r| r.value),
+        };
+        Ok(CertSpec {
+            label,
+            names,
+            key_type: c.key_type.or(d.key_type).unwrap_or_default(),
+            key: c.key,
+            cert: c.cert,
+            chain: c.chain,
+            fullchain: c.fullchain,
+            owner: c.owner.or(d.owner.clone()),
+            group: c.group.or(d.group.clone()),
+            mode: c.mode.or(d.mode).unwrap_or(FileMode::try_from("0644".to_string()).expect("constant mode")),
+            key_mode,
+            reload,
+            renew: c.renew_before.or(d.renew_before).unwrap_or_default(),
+        })
+    }
+}
+
+/// `a.b`, `web-1`, `db_2`: names that can stand in ssh_config and messages without quoting.
+fn is_host_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && !s.starts_with(['-', '.'])
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+fn is_label(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+}
+
+/// `192.0.2.53`, `192.0.2.53:5353`, `[2001:db8::53]:53`, `2001:db8::53` (port 53 by default).
+fn socket_addr(s: &str) -> Option<SocketAddr> {
+    s.parse::<SocketAddr>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
+}

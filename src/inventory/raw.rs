@@ -1,0 +1,107 @@
+//! Serde structs that mirror the inventory YAML one to one. Values that have a meaning (names,
+//! paths, modes) are parsed into their validated types here, so a bad value is reported with
+//! the line and column where it stands. Defaults are applied in `model.rs`, not here.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::types::{AccountName, DnsName, FileMode, KeyType, RemotePath, RenewPolicy, Span};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInventory {
+    pub acme: RawAcme,
+    pub dns: RawDns,
+    #[serde(default)]
+    pub ssh: RawSsh,
+    #[serde(default)]
+    pub concurrency: Option<Spanned<usize>>,
+    #[serde(default)]
+    pub defaults: RawDefaults,
+    pub hosts: BTreeMap<String, Spanned<RawHost>>,
+    #[serde(default)]
+    pub groups: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcme {
+    pub directory: Spanned<String>,
+    #[serde(default)]
+    pub contact: Vec<Spanned<String>>,
+    pub trust_root: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    pub signing_zone: DnsName,
+    pub resolver: Option<Spanned<String>>,
+    pub ttl: Option<u32>,
+    pub propagation_timeout: Option<Span>,
+    pub rfc2136: Spanned<RawRfc2136>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRfc2136 {
+    pub server: Spanned<String>,
+    pub key_name: Option<String>,
+    pub algorithm: Option<Spanned<String>>,
+    pub secret_file: Option<PathBuf>,
+    pub secret_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSsh {
+    pub config: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+    pub identity: Option<PathBuf>,
+    pub connect_timeout: Option<Span>,
+}
+
+/// Settings every host and certificate inherits unless it sets its own.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDefaults {
+    pub user: Option<AccountName>,
+    pub port: Option<u16>,
+    pub key_type: Option<KeyType>,
+    pub renew_before: Option<RenewPolicy>,
+    pub owner: Option<AccountName>,
+    pub group: Option<AccountName>,
+    pub mode: Option<FileMode>,
+    pub key_mode: Option<FileMode>,
+    pub reload: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    pub address: Option<Spanned<String>>,
+    pub port: Option<u16>,
+    pub user: Option<AccountName>,
+    #[serde(default)]
+    pub certs: BTreeMap<String, Spanned<RawCert>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCert {
+    pub names: Spanned<Vec<DnsName>>,
+    pub key_type: Option<KeyType>,
+    pub key: RemotePath,
+    pub cert: Option<RemotePath>,
+    pub chain: Option<RemotePath>,
+    pub fullchain: Option<RemotePath>,
+    pub owner: Option<AccountName>,
+    pub group: Option<AccountName>,
+    pub mode: Option<FileMode>,
+    pub key_mode: Option<FileMode>,
+    pub reload: Option<Spanned<String>>,
+    pub renew_before: Option<RenewPolicy>,
+}

@@ -1,0 +1,142 @@
+use std::path::Path;
+
+use super::*;
+
+const GOOD: &str = r#"
+acme:
+  directory: letsencrypt-staging
+  contact: [mailto:ops@example.org]
+dns:
+  signing_zone: acme.example.net
+  resolver: 192.0.2.1
+  rfc2136: { server: "192.0.2.53:53", key_name: certorch, secret_file: tsig.key }
+defaults: { user: deploy, key_type: ecdsa-p384, renew_before: 30d }
+hosts:
+  web1.example.org:
+    address: 192.0.2.10
+    certs:
+      www:
+        names: [www.example.org, Example.org]
+        key: /etc/ssl/private/www.key
+        fullchain: /etc/ssl/certs/www.pem
+        reload: systemctl reload nginx
+  web2.example.org:
+    user: root
+    port: 2222
+    certs:
+      www:
+        names: [www2.example.org]
+        key_type: rsa-2048
+        key: /etc/ssl/private/www.key
+        cert: /etc/ssl/certs/www.crt
+groups:
+  web: [web1.example.org, web2.example.org]
+"#;
+
+fn parse_at(text: &str) -> Result<Inventory, Error> {
+    parse(text, Path::new("/etc/certorch/inventory.yaml"))
+}
+
+#[test]
+fn a_good_inventory_applies_defaults() {
+    let inv = parse_at(GOOD).unwrap();
+    assert_eq!(inv.acme.directory, super::model::LETSENCRYPT_STAGING);
+    assert_eq!(inv.hosts.len(), 2);
+    let w1 = &inv.hosts[0];
+    assert_eq!((w1.address.as_str(), w1.port, w1.user.as_str()), ("192.0.2.10", 22, "deploy"));
+    let c = &w1.certs[0];
+    assert_eq!(c.names[1].as_str(), "example.org");
+    assert_eq!(c.key_type, KeyType::EcdsaP384);
+    assert_eq!(c.key_mode.octal(), "0600");
+    assert_eq!(c.mode.octal(), "0644");
+    assert_eq!(inv.dns.rfc2136.server.to_string(), "192.0.2.53:53");
+    match &inv.dns.rfc2136.secret {
+        SecretSource::File(p) => assert_eq!(p, Path::new("/etc/certorch/tsig.key")),
+        other => panic!("{other:?}"),
+    }
+    let w2 = &inv.hosts[1];
+    assert_eq!((w2.address.as_str(), w2.port, w2.user.as_str()), ("web2.example.org", 2222, "root"));
+    assert_eq!(w2.certs[0].key_type, KeyType::Rsa2048);
+    assert_eq!(inv.groups["web"].len(), 2);
+}
+
+/// Each bad value is reported at its own line and column with what to write instead.
+#[test]
+fn errors_name_line_column_and_fix() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("names: [www.example.org, Example.org]", "names: [www.example.org, \"a.example.org;touch /tmp/x\"]", "15:34: `a.example.org;touch"),
+        ("key: /etc/ssl/private/www.key\n        fullchain", "key: etc/ssl/private/www.key\n        fullchain", "16:"),
+        ("key_type: rsa-2048", "key_type: dsa-1024", "25:"),
+        ("web: [web1.example.org, web2.example.org]", "web: [web1.example.org, web9.example.org]", "29:"),
+        ("defaults: { user: deploy", "defaults: { usr: deploy", "9:"),
+    ];
+    for (from, to, at) in cases {
+        assert!(GOOD.contains(from), "{from}");
+        let text = GOOD.replacen(from, to, 1);
+        let err = parse_at(&text).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("/etc/certorch/inventory.yaml:{at}")), "{to}: {err}");
+    }
+}
+
+#[test]
+fn error_texts() {
+    let text = GOOD.replacen("names: [www.example.org, Example.org]", "names: [\"a.example.org;touch /tmp/x\"]", 1);
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(err.contains("is not a valid DNS name"), "{err}");
+    assert!(err.contains("write a DNS name like"), "{err}");
+
+    let text = GOOD.replacen("        fullchain: /etc/ssl/certs/www.pem\n", "", 1);
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(err.contains("add `fullchain:`"), "{err}");
+
+    let text = GOOD.replacen("web2.example.org]", "web9.example.org]", 1);
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(err.ends_with("group `web` lists `web9.example.org`, which is not under hosts: add the host or remove it from the group"), "{err}");
+
+    let text = GOOD.replacen("secret_file: tsig.key", "secret_file: tsig.key, secret_env: X", 1);
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(err.contains("exactly one of secret_file"), "{err}");
+
+    let text = GOOD.replacen("key: /etc/ssl/private/www.key\n        cert:", "key: /etc/ssl/certs/www.crt\n        cert:", 1);
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(err.contains("distinct paths"), "{err}");
+}
+
+#[test]
+fn hundred_names_at_most() {
+    let names: Vec<String> = (0..101).map(|i| format!("n{i}.example.org")).collect();
+    let text = GOOD.replacen("[www.example.org, Example.org]", &format!("[{}]", names.join(", ")), 1);
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(err.contains("at most 100"), "{err}");
+}
+
+#[test]
+fn selection() {
+    let inv = parse_at(GOOD).unwrap();
+    let all = inv.select(&[]).unwrap();
+    assert_eq!(all.len(), 2);
+    let g = inv.select(&["web".into()]).unwrap();
+    assert_eq!(g.len(), 2);
+    let one = inv.select(&["web2.example.org/www".into()]).unwrap();
+    assert_eq!(one, vec![Target { host: 1, cert: Some("www".into()) }]);
+    let glob = inv.select(&["web1*".into()]).unwrap();
+    assert_eq!(glob, vec![Target { host: 0, cert: None }]);
+    assert!(inv.select(&["db1".into()]).unwrap_err().to_string().contains("no host, group or certificate matches `db1`"));
+    assert!(inv.select(&["web1.example.org/nope".into()]).is_err());
+}
+
+/// The inventories shipped under inventory/ load as they are.
+#[test]
+fn shipped_examples_load() {
+    for name in ["example.yaml", "sandbox.yaml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory").join(name);
+        let inv = load(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!inv.hosts.is_empty(), "{name}");
+    }
+    let sandbox = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory/sandbox.yaml")).unwrap();
+    // The merge key carries the paths; the override changes only what it names.
+    let h3 = &sandbox.hosts[2].certs[0];
+    assert_eq!(h3.key.as_str(), "/etc/ssl/private/www.key");
+    assert_eq!(h3.key_type, KeyType::Rsa2048);
+    assert_eq!(h3.names[0].as_str(), "host3.example.test");
+}
