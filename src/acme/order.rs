@@ -1,0 +1,153 @@
+//! One ACME order per certificate: opened with the inventory's names, answered by dns-01,
+//! finalized with the CSR the host made (RFC 8555 §7.4).
+
+use std::time::Duration;
+
+use instant_acme::{Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus, RetryPolicy};
+
+use super::Error;
+use crate::inventory::DnsName;
+use crate::x509::{self, CertInfo, CheckedCsr};
+
+/// How long to wait for the CA to validate, and then to issue.
+const VALIDATION_TIMEOUT: Duration = Duration::from_secs(180);
+const ISSUANCE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A dns-01 challenge the CA wants answered: the TXT value for `_acme-challenge.<identifier>`.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    /// The identifier as ordered (`*.example.org` for a wildcard).
+    pub identifier: String,
+    /// base64url(SHA-256(key authorization)) (RFC 8555 §8.4).
+    pub value: String,
+}
+
+/// An order whose challenges are known but not yet answered.
+pub struct OpenOrder {
+    pub order: Order,
+    pub url: String,
+    /// Pending challenges; names whose authorization is already valid have none.
+    pub challenges: Vec<Challenge>,
+}
+
+/// Opens an order for `names` and collects the dns-01 values it needs.
+pub async fn open(account: &Account, directory: &str, names: &[DnsName]) -> Result<OpenOrder, Error> {
+    let identifiers: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.as_str().to_string())).collect();
+    let mut order = account
+        .new_order(&NewOrder::new(&identifiers))
+        .await
+        .map_err(|e| Error::from_acme(directory, "a new order", e))?;
+    let url = order.url().to_string();
+    let mut challenges = Vec::new();
+    let mut authzs = order.authorizations();
+    while let Some(authz) = authzs.next().await {
+        let mut authz = authz.map_err(|e| Error::from_acme(directory, "fetching an authorization", e))?;
+        match authz.status {
+            AuthorizationStatus::Valid => continue,
+            AuthorizationStatus::Pending => {}
+            other => {
+                return Err(Error::Refused {
+                    directory: directory.into(),
+                    step: "the order",
+                    detail: format!("authorization for {} is {other:?}", authz.identifier()),
+                });
+            }
+        }
+        let identifier = authz.identifier().to_string();
+        let challenge = authz.challenge(ChallengeType::Dns01).ok_or_else(|| Error::Refused {
+            directory: directory.into(),
+            step: "the order",
+            detail: format!("the CA offers no dns-01 challenge for {identifier}"),
+        })?;
+        challenges.push(Challenge {
+            identifier,
+            value: challenge.key_authorization().dns_value(),
+        });
+    }
+    Ok(OpenOrder { order, url, challenges })
+}
+
+/// Tells the CA every pending dns-01 challenge of the order is ready to be checked.
+pub async fn set_ready(order: &mut Order, directory: &str) -> Result<(), Error> {
+    let mut authzs = order.authorizations();
+    while let Some(authz) = authzs.next().await {
+        let mut authz = authz.map_err(|e| Error::from_acme(directory, "fetching an authorization", e))?;
+        if authz.status != AuthorizationStatus::Pending {
+            continue;
+        }
+        if let Some(mut challenge) = authz.challenge(ChallengeType::Dns01) {
+            challenge
+                .set_ready()
+                .await
+                .map_err(|e| Error::from_acme(directory, "answering a challenge", e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Deactivates the order's pending authorizations (RFC 8555 §7.5.2), so nothing is left
+/// pending at the CA when a run gives up on an order. Best effort.
+pub async fn abandon(order: &mut Order) {
+    let mut authzs = order.authorizations();
+    while let Some(Ok(mut authz)) = authzs.next().await {
+        if authz.status == AuthorizationStatus::Pending {
+            let _ = authz.deactivate().await;
+        }
+    }
+}
+
+/// Waits for validation, finalizes with the host's CSR and downloads the chain; checks that
+/// the leaf certifies the host's key and every name.
+pub async fn finalize(
+    order: &mut Order,
+    directory: &str,
+    csr: &CheckedCsr,
+    names: &[DnsName],
+) -> Result<(CertInfo, Vec<Vec<u8>>), Error> {
+    let poll = RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(VALIDATION_TIMEOUT);
+    let status = order
+        .poll_ready(&poll)
+        .await
+        .map_err(|e| Error::from_acme(directory, "validating the challenges", e))?;
+    if status != OrderStatus::Ready {
+        return Err(Error::Refused {
+            directory: directory.into(),
+            step: "validating the challenges",
+            detail: challenge_errors(order).await,
+        });
+    }
+    order
+        .finalize_csr(&csr.der)
+        .await
+        .map_err(|e| Error::from_acme(directory, "finalizing the order", e))?;
+    let poll = RetryPolicy::new().timeout(ISSUANCE_TIMEOUT);
+    let pem = order
+        .poll_certificate(&poll)
+        .await
+        .map_err(|e| Error::from_acme(directory, "downloading the certificate", e))?;
+    let chain = x509::pem_certificates(pem.as_bytes()).map_err(Error::Chain)?;
+    let leaf_der = chain.first().ok_or_else(|| Error::Chain("the CA returned no certificate".into()))?;
+    let leaf = x509::cert_info(leaf_der).map_err(Error::Chain)?;
+    if leaf.spki != csr.spki {
+        return Err(Error::Chain("the issued certificate is not for the host's key".into()));
+    }
+    let missing: Vec<&str> = names.iter().map(DnsName::as_str).filter(|n| !leaf.names.contains(*n)).collect();
+    if !missing.is_empty() {
+        return Err(Error::Chain(format!("the issued certificate lacks {}", missing.join(", "))));
+    }
+    Ok((leaf, chain))
+}
+
+/// The CA's reasons for failed challenges, one per identifier.
+async fn challenge_errors(order: &mut Order) -> String {
+    let mut reasons = Vec::new();
+    let mut authzs = order.authorizations();
+    while let Some(Ok(authz)) = authzs.next().await {
+        for ch in &authz.challenges {
+            if let Some(p) = &ch.error {
+                reasons.push(format!("{}: {}", authz.identifier(), p.detail.as_deref().unwrap_or("no detail")));
+            }
+        }
+    }
+    if reasons.is_empty() { "the order became invalid".into() } else { reasons.join("; ") }
+}

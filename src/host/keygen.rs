@@ -1,0 +1,74 @@
+//! The host makes its own private key and CSR. The key is created under a temporary name with
+//! mode 0600 from its first byte (umask 077), then renamed to `<key>.certorch-new`, where it
+//! waits until its certificate arrives; the live key is untouched until then. Only the CSR is
+//! printed.
+
+use super::sh::Cmd;
+use super::{Error, STAGED};
+use crate::inventory::{CertSpec, KeyType};
+use crate::transport::Transport;
+use crate::x509::{self, CheckedCsr};
+
+/// `$1` key path, `$2` algorithm, `$3` pkeyopt, `$4` subject, `$5` subjectAltName value,
+/// `$6` key mode, `$7` owner, `$8` group, `$9` staged suffix.
+const SCRIPT: &str = r#"set -eu
+key=$1 staged=$1$9
+dir=${key%/*}
+[ -n "$dir" ] || dir=/
+[ -d "$dir" ] || (umask 022 && mkdir -p -- "$dir")
+umask 077
+tmp=$staged.$$
+trap 'rm -f -- "$tmp"' EXIT
+openssl genpkey -algorithm "$2" -pkeyopt "$3" -out "$tmp" >/dev/null
+if [ -n "$7" ] && [ -n "$8" ]; then chown -- "$7:$8" "$tmp"
+elif [ -n "$7" ]; then chown -- "$7" "$tmp"
+elif [ -n "$8" ]; then chgrp -- "$8" "$tmp"; fi
+chmod -- "$6" "$tmp"
+mv -f -- "$tmp" "$staged"
+trap - EXIT
+openssl req -new -key "$staged" -subj "$4" -addext "subjectAltName=$5" -outform PEM
+"#;
+
+fn genpkey_args(k: KeyType) -> (&'static str, &'static str) {
+    match k {
+        KeyType::EcdsaP256 => ("EC", "ec_paramgen_curve:P-256"),
+        KeyType::EcdsaP384 => ("EC", "ec_paramgen_curve:P-384"),
+        KeyType::Rsa2048 => ("RSA", "rsa_keygen_bits:2048"),
+        KeyType::Rsa3072 => ("RSA", "rsa_keygen_bits:3072"),
+        KeyType::Rsa4096 => ("RSA", "rsa_keygen_bits:4096"),
+    }
+}
+
+/// Has the host generate a fresh key for `spec` and return its CSR, checked against the
+/// inventory (names, key type, signature).
+pub async fn make_key_and_csr(t: &dyn Transport, spec: &CertSpec) -> Result<CheckedCsr, Error> {
+    let (alg, opt) = genpkey_args(spec.key_type);
+    // The CN is limited to 64 characters (RFC 5280 ub-common-name); CAs take the names from
+    // the SAN extension anyway, so an empty subject is fine for longer first names.
+    let first = spec.names[0].as_str();
+    let subject = if first.len() <= 64 { format!("/CN={first}") } else { "/".to_string() };
+    let san: Vec<String> = spec.names.iter().map(|n| format!("DNS:{n}")).collect();
+    let cmd = Cmd::script(SCRIPT, "certorch-keygen")
+        .arg(spec.key.as_str())
+        .arg(alg)
+        .arg(opt)
+        .arg(subject)
+        .arg(san.join(","))
+        .arg(spec.key_mode.octal())
+        .arg(spec.owner.as_ref().map_or("", |o| o.as_str()))
+        .arg(spec.group.as_ref().map_or("", |g| g.as_str()))
+        .arg(STAGED);
+    let out = t.run(&cmd, None).await?;
+    if !out.success() {
+        return Err(Error::failed(
+            "generating the key and CSR",
+            &out,
+            format!("check that openssl (1.1.1 or later) is installed on the host and {} is writable by the login user", spec.key),
+        ));
+    }
+    x509::check_csr(&out.stdout, &spec.names, spec.key_type).map_err(|reason| Error::Rejected {
+        step: "checking the host's CSR",
+        reason,
+        hint: "the host's openssl produced an unexpected request; check its version and configuration (openssl version -a) before running again".to_string(),
+    })
+}

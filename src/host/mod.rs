@@ -1,0 +1,54 @@
+//! What certorch does on a host, over a [`Transport`](crate::transport::Transport): look at the
+//! deployed certificate, have the host make its key and CSR, put files in place atomically,
+//! reload. Private key bytes never come back from any of these.
+
+pub mod files;
+pub mod inspect;
+pub mod keygen;
+pub mod sh;
+
+use crate::transport::{self, Output};
+
+/// A step on a host failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Transport(#[from] transport::Error),
+    #[error("{step} failed on the host (exit {code}): {stderr}")]
+    Failed {
+        step: &'static str,
+        code: String,
+        stderr: String,
+        hint: String,
+    },
+    #[error("{step}: {reason}")]
+    Rejected {
+        step: &'static str,
+        reason: String,
+        hint: String,
+    },
+}
+
+impl Error {
+    /// What the operator should do next.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Transport(e) => e.hint(),
+            Error::Failed { hint, .. } | Error::Rejected { hint, .. } => Some(hint.clone()),
+        }
+    }
+
+    pub(crate) fn failed(step: &'static str, out: &Output, hint: impl Into<String>) -> Error {
+        Error::Failed {
+            step,
+            code: out.code.map_or_else(|| "by signal".to_string(), |c| c.to_string()),
+            stderr: out.stderr_tail(),
+            hint: hint.into(),
+        }
+    }
+}
+
+/// Suffix of a file staged beside its live path, renamed into place on commit.
+pub const STAGED: &str = ".certorch-new";
+/// Suffix of the previous live file, kept for rollback.
+pub const PREVIOUS: &str = ".certorch-prev";

@@ -1,0 +1,69 @@
+//! How certorch reaches a host: run a prepared command, optionally feeding it standard input.
+//! Everything certorch does on a host goes through [`Transport`], so each transport is a small
+//! implementation and every feature works on each.
+
+pub mod openssh;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::host::sh::Cmd;
+
+/// What a remote command produced.
+#[derive(Debug)]
+pub struct Output {
+    /// The exit code; `None` when the command was killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+}
+
+impl Output {
+    /// True when the command exited 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// The last lines of stderr, for error messages.
+    pub fn stderr_tail(&self) -> String {
+        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let start = lines.len().saturating_sub(3);
+        let tail = lines[start..].join(" / ");
+        if tail.is_empty() { "no error output".to_string() } else { tail }
+    }
+}
+
+/// Why a host could not be reached or a command not run.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("cannot connect to {address}: {reason}")]
+    Connect {
+        address: String,
+        reason: String,
+        hint: String,
+    },
+    #[error("lost the connection while running {label}: {reason}")]
+    Command { label: String, reason: String },
+    #[error("an argument for {label} contains a NUL byte")]
+    Nul { label: String },
+}
+
+impl Error {
+    /// What the operator should do next.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Error::Connect { hint, .. } => Some(hint.clone()),
+            Error::Command { .. } => Some("check that the host is up and sshd is running, then run certorch again".into()),
+            Error::Nul { .. } => None,
+        }
+    }
+}
+
+/// A boxed future, so transports can be used as trait objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An open connection to one host; dropping it closes the connection.
+pub trait Transport: Send + Sync {
+    /// Runs `cmd` on the host; `stdin` is written to its standard input, then closed.
+    fn run<'a>(&'a self, cmd: &'a Cmd, stdin: Option<&'a [u8]>) -> BoxFuture<'a, Result<Output, Error>>;
+}

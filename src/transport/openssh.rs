@@ -1,0 +1,117 @@
+//! The OpenSSH client through the `openssh` crate with native multiplexing: one master
+//! connection per host, every command a channel on it. It honours the operator's ssh_config,
+//! agent, ProxyJump and known_hosts, and checks host keys strictly.
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use openssh::Stdio;
+
+use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
+use tokio::io::AsyncWriteExt;
+
+use super::{BoxFuture, Error, Output, Transport};
+use crate::host::sh::Cmd;
+use crate::inventory::{Host, SshConfig};
+
+/// The master stays up this long when idle, so a crashed run leaves no ssh process behind for
+/// long; a run's longest quiet stretch (propagation wait plus validation) is far shorter.
+const MASTER_IDLE: usize = 900;
+
+/// An open multiplexed session to one host.
+pub struct OpenSsh {
+    session: Session,
+}
+
+/// Connects to `host`; `control_dir` is a private (0700) directory for the control sockets.
+pub async fn connect(host: &Host, ssh: &SshConfig, control_dir: &Path) -> Result<OpenSsh, Error> {
+    let mut b = SessionBuilder::default();
+    b.known_hosts_check(KnownHosts::Strict)
+        .user(host.user.clone())
+        .port(host.port)
+        .connect_timeout(ssh.connect_timeout)
+        .server_alive_interval(std::time::Duration::from_secs(15))
+        .control_directory(control_dir)
+        .control_persist(ControlPersist::IdleFor(NonZeroUsize::new(MASTER_IDLE).expect("non-zero constant")));
+    if let Some(config) = &ssh.config {
+        b.config_file(config);
+    }
+    if let Some(known) = &ssh.known_hosts {
+        b.user_known_hosts_file(known);
+    }
+    if let Some(key) = &ssh.identity {
+        b.keyfile(key);
+    }
+    match b.connect_mux(&host.address).await {
+        Ok(session) => Ok(OpenSsh { session }),
+        Err(e) => Err(connect_error(&host.address, &e)),
+    }
+}
+
+/// Turns the ssh master's log into a reason and a next step.
+fn connect_error(address: &str, e: &openssh::Error) -> Error {
+    let mut reason = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        reason = format!("{reason}: {s}");
+        source = s.source();
+    }
+    let lower = reason.to_lowercase();
+    let hint = if lower.contains("host key verification failed")
+        || lower.contains("no matching host key")
+        || lower.contains("host key for")
+        || lower.contains("remote host identification has changed")
+    {
+        format!("the host key of {address} is unknown or has changed: verify the key out of band, then add it to known_hosts (ssh-keyscan {address} and compare the fingerprint)")
+    } else if lower.contains("permission denied") {
+        "the login was refused: check the user, and that certorch's key (agent or ssh.identity) is in the host's authorized_keys".to_string()
+    } else if lower.contains("timed out") || lower.contains("no route") || lower.contains("connection refused") {
+        format!("{address} does not answer on the SSH port: check that the host is up, sshd runs and the address and port in the inventory are right")
+    } else {
+        format!("try `ssh -v {address}` by hand with the same ssh_config to see why")
+    };
+    Error::Connect {
+        address: address.to_string(),
+        reason: one_line(&reason),
+        hint,
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl Transport for OpenSsh {
+    fn run<'a>(&'a self, cmd: &'a Cmd, stdin: Option<&'a [u8]>) -> BoxFuture<'a, Result<Output, Error>> {
+        Box::pin(async move {
+            let label = cmd.label().to_string();
+            let line = cmd.render().map_err(|_| Error::Nul { label: label.clone() })?;
+            let lost = |e: openssh::Error| Error::Command {
+                label: label.clone(),
+                reason: one_line(&e.to_string()),
+            };
+            // raw_command: the line is already quoted argument by argument by `sh::Cmd`.
+            let mut command = self.session.raw_command(line);
+            command
+                .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            let mut child = command.spawn().await.map_err(lost)?;
+            if let Some(data) = stdin {
+                if let Some(mut pipe) = child.stdin().take() {
+                    pipe.write_all(data).await.map_err(|e| Error::Command {
+                        label: label.clone(),
+                        reason: format!("writing standard input: {e}"),
+                    })?;
+                    pipe.shutdown().await.ok();
+                }
+            }
+            let out = child.wait_with_output().await.map_err(lost)?;
+            Ok(Output {
+                code: out.status.code(),
+                stdout: out.stdout,
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        })
+    }
+
+}

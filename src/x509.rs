@@ -1,0 +1,217 @@
+//! Reading the public material certorch handles: CSRs from hosts, certificates from the CA and
+//! from hosts. Nothing here ever sees a private key.
+
+use std::collections::BTreeSet;
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use x509_parser::certification_request::X509CertificationRequest;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::pem::Pem;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::public_key::PublicKey;
+
+use crate::inventory::{DnsName, KeyType};
+
+/// The facts about a certificate that decisions and reports need.
+#[derive(Debug, Clone)]
+pub struct CertInfo {
+    pub names: BTreeSet<String>,
+    pub key_type: Option<KeyType>,
+    /// DER of the SubjectPublicKeyInfo, to match keys and CSRs.
+    pub spki: Vec<u8>,
+    pub serial: String,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    /// SHA-256 of the DER, lower-case hex.
+    pub fingerprint: String,
+}
+
+/// Splits PEM text into the DER of each `CERTIFICATE` block, in order.
+pub fn pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    let mut out = Vec::new();
+    for item in Pem::iter_from_buffer(pem) {
+        let item = item.map_err(|e| format!("unreadable PEM: {e}"))?;
+        if item.label == "CERTIFICATE" {
+            out.push(item.contents);
+        }
+    }
+    Ok(out)
+}
+
+/// Parses one DER certificate.
+pub fn cert_info(der: &[u8]) -> Result<CertInfo, String> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("unreadable certificate: {e}"))?;
+    let mut names = BTreeSet::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
+            for n in &san.general_names {
+                if let GeneralName::DNSName(d) = n {
+                    names.insert(d.to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    let spki = cert.public_key().raw.to_vec();
+    Ok(CertInfo {
+        names,
+        key_type: key_type_of(cert.public_key()),
+        spki,
+        serial: cert.raw_serial_as_string().replace(':', ""),
+        not_before: cert.validity().not_before.to_datetime(),
+        not_after: cert.validity().not_after.to_datetime(),
+        fingerprint: hex(&Sha256::digest(der)),
+    })
+}
+
+fn key_type_of(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<KeyType> {
+    match spki.parsed().ok()? {
+        PublicKey::EC(point) => match point.key_size() {
+            256 => Some(KeyType::EcdsaP256),
+            384 => Some(KeyType::EcdsaP384),
+            _ => None,
+        },
+        PublicKey::RSA(rsa) => match rsa.key_size() {
+            2048 => Some(KeyType::Rsa2048),
+            3072 => Some(KeyType::Rsa3072),
+            4096 => Some(KeyType::Rsa4096),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A CSR that was checked against what the inventory asked for.
+#[derive(Debug, Clone)]
+pub struct CheckedCsr {
+    pub der: Vec<u8>,
+    /// DER of its SubjectPublicKeyInfo: the issued certificate must carry the same key.
+    pub spki: Vec<u8>,
+}
+
+/// Checks a CSR from a host: valid self-signature, exactly the requested names, the expected
+/// key type. The host could be compromised or its openssl odd; the CA would sign whatever we
+/// send, so this is the last point where a wrong request can be stopped.
+pub fn check_csr(pem: &[u8], names: &[DnsName], key_type: KeyType) -> Result<CheckedCsr, String> {
+    let der = match Pem::iter_from_buffer(pem).next() {
+        Some(Ok(p)) if p.label == "CERTIFICATE REQUEST" => p.contents,
+        _ => return Err("the host did not return a PEM certificate request".into()),
+    };
+    let (_, csr) = X509CertificationRequest::from_der(&der).map_err(|e| format!("unreadable CSR: {e}"))?;
+    csr.verify_signature().map_err(|_| "the CSR's signature does not verify".to_string())?;
+    let info = &csr.certification_request_info;
+    let mut got = BTreeSet::new();
+    if let Some(exts) = csr.requested_extensions() {
+        for ext in exts {
+            if let ParsedExtension::SubjectAlternativeName(san) = ext {
+                for n in &san.general_names {
+                    match n {
+                        GeneralName::DNSName(d) => {
+                            got.insert(d.to_ascii_lowercase());
+                        }
+                        other => return Err(format!("the CSR asks for a non-DNS name: {other}")),
+                    }
+                }
+            }
+        }
+    }
+    let want: BTreeSet<String> = names.iter().map(|n| n.as_str().to_string()).collect();
+    if got != want {
+        let extra: Vec<_> = got.difference(&want).cloned().collect();
+        let missing: Vec<_> = want.difference(&got).cloned().collect();
+        return Err(format!(
+            "the CSR's names differ from the inventory (extra: [{}], missing: [{}])",
+            extra.join(", "),
+            missing.join(", ")
+        ));
+    }
+    let actual = key_type_of(&info.subject_pki);
+    if actual != Some(key_type) {
+        let shown = actual.map_or("an unsupported key".to_string(), |k| k.to_string());
+        return Err(format!("the CSR carries {shown}, the inventory asks for {key_type}"));
+    }
+    Ok(CheckedCsr {
+        spki: info.subject_pki.raw.to_vec(),
+        der,
+    })
+}
+
+/// DER of the public key in a `PUBLIC KEY` PEM block (as `openssl pkey -pubout` prints it).
+pub fn pem_public_key(pem: &[u8]) -> Option<Vec<u8>> {
+    Pem::iter_from_buffer(pem)
+        .filter_map(Result::ok)
+        .find(|p| p.label == "PUBLIC KEY")
+        .map(|p| p.contents)
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Renders DER certificates as PEM.
+pub fn to_pem(ders: &[Vec<u8>]) -> String {
+    use base64::Engine;
+    let mut out = String::new();
+    for der in ders {
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        for chunk in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+    use std::str::FromStr;
+
+    /// A CSR made by the same openssl invocation hosts use.
+    fn openssl_csr(alg: &[&str], san: &str) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("k");
+        let st = Command::new("openssl").arg("genpkey").args(alg).arg("-out").arg(&key).status().unwrap();
+        assert!(st.success());
+        let out = Command::new("openssl")
+            .args(["req", "-new", "-subj", "/CN=a.example.org", "-addext"])
+            .arg(format!("subjectAltName={san}"))
+            .arg("-key")
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        out.stdout
+    }
+
+    fn names(n: &[&str]) -> Vec<DnsName> {
+        n.iter().map(|s| DnsName::from_str(s).unwrap()).collect()
+    }
+
+    #[test]
+    fn csr_checks() {
+        let ec = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
+        let pem = openssl_csr(&ec, "DNS:a.example.org,DNS:b.example.org");
+        let want = names(&["b.example.org", "a.example.org"]);
+        assert!(check_csr(&pem, &want, KeyType::EcdsaP256).is_ok());
+        let err = check_csr(&pem, &want, KeyType::EcdsaP384).unwrap_err();
+        assert_eq!(err, "the CSR carries ecdsa-p256, the inventory asks for ecdsa-p384");
+        let err = check_csr(&pem, &names(&["a.example.org"]), KeyType::EcdsaP256).unwrap_err();
+        assert_eq!(err, "the CSR's names differ from the inventory (extra: [b.example.org], missing: [])");
+        let pem = openssl_csr(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"], "DNS:a.example.org");
+        assert!(check_csr(&pem, &names(&["a.example.org"]), KeyType::Rsa2048).is_ok());
+        let pem = openssl_csr(&ec, "DNS:a.example.org,IP:127.0.0.1");
+        assert!(check_csr(&pem, &names(&["a.example.org"]), KeyType::EcdsaP256).unwrap_err().contains("non-DNS"));
+        assert!(check_csr(b"garbage", &want, KeyType::EcdsaP256).is_err());
+    }
+
+    #[test]
+    fn pem_round_trip() {
+        let ders = vec![vec![1u8, 2, 3], vec![4u8; 100]];
+        assert_eq!(pem_certificates(to_pem(&ders).as_bytes()).unwrap(), ders);
+    }
+}
