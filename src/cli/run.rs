@@ -1,0 +1,82 @@
+//! `certorch run` and `certorch issue`: the same pipeline, `issue` forcing issuance.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use super::{Cli, Command, exit};
+use crate::inventory;
+use crate::report::{self, Lines};
+use crate::run::{self, Request};
+
+pub async fn execute(cli: Cli) -> u8 {
+    let inv = match inventory::load(&cli.inventory) {
+        Ok(inv) => inv,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let (patterns, force) = match &cli.command {
+        Command::Run { limit } => (limit.clone(), false),
+        Command::Issue { targets } => (targets.clone(), true),
+        Command::Generate { .. } => unreachable!("handled before the inventory is read"),
+    };
+    let targets = match inv.select(&patterns) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let state_dir = cli.state.clone().unwrap_or_else(super::default_state_dir);
+    let _lock = match lock(&state_dir) {
+        Ok(Some(l)) => l,
+        Ok(None) => {
+            eprintln!("error: another certorch run holds the lock on {}", state_dir.display());
+            eprintln!("  hint: wait for it to finish; cron runs that overlap are skipped safely");
+            return exit::LOCKED;
+        }
+        Err(e) => {
+            eprintln!("error: cannot use the state directory {}: {e}", state_dir.display());
+            eprintln!("  hint: create it or pass --state with a writable directory");
+            return exit::USAGE;
+        }
+    };
+    let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);
+    let reporter = Lines::new(cli.verbose);
+    let summary = run::run(
+        &Request {
+            inventory: &inv,
+            targets: &targets,
+            force,
+            state_dir: &state_dir,
+            concurrency,
+        },
+        &reporter,
+    )
+    .await;
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    if cli.json {
+        let _ = serde_json::to_writer_pretty(&mut stdout, &summary);
+        let _ = writeln!(stdout);
+    } else {
+        let _ = report::render_text(&summary, &mut stdout, &mut stderr);
+    }
+    if summary.failed() { exit::SOME_FAILED } else { exit::OK }
+}
+
+/// Takes the run lock in `state`; `None` when another process holds it. The lock lives as long
+/// as the returned file and is released by the kernel if the process dies.
+fn lock(state: &Path) -> std::io::Result<Option<fs::File>> {
+    fs::create_dir_all(state)?;
+    fs::set_permissions(state, fs::Permissions::from_mode(0o700))?;
+    let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(state.join("lock"))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(fs::TryLockError::WouldBlock) => Ok(None),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
+}

@@ -1,0 +1,35 @@
+//! certorch: build the runtime, run the command line, turn the outcome into an exit code.
+
+mod acme;
+mod cli;
+mod dns;
+mod host;
+mod inventory;
+mod limits;
+mod plan;
+mod report;
+mod run;
+mod secret;
+mod transport;
+mod x509;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let filter = if cli.verbose { "certorch=debug" } else { "certorch=warn" };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("CERTORCH_LOG").unwrap_or_else(|_| filter.into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(cli::exit::USAGE);
+        }
+    };
+    ExitCode::from(runtime.block_on(cli::main(cli)))
+}

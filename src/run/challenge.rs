@@ -1,0 +1,291 @@
+//! dns-01 for the whole run: preflight of every `_acme-challenge` CNAME, one publish of every
+//! TXT value, one propagation wait on every authoritative server of the signing zone, then
+//! validation and finalization per order, and withdrawal of the records whatever happened.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use hickory_proto::rr::Name;
+
+use super::{Due, Issued, Ordered};
+use crate::acme;
+use crate::dns::{self, lookup, propagation, publisher::Publisher, publisher::rfc2136::Rfc2136, tsig::TsigKey, txt::TxtRecord, txt::TxtSet};
+use crate::inventory::{Inventory, SecretSource};
+use crate::limits;
+use crate::report::{Event, Outcome, Reporter, RunSummary, Stage};
+
+/// The DNS side of a run: where to look names up and how to publish.
+pub struct DnsHandles {
+    resolver: SocketAddr,
+    zone: Name,
+    publisher: Rfc2136,
+    ttl: u32,
+    propagation_timeout: Duration,
+}
+
+/// A failure before any host-specific work: message and hint.
+pub struct Setup(pub String, pub Option<String>);
+
+const DNS_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl DnsHandles {
+    /// Loads the TSIG key and picks the resolver.
+    pub async fn new(inv: &Inventory) -> Result<DnsHandles, Setup> {
+        let cfg = &inv.dns;
+        let rfc = &cfg.rfc2136;
+        let alg = match rfc.algorithm.as_deref() {
+            None => None,
+            Some(a) => Some(a.parse::<dns::tsig::TsigAlgorithm>().map_err(|e| Setup(e.to_string(), None))?),
+        };
+        let key = match &rfc.secret {
+            SecretSource::File(path) => TsigKey::load(path, rfc.key_name.as_deref(), alg),
+            SecretSource::Env(var) => match std::env::var(var) {
+                Ok(b64) => TsigKey::from_base64(
+                    rfc.key_name.as_deref().unwrap_or("certorch"),
+                    alg.unwrap_or_default(),
+                    b64.trim(),
+                ),
+                Err(_) => {
+                    return Err(Setup(
+                        format!("the TSIG secret variable {var} is not set"),
+                        Some(format!("export {var} with the base64 secret before running certorch (cron: set it in the crontab or a wrapper)")),
+                    ));
+                }
+            },
+        }
+        .map_err(|e| {
+            let hint = e.hint();
+            Setup(e.to_string(), hint)
+        })?;
+        let resolver = cfg.resolver.or_else(lookup::system_resolver).ok_or_else(|| {
+            Setup(
+                "no resolver: dns.resolver is not set and /etc/resolv.conf names no nameserver".into(),
+                Some("set dns.resolver in the inventory to a recursive resolver's address".into()),
+            )
+        })?;
+        let zone = Name::from_ascii(format!("{}.", cfg.signing_zone)).map_err(|e| Setup(e.to_string(), None))?;
+        Ok(DnsHandles {
+            resolver,
+            zone,
+            publisher: Rfc2136::new(rfc.server, key, DNS_TIMEOUT),
+            ttl: cfg.ttl,
+            propagation_timeout: cfg.propagation_timeout,
+        })
+    }
+
+    /// Adds and removes a probe TXT record with the configured key, so a refused key or a dead
+    /// server stops the run before any order is opened at the CA.
+    pub async fn probe(&self) -> Result<(), Setup> {
+        let name = Name::from_ascii(format!("_certorch-probe.{}", self.zone)).map_err(|e| Setup(e.to_string(), None))?;
+        let mut set = TxtSet::new(self.ttl);
+        set.insert(TxtRecord {
+            zone: self.zone.clone(),
+            name,
+            value: format!("certorch probe {}", std::process::id()),
+        });
+        let fail = |e: dns::Error| {
+            let hint = e.hint();
+            Setup(e.to_string(), hint)
+        };
+        self.publisher.publish(&set).await.map_err(fail)?;
+        self.publisher.withdraw(&set).await.map_err(fail)
+    }
+
+    /// Where `_acme-challenge.<name>` leads, if that is inside the signing zone.
+    async fn target(&self, name: &crate::inventory::DnsName) -> Result<Name, (String, String)> {
+        let challenge = Name::from_ascii(format!("{}.", name.challenge_name())).map_err(|e| (e.to_string(), String::new()))?;
+        let suggested = format!("{}.{}.", name.as_str().trim_start_matches("*."), self.zone.to_ascii().trim_end_matches('.'));
+        let record = format!("{challenge} IN CNAME {suggested}");
+        let chain = lookup::follow_cnames(self.resolver, &challenge, limits::MAX_CNAME_HOPS)
+            .await
+            .map_err(|e| (format!("looking up {challenge}: {e}"), e.hint().unwrap_or_default()))?;
+        match chain.last() {
+            None => Err((
+                format!("{challenge} has no CNAME into the signing zone {}", self.zone),
+                format!("add this record to the zone of {}: {record}", name.as_str().trim_start_matches("*.")),
+            )),
+            Some(end) if self.zone.zone_of(end) => Ok(end.clone()),
+            Some(end) => Err((
+                format!("{challenge} leads to {end}, outside the signing zone {}", self.zone),
+                format!("replace it with: {record}"),
+            )),
+        }
+    }
+}
+
+/// A due certificate with the TXT name each of its names' challenges is published at.
+pub(crate) struct Routed<'a> {
+    pub due: Due<'a>,
+    /// Name (without `*.`) → TXT owner name in the signing zone.
+    pub targets: BTreeMap<String, Name>,
+}
+
+/// Checks every name's CNAME before any order is opened.
+pub(crate) async fn preflight<'a>(
+    dns: &DnsHandles,
+    due: Vec<Due<'a>>,
+    reporter: &dyn Reporter,
+    concurrency: usize,
+) -> (Vec<Routed<'a>>, Vec<Outcome>) {
+    let results: Vec<Result<Routed, Outcome>> = futures::stream::iter(due)
+        .map(|d| async move {
+            d.item.stage(reporter, Stage::Preflight);
+            let mut targets = BTreeMap::new();
+            let mut problems = Vec::new();
+            let mut hints = Vec::new();
+            for name in &d.item.spec.names {
+                let base = name.as_str().trim_start_matches("*.").to_string();
+                if targets.contains_key(&base) {
+                    continue;
+                }
+                match dns.target(name).await {
+                    Ok(t) => {
+                        targets.insert(base, t);
+                    }
+                    Err((problem, hint)) => {
+                        problems.push(problem);
+                        hints.push(hint);
+                    }
+                }
+            }
+            if problems.is_empty() {
+                Ok(Routed { due: d, targets })
+            } else {
+                Err(d.item.fail(Stage::Preflight, problems.join("; "), Some(hints.join("; "))))
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for r in results {
+        match r {
+            Ok(r) => ok.push(r),
+            Err(f) => failed.push(f),
+        }
+    }
+    (ok, failed)
+}
+
+/// Publishes every TXT value of the run, waits once for every authoritative server, has the
+/// CA validate and finalizes each order, then withdraws the records.
+pub(crate) async fn answer<'a>(
+    dns: &DnsHandles,
+    inv: &Inventory,
+    mut ordered: Vec<Ordered<'a>>,
+    reporter: &dyn Reporter,
+    concurrency: usize,
+    summary: &mut RunSummary,
+) -> Vec<Issued<'a>> {
+    let directory = &inv.acme.directory;
+    let mut set = TxtSet::new(dns.ttl);
+    for o in &ordered {
+        for ch in &o.open.challenges {
+            let base = ch.identifier.trim_start_matches("*.");
+            // Preflight routed every name of the order; an identifier the CA added would be a
+            // CA bug, and publishing nothing for it makes that order fail validation visibly.
+            if let Some(target) = o.keyed.routed.targets.get(base) {
+                set.insert(TxtRecord {
+                    zone: dns.zone.clone(),
+                    name: target.clone(),
+                    value: ch.value.clone(),
+                });
+            }
+        }
+    }
+
+    if !set.is_empty() {
+        for o in &ordered {
+            o.keyed.routed.due.item.stage(reporter, Stage::Publish);
+        }
+        if let Err(e) = dns.publisher.publish(&set).await {
+            let hint = e.hint();
+            give_up(ordered, Stage::Publish, &e.to_string(), hint, summary).await;
+            // A partial update is possible over several messages; withdraw is idempotent.
+            let _ = dns.publisher.withdraw(&set).await;
+            return Vec::new();
+        }
+        for o in &ordered {
+            o.keyed.routed.due.item.stage(reporter, Stage::Wait);
+        }
+        let waited = wait(dns, &set, reporter).await;
+        if let Err((error, hint)) = waited {
+            give_up(ordered, Stage::Wait, &error, hint, summary).await;
+            withdraw(dns, &set, summary).await;
+            return Vec::new();
+        }
+    }
+
+    let results: Vec<Result<Issued, Outcome>> = futures::stream::iter(ordered.drain(..))
+        .map(|mut o| async move {
+            o.keyed.routed.due.item.stage(reporter, Stage::Validate);
+            let names = &o.keyed.routed.due.item.spec.names;
+            let r = async {
+                acme::order::set_ready(&mut o.open.order, directory).await?;
+                acme::order::finalize(&mut o.open.order, directory, &o.keyed.csr, names).await
+            }
+            .await;
+            match r {
+                Ok((leaf, chain)) => Ok(Issued { keyed: o.keyed, leaf, chain }),
+                Err(e) => {
+                    acme::order::abandon(&mut o.open.order).await;
+                    super::deploy::discard_key(&o.keyed).await;
+                    let hint = e.hint();
+                    Err(o.keyed.routed.due.item.fail(Stage::Validate, format!("{e} (order {})", o.open.url), hint))
+                }
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    if !set.is_empty() {
+        withdraw(dns, &set, summary).await;
+    }
+    super::split(results, summary)
+}
+
+async fn wait(dns: &DnsHandles, set: &TxtSet, reporter: &dyn Reporter) -> Result<(), (String, Option<String>)> {
+    let servers = lookup::authoritative_servers(dns.resolver, &dns.zone)
+        .await
+        .map_err(|e| (format!("finding the name servers of {}: {e}", dns.zone), e.hint()))?;
+    let mut by_zone = BTreeMap::new();
+    by_zone.insert(dns.zone.clone(), servers);
+    let progress = |s: &propagation::PropagationStatus| {
+        reporter.event(Event::Info(&format!("propagation: {s}")));
+    };
+    propagation::wait_for(set, &by_zone, dns.propagation_timeout, limits::PROPAGATION_POLL, &progress)
+        .await
+        .map(|evidence| {
+            for (server, after) in &evidence.ready_after {
+                reporter.event(Event::Info(&format!("propagation: {server} served every value after {:.1}s", after.as_secs_f32())));
+            }
+        })
+        .map_err(|e| {
+            (
+                e.to_string(),
+                Some(e.hint().unwrap_or_else(|| "check that every name server of the signing zone receives updates (NOTIFY, zone transfers) and run again".into())),
+            )
+        })
+}
+
+async fn withdraw(dns: &DnsHandles, set: &TxtSet, summary: &mut RunSummary) {
+    if let Err(e) = dns.publisher.withdraw(set).await {
+        summary.warnings.push(format!(
+            "could not remove {} TXT record(s) from {}: {e}; they are harmless but should be removed (the next run retries)",
+            set.len(),
+            dns.zone
+        ));
+    }
+}
+
+/// Fails every order of the run at `stage`, leaving nothing pending at the CA or on hosts.
+async fn give_up(ordered: Vec<Ordered<'_>>, stage: Stage, error: &str, hint: Option<String>, summary: &mut RunSummary) {
+    for mut o in ordered {
+        acme::order::abandon(&mut o.open.order).await;
+        super::deploy::discard_key(&o.keyed).await;
+        summary.outcomes.push(o.keyed.routed.due.item.fail(stage, error, hint.clone()));
+    }
+}
