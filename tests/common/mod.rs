@@ -1,0 +1,299 @@
+//! The real test bed for integration tests: Pebble, BIND, Unbound and several sshd hosts,
+//! started by `testbed/bed` on an address block of its own (127.N.0.x) and stopped on drop.
+//! Tests drive the real `certorch` binary against it.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Where the bed script lives.
+fn bed_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/bed")
+}
+
+/// A running bed; everything it started is stopped when this is dropped.
+pub struct Bed {
+    pub dir: PathBuf,
+    pub net: u8,
+    pub env: HashMap<String, String>,
+    pub hosts: usize,
+    /// Holds the address block for this bed across test processes.
+    _net_lock: fs::File,
+}
+
+/// Claims a free 127.N.0.0/24 block: each bed holds a lock file for its N, so tests running in
+/// parallel (threads or processes) never share addresses.
+fn claim_net() -> (u8, fs::File) {
+    for net in 30u8..=250 {
+        let path = std::env::temp_dir().join(format!("certorch-bed-net-{net}.lock"));
+        let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).expect("lock file");
+        if f.try_lock().is_ok() {
+            return (net, f);
+        }
+    }
+    panic!("no free test bed address block (127.30-250.0.x all locked)");
+}
+
+impl Bed {
+    /// Starts a bed with `hosts` sshd hosts. Panics with the bed's own message if a part
+    /// cannot start: a test never skips.
+    pub fn up(hosts: usize) -> Bed {
+        let (net, lock) = claim_net();
+        let dir = std::env::temp_dir().join(format!("certorch-bed-{net}"));
+        let out = Command::new("bash")
+            .arg(bed_script())
+            .args(["up", "--dir"])
+            .arg(&dir)
+            .args(["--net", &net.to_string(), "--hosts", &hosts.to_string()])
+            .output()
+            .expect("run testbed/bed");
+        assert!(
+            out.status.success(),
+            "test bed failed to start:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env = parse_env(&fs::read_to_string(dir.join("env")).expect("bed env file"));
+        Bed { dir, net, env, hosts, _net_lock: lock }
+    }
+
+    /// A value from the bed's env file.
+    pub fn get(&self, key: &str) -> &str {
+        self.env.get(key).unwrap_or_else(|| panic!("bed env has no {key}"))
+    }
+
+    /// Host i's name (1-based).
+    pub fn host_name(&self, i: usize) -> String {
+        format!("host{i}.example.test")
+    }
+
+    /// Host i's address.
+    pub fn host_addr(&self, i: usize) -> String {
+        self.get(&format!("HOST{i}_ADDR")).to_string()
+    }
+
+    /// A directory of the test's own under the bed dir.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let p = self.dir.join("scratch").join(name);
+        fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    /// The common head of an inventory for this bed (acme, dns, ssh), with `tsig_file` as the
+    /// TSIG key file.
+    pub fn inventory_head(&self, tsig_file: &str) -> String {
+        format!(
+            r#"acme:
+  directory: {dir}
+  contact: [mailto:ops@example.test]
+  trust_root: {ca}
+dns:
+  signing_zone: signing.test
+  resolver: {resolver}
+  propagation_timeout: 30s
+  rfc2136:
+    server: {bind}:53
+    secret_file: {tsig}
+ssh:
+  config: {ssh}
+  connect_timeout: 5s
+"#,
+            dir = self.get("PEBBLE_DIRECTORY"),
+            ca = self.get("PEBBLE_CA"),
+            resolver = self.get("RESOLVER_ADDR"),
+            bind = self.get("BIND_ADDR"),
+            tsig = tsig_file,
+            ssh = self.get("SSH_CONFIG"),
+        )
+    }
+
+    /// The standard certificate block for host i: its own name and www, files under /etc/ssl.
+    pub fn www_cert(&self, i: usize) -> String {
+        format!(
+            r#"      www:
+        names: [host{i}.example.test, www.host{i}.example.test]
+        key: /etc/ssl/private/www.key
+        cert: /etc/ssl/certs/www.crt
+        chain: /etc/ssl/certs/www.chain.pem
+        fullchain: /etc/ssl/certs/www.pem
+        reload: "touch /root/reloaded-www"
+"#
+        )
+    }
+
+    /// An inventory with hosts 1..=n each carrying the standard `www` certificate.
+    pub fn standard_inventory(&self, n: usize) -> PathBuf {
+        let mut text = self.inventory_head(self.get("TSIG_KEY_FILE"));
+        text.push_str("hosts:\n");
+        for i in 1..=n {
+            text.push_str(&format!("  {}:\n    address: {}\n    certs:\n", self.host_name(i), self.host_addr(i)));
+            text.push_str(&self.www_cert(i));
+        }
+        self.write_inventory("inventory.yaml", &text)
+    }
+
+    /// Writes an inventory file into the bed dir.
+    pub fn write_inventory(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.scratch("inventories").join(name);
+        fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// The state directory the tests give certorch.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("scratch/state")
+    }
+
+    /// The temporary directory certorch runs with, so tests can check what it left there.
+    pub fn certorch_tmp(&self) -> PathBuf {
+        self.scratch("certorch-tmp")
+    }
+
+    /// Runs the real certorch binary with the bed's state directory.
+    pub fn certorch(&self, inventory: &Path, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_certorch"))
+            .arg("--inventory")
+            .arg(inventory)
+            .arg("--state")
+            .arg(self.state_dir())
+            .args(args)
+            .env("TMPDIR", self.certorch_tmp())
+            .env_remove("CERTORCH_INVENTORY")
+            .env_remove("CERTORCH_STATE")
+            .output()
+            .expect("run certorch");
+        Run::from(out)
+    }
+
+    /// Runs a command on host i over the bed's ssh config.
+    pub fn ssh(&self, i: usize, command: &str) -> Output {
+        Command::new("ssh")
+            .arg("-F")
+            .arg(self.get("SSH_CONFIG"))
+            .arg(format!("root@{}", self.host_addr(i)))
+            .arg(command)
+            .output()
+            .expect("run ssh")
+    }
+
+    /// Like [`Bed::ssh`] but asserts success and returns stdout.
+    pub fn ssh_ok(&self, i: usize, command: &str) -> String {
+        let out = self.ssh(i, command);
+        assert!(
+            out.status.success(),
+            "on host{i}: `{command}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Stops host i's sshd, as if the host were down.
+    pub fn stop_host(&self, i: usize) {
+        let st = Command::new("bash")
+            .arg(bed_script())
+            .args(["stop-host", "--dir"])
+            .arg(&self.dir)
+            .args(["--host", &i.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success(), "stop-host {i}");
+    }
+
+    /// Pebble's current issuing root, from its management API.
+    pub fn pebble_root(&self) -> String {
+        let url = format!("{}/roots/0", self.get("PEBBLE_MGMT"));
+        let out = Command::new("curl")
+            .args(["-sf", "--cacert", self.get("PEBBLE_CA"), &url])
+            .output()
+            .expect("curl");
+        assert!(out.status.success(), "fetch {url}");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The TXT values at `name` on the bed's authoritative server.
+    pub fn txt(&self, name: &str) -> Vec<String> {
+        let out = Command::new("dig")
+            .args(["+short", "+norecurse", &format!("@{}", self.get("BIND_ADDR")), "TXT", name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim_matches('"').to_string()).collect()
+    }
+
+    /// Every TXT record in the signing zone, by AXFR-free means: ask for each host's names.
+    pub fn signing_zone_txt(&self) -> Vec<String> {
+        let mut all = Vec::new();
+        for i in 1..=self.hosts {
+            for prefix in ["", "www."] {
+                all.extend(self.txt(&format!("{prefix}host{i}.example.test.signing.test")));
+            }
+        }
+        all
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(bed_script()).args(["down", "--dir"]).arg(&self.dir).status();
+    }
+}
+
+fn parse_env(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').trim_matches('\'').to_string()))
+        .collect()
+}
+
+/// A finished certorch run.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Panics with the whole output unless the exit code is `code`.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// The `--json` document.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+    }
+}
+
+/// Every file under `dir`, recursively (following no links).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let p = e.path();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            out.extend(files_under(&p));
+        } else if ft.is_file() {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The base64 body of a PEM block, joined on one line, for searching.
+pub fn pem_body(pem: &str) -> String {
+    pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>()
+}

@@ -1,0 +1,147 @@
+//! End to end against the real bed: keys made on the hosts, dns-01 through the CNAME'd signing
+//! zone, chains pushed back; then a second run that has nothing to do.
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+
+use common::{Bed, files_under, pem_body};
+
+/// Verifies `fullchain` (leaf first) against `root` with openssl, as an operator would.
+fn verify_chain(bed: &Bed, root: &str, fullchain: &str, tag: &str) {
+    let dir = bed.scratch(&format!("verify-{tag}"));
+    let blocks: Vec<String> = fullchain
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .filter(|b| b.contains("BEGIN CERTIFICATE"))
+        .map(str::to_string)
+        .collect();
+    assert!(blocks.len() >= 2, "{tag}: the full chain has {} certificate(s)", blocks.len());
+    fs::write(dir.join("root.pem"), root).unwrap();
+    fs::write(dir.join("leaf.pem"), &blocks[0]).unwrap();
+    fs::write(dir.join("untrusted.pem"), blocks[1..].concat()).unwrap();
+    let out = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(dir.join("root.pem"))
+        .arg("-untrusted")
+        .arg(dir.join("untrusted.pem"))
+        .arg(dir.join("leaf.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{tag}: chain does not verify against Pebble's root: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn three_hosts_get_certificates_and_a_second_run_orders_nothing() {
+    let bed = Bed::up(3);
+    let inv = bed.standard_inventory(3);
+
+    let first = bed.certorch(&inv, &["--json", "run"]);
+    first.expect_code(0);
+    let doc = first.json();
+    assert_eq!(doc["orders"], 3, "{doc}");
+    let outcomes = doc["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 3);
+    for o in outcomes {
+        assert_eq!(o["result"], "issued", "{o}");
+        assert_eq!(o["reason"], "no certificate on the host", "{o}");
+    }
+
+    let root = bed.pebble_root();
+    let mut host_keys = Vec::new();
+    for i in 1..=3 {
+        let full = bed.ssh_ok(i, "cat /etc/ssl/certs/www.pem");
+        verify_chain(&bed, &root, &full, &format!("host{i}"));
+        // Leaf + chain files agree with the full chain.
+        let leaf = bed.ssh_ok(i, "cat /etc/ssl/certs/www.crt");
+        let chain = bed.ssh_ok(i, "cat /etc/ssl/certs/www.chain.pem");
+        assert_eq!(format!("{leaf}{chain}"), full, "host{i}: cert + chain != fullchain");
+        // The names asked for, on this host's own certificate.
+        let text = bed.ssh_ok(i, "openssl x509 -in /etc/ssl/certs/www.crt -noout -ext subjectAltName");
+        assert!(text.contains(&format!("DNS:host{i}.example.test")) && text.contains(&format!("DNS:www.host{i}.example.test")), "{text}");
+        // The key on the host matches the certificate and is 0600, owned by root.
+        let cert_pub = bed.ssh_ok(i, "openssl x509 -in /etc/ssl/certs/www.crt -noout -pubkey");
+        let key_pub = bed.ssh_ok(i, "openssl pkey -in /etc/ssl/private/www.key -pubout");
+        assert_eq!(cert_pub, key_pub, "host{i}: key does not match certificate");
+        assert_eq!(bed.ssh_ok(i, "stat -c '%a %U' /etc/ssl/private/www.key").trim(), "600 root");
+        assert_eq!(bed.ssh_ok(i, "stat -c '%a' /etc/ssl/certs/www.pem").trim(), "644");
+        assert!(bed.ssh_ok(i, "openssl pkey -in /etc/ssl/private/www.key -noout -text | head -1").contains("256 bit"));
+        // Reloaded, and nothing staged left behind.
+        bed.ssh_ok(i, "test -f /root/reloaded-www");
+        assert_eq!(bed.ssh_ok(i, "ls -a /etc/ssl/private /etc/ssl/certs | grep -c certorch || true").trim(), "0");
+        host_keys.push(bed.ssh_ok(i, "cat /etc/ssl/private/www.key"));
+    }
+
+    // No TXT record is left in the signing zone.
+    assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
+
+    // No private key material on the bastion: not in the state dir, certorch's temp dir, or
+    // anything it printed.
+    let mut bastion_files = files_under(&bed.state_dir());
+    bastion_files.extend(files_under(&bed.certorch_tmp()));
+    assert!(!bastion_files.is_empty(), "the state dir should hold the ACME account");
+    for key in &host_keys {
+        let body = pem_body(key);
+        assert!(body.len() > 100);
+        let needle = &body[20..80];
+        for f in &bastion_files {
+            let data = fs::read(f).unwrap();
+            assert!(!String::from_utf8_lossy(&data).contains(needle), "host key material in {}", f.display());
+        }
+        assert!(!first.stdout.contains(needle) && !first.stderr.contains(needle));
+    }
+    for f in &bastion_files {
+        let text = String::from_utf8_lossy(&fs::read(f).unwrap()).into_owned();
+        assert!(!text.contains("PRIVATE KEY"), "a PEM private key in {}", f.display());
+    }
+    assert!(files_under(&bed.certorch_tmp()).is_empty(), "certorch left files in TMPDIR");
+    // The account file is private.
+    for f in files_under(&bed.state_dir().join("accounts")) {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600, "{}", f.display());
+    }
+
+    // A second run right after: everything current, no order opened, nothing reloaded.
+    for i in 1..=3 {
+        bed.ssh_ok(i, "rm /root/reloaded-www");
+    }
+    let second = bed.certorch(&inv, &["--json", "run"]);
+    second.expect_code(0);
+    let doc = second.json();
+    assert_eq!(doc["orders"], 0, "{doc}");
+    for o in doc["outcomes"].as_array().unwrap() {
+        assert_eq!(o["result"], "current", "{o}");
+    }
+    for i in 1..=3 {
+        assert!(!bed.ssh(i, "test -f /root/reloaded-www").status.success(), "host{i} reloaded on a no-op run");
+    }
+}
+
+#[test]
+fn issue_forces_one_certificate_and_replaces_the_key() {
+    let bed = Bed::up(2);
+    let inv = bed.standard_inventory(2);
+    bed.certorch(&inv, &["run"]).expect_code(0);
+    let before1 = bed.ssh_ok(1, "openssl x509 -in /etc/ssl/certs/www.crt -noout -serial -pubkey");
+    let before2 = bed.ssh_ok(2, "openssl x509 -in /etc/ssl/certs/www.crt -noout -serial");
+
+    let again = bed.certorch(&inv, &["--json", "issue", "host1.example.test/www"]);
+    again.expect_code(0);
+    let doc = again.json();
+    assert_eq!(doc["orders"], 1, "{doc}");
+    assert_eq!(doc["outcomes"][0]["reason"], "issued on request");
+
+    let after1 = bed.ssh_ok(1, "openssl x509 -in /etc/ssl/certs/www.crt -noout -serial -pubkey");
+    assert_ne!(before1, after1, "host1 got no new certificate and key");
+    assert_eq!(before2, bed.ssh_ok(2, "openssl x509 -in /etc/ssl/certs/www.crt -noout -serial"), "host2 was touched");
+    // The previous files are kept for rollback, and the new key still matches.
+    bed.ssh_ok(1, "test -f /etc/ssl/certs/www.pem.certorch-prev && test -f /etc/ssl/private/www.key.certorch-prev");
+    let cert_pub = bed.ssh_ok(1, "openssl x509 -in /etc/ssl/certs/www.crt -noout -pubkey");
+    assert_eq!(cert_pub, bed.ssh_ok(1, "openssl pkey -in /etc/ssl/private/www.key -pubout"));
+    assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
+}
