@@ -41,7 +41,8 @@ pub fn pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 
 /// Parses one DER certificate.
 pub fn cert_info(der: &[u8]) -> Result<CertInfo, String> {
-    let (_, cert) = X509Certificate::from_der(der).map_err(|e| format!("unreadable certificate: {e}"))?;
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| format!("unreadable certificate: {e}"))?;
     let mut names = BTreeSet::new();
     for ext in cert.extensions() {
         if let ParsedExtension::SubjectAlternativeName(san) = ext.parsed_extension() {
@@ -97,8 +98,10 @@ pub fn check_csr(pem: &[u8], names: &[DnsName], key_type: KeyType) -> Result<Che
         Some(Ok(p)) if p.label == "CERTIFICATE REQUEST" => p.contents,
         _ => return Err("the host did not return a PEM certificate request".into()),
     };
-    let (_, csr) = X509CertificationRequest::from_der(&der).map_err(|e| format!("unreadable CSR: {e}"))?;
-    csr.verify_signature().map_err(|_| "the CSR's signature does not verify".to_string())?;
+    let (_, csr) =
+        X509CertificationRequest::from_der(&der).map_err(|e| format!("unreadable CSR: {e}"))?;
+    csr.verify_signature()
+        .map_err(|_| "the CSR's signature does not verify".to_string())?;
     let info = &csr.certification_request_info;
     let mut got = BTreeSet::new();
     if let Some(exts) = csr.requested_extensions() {
@@ -128,7 +131,9 @@ pub fn check_csr(pem: &[u8], names: &[DnsName], key_type: KeyType) -> Result<Che
     let actual = key_type_of(&info.subject_pki);
     if actual != Some(key_type) {
         let shown = actual.map_or("an unsupported key".to_string(), |k| k.to_string());
-        return Err(format!("the CSR carries {shown}, the inventory asks for {key_type}"));
+        return Err(format!(
+            "the CSR carries {shown}, the inventory asks for {key_type}"
+        ));
     }
     Ok(CheckedCsr {
         spki: info.subject_pki.raw.to_vec(),
@@ -175,7 +180,13 @@ mod tests {
     fn openssl_csr(alg: &[&str], san: &str) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("k");
-        let st = Command::new("openssl").arg("genpkey").args(alg).arg("-out").arg(&key).status().unwrap();
+        let st = Command::new("openssl")
+            .arg("genpkey")
+            .args(alg)
+            .arg("-out")
+            .arg(&key)
+            .status()
+            .unwrap();
         assert!(st.success());
         let out = Command::new("openssl")
             .args(["req", "-new", "-subj", "/CN=a.example.org", "-addext"])
@@ -199,13 +210,26 @@ mod tests {
         let want = names(&["b.example.org", "a.example.org"]);
         assert!(check_csr(&pem, &want, KeyType::EcdsaP256).is_ok());
         let err = check_csr(&pem, &want, KeyType::EcdsaP384).unwrap_err();
-        assert_eq!(err, "the CSR carries ecdsa-p256, the inventory asks for ecdsa-p384");
+        assert_eq!(
+            err,
+            "the CSR carries ecdsa-p256, the inventory asks for ecdsa-p384"
+        );
         let err = check_csr(&pem, &names(&["a.example.org"]), KeyType::EcdsaP256).unwrap_err();
-        assert_eq!(err, "the CSR's names differ from the inventory (extra: [b.example.org], missing: [])");
-        let pem = openssl_csr(&["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"], "DNS:a.example.org");
+        assert_eq!(
+            err,
+            "the CSR's names differ from the inventory (extra: [b.example.org], missing: [])"
+        );
+        let pem = openssl_csr(
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+            "DNS:a.example.org",
+        );
         assert!(check_csr(&pem, &names(&["a.example.org"]), KeyType::Rsa2048).is_ok());
         let pem = openssl_csr(&ec, "DNS:a.example.org,IP:127.0.0.1");
-        assert!(check_csr(&pem, &names(&["a.example.org"]), KeyType::EcdsaP256).unwrap_err().contains("non-DNS"));
+        assert!(
+            check_csr(&pem, &names(&["a.example.org"]), KeyType::EcdsaP256)
+                .unwrap_err()
+                .contains("non-DNS")
+        );
         assert!(check_csr(b"garbage", &want, KeyType::EcdsaP256).is_err());
     }
 

@@ -8,7 +8,11 @@ use std::process::Command;
 use common::Bed;
 
 fn certorch(args: &[&str]) -> common::Run {
-    Command::new(env!("CARGO_BIN_EXE_certorch")).args(args).output().unwrap().into()
+    Command::new(env!("CARGO_BIN_EXE_certorch"))
+        .args(args)
+        .output()
+        .unwrap()
+        .into()
 }
 
 #[test]
@@ -32,7 +36,13 @@ hosts:
     )
     .unwrap();
     let state = dir.path().join("state");
-    let run = certorch(&["--inventory", inv.to_str().unwrap(), "--state", state.to_str().unwrap(), "run"]);
+    let run = certorch(&[
+        "--inventory",
+        inv.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+        "run",
+    ]);
     run.expect_code(2);
     let want = format!(
         "error: {}:9:17: `a.example.org;touch /tmp/certorch-hostile` is not a valid DNS name: write a DNS name like www.example.org (letters, digits, '-' and dots; '*.' only as the first label)\n",
@@ -40,7 +50,10 @@ hosts:
     );
     assert_eq!(run.stderr, want);
     assert!(!std::path::Path::new("/tmp/certorch-hostile").exists());
-    assert!(!state.exists(), "nothing is touched when the inventory is wrong");
+    assert!(
+        !state.exists(),
+        "nothing is touched when the inventory is wrong"
+    );
 }
 
 #[test]
@@ -67,11 +80,20 @@ fn paths_with_quotes_spaces_and_dollars_arrive_intact() {
     let mut names: Vec<&str> = listing.lines().collect();
     names.sort();
     assert_eq!(names, vec!["-full chain\"*.pem", "key; rm -rf x.pem"]);
-    assert!(!bed.ssh(1, "test -e /tmp/pwned").status.success(), "a path was run as shell");
+    assert!(
+        !bed.ssh(1, "test -e /tmp/pwned").status.success(),
+        "a path was run as shell"
+    );
     let key = format!("{dir}/key; rm -rf x.pem");
     let full = format!("{dir}/-full chain\"*.pem");
-    let a = bed.ssh_ok(1, &format!("openssl pkey -pubout -in {}", shell_quote(&key)));
-    let b = bed.ssh_ok(1, &format!("openssl x509 -noout -pubkey -in {}", shell_quote(&full)));
+    let a = bed.ssh_ok(
+        1,
+        &format!("openssl pkey -pubout -in {}", shell_quote(&key)),
+    );
+    let b = bed.ssh_ok(
+        1,
+        &format!("openssl x509 -noout -pubkey -in {}", shell_quote(&full)),
+    );
     assert_eq!(a, b);
 }
 

@@ -16,7 +16,11 @@ fn verify_chain(bed: &Bed, root: &str, fullchain: &str, tag: &str) {
         .filter(|b| b.contains("BEGIN CERTIFICATE"))
         .map(str::to_string)
         .collect();
-    assert!(blocks.len() >= 2, "{tag}: the full chain has {} certificate(s)", blocks.len());
+    assert!(
+        blocks.len() >= 2,
+        "{tag}: the full chain has {} certificate(s)",
+        blocks.len()
+    );
     fs::write(dir.join("root.pem"), root).unwrap();
     fs::write(dir.join("leaf.pem"), &blocks[0]).unwrap();
     fs::write(dir.join("untrusted.pem"), blocks[1..].concat()).unwrap();
@@ -60,20 +64,51 @@ fn three_hosts_get_certificates_and_a_second_run_orders_nothing() {
         // Leaf + chain files agree with the full chain.
         let leaf = bed.ssh_ok(i, "cat /etc/ssl/certs/www.crt");
         let chain = bed.ssh_ok(i, "cat /etc/ssl/certs/www.chain.pem");
-        assert_eq!(format!("{leaf}{chain}"), full, "host{i}: cert + chain != fullchain");
+        assert_eq!(
+            format!("{leaf}{chain}"),
+            full,
+            "host{i}: cert + chain != fullchain"
+        );
         // The names asked for, on this host's own certificate.
-        let text = bed.ssh_ok(i, "openssl x509 -in /etc/ssl/certs/www.crt -noout -ext subjectAltName");
-        assert!(text.contains(&format!("DNS:host{i}.example.test")) && text.contains(&format!("DNS:www.host{i}.example.test")), "{text}");
+        let text = bed.ssh_ok(
+            i,
+            "openssl x509 -in /etc/ssl/certs/www.crt -noout -ext subjectAltName",
+        );
+        assert!(
+            text.contains(&format!("DNS:host{i}.example.test"))
+                && text.contains(&format!("DNS:www.host{i}.example.test")),
+            "{text}"
+        );
         // The key on the host matches the certificate and is 0600, owned by root.
         let cert_pub = bed.ssh_ok(i, "openssl x509 -in /etc/ssl/certs/www.crt -noout -pubkey");
         let key_pub = bed.ssh_ok(i, "openssl pkey -in /etc/ssl/private/www.key -pubout");
         assert_eq!(cert_pub, key_pub, "host{i}: key does not match certificate");
-        assert_eq!(bed.ssh_ok(i, "stat -c '%a %U' /etc/ssl/private/www.key").trim(), "600 root");
-        assert_eq!(bed.ssh_ok(i, "stat -c '%a' /etc/ssl/certs/www.pem").trim(), "644");
-        assert!(bed.ssh_ok(i, "openssl pkey -in /etc/ssl/private/www.key -noout -text | head -1").contains("256 bit"));
+        assert_eq!(
+            bed.ssh_ok(i, "stat -c '%a %U' /etc/ssl/private/www.key")
+                .trim(),
+            "600 root"
+        );
+        assert_eq!(
+            bed.ssh_ok(i, "stat -c '%a' /etc/ssl/certs/www.pem").trim(),
+            "644"
+        );
+        assert!(
+            bed.ssh_ok(
+                i,
+                "openssl pkey -in /etc/ssl/private/www.key -noout -text | head -1"
+            )
+            .contains("256 bit")
+        );
         // Reloaded, and nothing staged left behind.
         bed.ssh_ok(i, "test -f /root/reloaded-www");
-        assert_eq!(bed.ssh_ok(i, "ls -a /etc/ssl/private /etc/ssl/certs | grep -c certorch || true").trim(), "0");
+        assert_eq!(
+            bed.ssh_ok(
+                i,
+                "ls -a /etc/ssl/private /etc/ssl/certs | grep -c certorch || true"
+            )
+            .trim(),
+            "0"
+        );
         host_keys.push(bed.ssh_ok(i, "cat /etc/ssl/private/www.key"));
     }
 
@@ -84,26 +119,45 @@ fn three_hosts_get_certificates_and_a_second_run_orders_nothing() {
     // anything it printed.
     let mut bastion_files = files_under(&bed.state_dir());
     bastion_files.extend(files_under(&bed.certorch_tmp()));
-    assert!(!bastion_files.is_empty(), "the state dir should hold the ACME account");
+    assert!(
+        !bastion_files.is_empty(),
+        "the state dir should hold the ACME account"
+    );
     for key in &host_keys {
         let body = pem_body(key);
         assert!(body.len() > 100);
         let needle = &body[20..80];
         for f in &bastion_files {
             let data = fs::read(f).unwrap();
-            assert!(!String::from_utf8_lossy(&data).contains(needle), "host key material in {}", f.display());
+            assert!(
+                !String::from_utf8_lossy(&data).contains(needle),
+                "host key material in {}",
+                f.display()
+            );
         }
         assert!(!first.stdout.contains(needle) && !first.stderr.contains(needle));
     }
     for f in &bastion_files {
         let text = String::from_utf8_lossy(&fs::read(f).unwrap()).into_owned();
-        assert!(!text.contains("PRIVATE KEY"), "a PEM private key in {}", f.display());
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "a PEM private key in {}",
+            f.display()
+        );
     }
-    assert!(files_under(&bed.certorch_tmp()).is_empty(), "certorch left files in TMPDIR");
+    assert!(
+        files_under(&bed.certorch_tmp()).is_empty(),
+        "certorch left files in TMPDIR"
+    );
     // The account file is private.
     for f in files_under(&bed.state_dir().join("accounts")) {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o600, "{}", f.display());
+        assert_eq!(
+            fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{}",
+            f.display()
+        );
     }
 
     // A second run right after: everything current, no order opened, nothing reloaded.
@@ -118,7 +172,10 @@ fn three_hosts_get_certificates_and_a_second_run_orders_nothing() {
         assert_eq!(o["result"], "current", "{o}");
     }
     for i in 1..=3 {
-        assert!(!bed.ssh(i, "test -f /root/reloaded-www").status.success(), "host{i} reloaded on a no-op run");
+        assert!(
+            !bed.ssh(i, "test -f /root/reloaded-www").status.success(),
+            "host{i} reloaded on a no-op run"
+        );
     }
 }
 
@@ -127,7 +184,10 @@ fn issue_forces_one_certificate_and_replaces_the_key() {
     let bed = Bed::up(2);
     let inv = bed.standard_inventory(2);
     bed.certorch(&inv, &["run"]).expect_code(0);
-    let before1 = bed.ssh_ok(1, "openssl x509 -in /etc/ssl/certs/www.crt -noout -serial -pubkey");
+    let before1 = bed.ssh_ok(
+        1,
+        "openssl x509 -in /etc/ssl/certs/www.crt -noout -serial -pubkey",
+    );
     let before2 = bed.ssh_ok(2, "openssl x509 -in /etc/ssl/certs/www.crt -noout -serial");
 
     let again = bed.certorch(&inv, &["--json", "issue", "host1.example.test/www"]);
@@ -136,12 +196,22 @@ fn issue_forces_one_certificate_and_replaces_the_key() {
     assert_eq!(doc["orders"], 1, "{doc}");
     assert_eq!(doc["outcomes"][0]["reason"], "issued on request");
 
-    let after1 = bed.ssh_ok(1, "openssl x509 -in /etc/ssl/certs/www.crt -noout -serial -pubkey");
+    let after1 = bed.ssh_ok(
+        1,
+        "openssl x509 -in /etc/ssl/certs/www.crt -noout -serial -pubkey",
+    );
     assert_ne!(before1, after1, "host1 got no new certificate and key");
-    assert_eq!(before2, bed.ssh_ok(2, "openssl x509 -in /etc/ssl/certs/www.crt -noout -serial"), "host2 was touched");
+    assert_eq!(
+        before2,
+        bed.ssh_ok(2, "openssl x509 -in /etc/ssl/certs/www.crt -noout -serial"),
+        "host2 was touched"
+    );
     // The previous files are kept for rollback, and the new key still matches.
     bed.ssh_ok(1, "test -f /etc/ssl/certs/www.pem.certorch-prev && test -f /etc/ssl/private/www.key.certorch-prev");
     let cert_pub = bed.ssh_ok(1, "openssl x509 -in /etc/ssl/certs/www.crt -noout -pubkey");
-    assert_eq!(cert_pub, bed.ssh_ok(1, "openssl pkey -in /etc/ssl/private/www.key -pubout"));
+    assert_eq!(
+        cert_pub,
+        bed.ssh_ok(1, "openssl pkey -in /etc/ssl/private/www.key -pubout")
+    );
     assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
 }

@@ -49,7 +49,8 @@ pub async fn load_or_create(inv: &Inventory, state: &Path) -> Result<Account, Er
     };
     if path.exists() {
         let text = fs::read_to_string(&path).map_err(|e| file_err(e.to_string()))?;
-        let stored: Stored = serde_json::from_str(&text).map_err(|_| file_err("not a certorch account file".into()))?;
+        let stored: Stored = serde_json::from_str(&text)
+            .map_err(|_| file_err("not a certorch account file".into()))?;
         return builder(inv)?
             .from_credentials(stored.credentials)
             .await
@@ -83,8 +84,16 @@ pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("file"), std::process::id()));
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        std::process::id()
+    ));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
     fs::rename(&tmp, path)

@@ -34,7 +34,10 @@ impl Error {
         match e {
             instant_acme::Error::Api(p) => {
                 let mut detail = match (&p.r#type, &p.detail) {
-                    (Some(t), Some(d)) => format!("{d} ({})", t.trim_start_matches("urn:ietf:params:acme:error:")),
+                    (Some(t), Some(d)) => format!(
+                        "{d} ({})",
+                        t.trim_start_matches("urn:ietf:params:acme:error:")
+                    ),
                     (None, Some(d)) => d.clone(),
                     (Some(t), None) => t.clone(),
                     (None, None) => "no detail".into(),
@@ -44,7 +47,11 @@ impl Error {
                         detail.push_str(&format!("; {d}"));
                     }
                 }
-                Error::Refused { directory: directory.into(), step, detail }
+                Error::Refused {
+                    directory: directory.into(),
+                    step,
+                    detail,
+                }
             }
             other => Error::Unreachable {
                 directory: directory.into(),

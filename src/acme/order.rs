@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use instant_acme::{Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus, RetryPolicy};
+use instant_acme::{
+    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus,
+    RetryPolicy,
+};
 
 use super::Error;
 use crate::inventory::DnsName;
@@ -31,8 +34,15 @@ pub struct OpenOrder {
 }
 
 /// Opens an order for `names` and collects the dns-01 values it needs.
-pub async fn open(account: &Account, directory: &str, names: &[DnsName]) -> Result<OpenOrder, Error> {
-    let identifiers: Vec<Identifier> = names.iter().map(|n| Identifier::Dns(n.as_str().to_string())).collect();
+pub async fn open(
+    account: &Account,
+    directory: &str,
+    names: &[DnsName],
+) -> Result<OpenOrder, Error> {
+    let identifiers: Vec<Identifier> = names
+        .iter()
+        .map(|n| Identifier::Dns(n.as_str().to_string()))
+        .collect();
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))
         .await
@@ -41,7 +51,8 @@ pub async fn open(account: &Account, directory: &str, names: &[DnsName]) -> Resu
     let mut challenges = Vec::new();
     let mut authzs = order.authorizations();
     while let Some(authz) = authzs.next().await {
-        let mut authz = authz.map_err(|e| Error::from_acme(directory, "fetching an authorization", e))?;
+        let mut authz =
+            authz.map_err(|e| Error::from_acme(directory, "fetching an authorization", e))?;
         match authz.status {
             AuthorizationStatus::Valid => continue,
             AuthorizationStatus::Pending => {}
@@ -54,24 +65,31 @@ pub async fn open(account: &Account, directory: &str, names: &[DnsName]) -> Resu
             }
         }
         let identifier = authz.identifier().to_string();
-        let challenge = authz.challenge(ChallengeType::Dns01).ok_or_else(|| Error::Refused {
-            directory: directory.into(),
-            step: "the order",
-            detail: format!("the CA offers no dns-01 challenge for {identifier}"),
-        })?;
+        let challenge = authz
+            .challenge(ChallengeType::Dns01)
+            .ok_or_else(|| Error::Refused {
+                directory: directory.into(),
+                step: "the order",
+                detail: format!("the CA offers no dns-01 challenge for {identifier}"),
+            })?;
         challenges.push(Challenge {
             identifier,
             value: challenge.key_authorization().dns_value(),
         });
     }
-    Ok(OpenOrder { order, url, challenges })
+    Ok(OpenOrder {
+        order,
+        url,
+        challenges,
+    })
 }
 
 /// Tells the CA every pending dns-01 challenge of the order is ready to be checked.
 pub async fn set_ready(order: &mut Order, directory: &str) -> Result<(), Error> {
     let mut authzs = order.authorizations();
     while let Some(authz) = authzs.next().await {
-        let mut authz = authz.map_err(|e| Error::from_acme(directory, "fetching an authorization", e))?;
+        let mut authz =
+            authz.map_err(|e| Error::from_acme(directory, "fetching an authorization", e))?;
         if authz.status != AuthorizationStatus::Pending {
             continue;
         }
@@ -104,7 +122,10 @@ pub async fn finalize(
     csr: &CheckedCsr,
     names: &[DnsName],
 ) -> Result<(CertInfo, Vec<Vec<u8>>), Error> {
-    let poll = RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(VALIDATION_TIMEOUT);
+    let poll = RetryPolicy::new()
+        .initial_delay(Duration::from_millis(250))
+        .backoff(1.5)
+        .timeout(VALIDATION_TIMEOUT);
     let status = order
         .poll_ready(&poll)
         .await
@@ -126,14 +147,25 @@ pub async fn finalize(
         .await
         .map_err(|e| Error::from_acme(directory, "downloading the certificate", e))?;
     let chain = x509::pem_certificates(pem.as_bytes()).map_err(Error::Chain)?;
-    let leaf_der = chain.first().ok_or_else(|| Error::Chain("the CA returned no certificate".into()))?;
+    let leaf_der = chain
+        .first()
+        .ok_or_else(|| Error::Chain("the CA returned no certificate".into()))?;
     let leaf = x509::cert_info(leaf_der).map_err(Error::Chain)?;
     if leaf.spki != csr.spki {
-        return Err(Error::Chain("the issued certificate is not for the host's key".into()));
+        return Err(Error::Chain(
+            "the issued certificate is not for the host's key".into(),
+        ));
     }
-    let missing: Vec<&str> = names.iter().map(DnsName::as_str).filter(|n| !leaf.names.contains(*n)).collect();
+    let missing: Vec<&str> = names
+        .iter()
+        .map(DnsName::as_str)
+        .filter(|n| !leaf.names.contains(*n))
+        .collect();
     if !missing.is_empty() {
-        return Err(Error::Chain(format!("the issued certificate lacks {}", missing.join(", "))));
+        return Err(Error::Chain(format!(
+            "the issued certificate lacks {}",
+            missing.join(", ")
+        )));
     }
     Ok((leaf, chain))
 }
@@ -145,9 +177,17 @@ async fn challenge_errors(order: &mut Order) -> String {
     while let Some(Ok(authz)) = authzs.next().await {
         for ch in &authz.challenges {
             if let Some(p) = &ch.error {
-                reasons.push(format!("{}: {}", authz.identifier(), p.detail.as_deref().unwrap_or("no detail")));
+                reasons.push(format!(
+                    "{}: {}",
+                    authz.identifier(),
+                    p.detail.as_deref().unwrap_or("no detail")
+                ));
             }
         }
     }
-    if reasons.is_empty() { "the order became invalid".into() } else { reasons.join("; ") }
+    if reasons.is_empty() {
+        "the order became invalid".into()
+    } else {
+        reasons.join("; ")
+    }
 }

@@ -30,7 +30,9 @@ pub fn man_pages(dir: &Path) -> io::Result<()> {
         let name = format!("certorch-{}", sub.get_name());
         let sub = sub.clone().bin_name(format!("certorch {}", sub.get_name()));
         let mut out = Vec::new();
-        clap_mangen::Man::new(sub).title(name.clone()).render(&mut out)?;
+        clap_mangen::Man::new(sub)
+            .title(name.clone())
+            .render(&mut out)?;
         fs::write(dir.join(format!("{name}.1")), out)?;
     }
     Ok(())
@@ -75,15 +77,28 @@ mod tests {
         completions(&tmp.path().join("completions")).unwrap();
         for sub in ["man", "completions"] {
             let fresh = tmp.path().join(sub);
-            let mut names: Vec<_> = fs::read_dir(&fresh).unwrap().map(|e| e.unwrap().file_name()).collect();
+            let mut names: Vec<_> = fs::read_dir(&fresh)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
             names.sort();
-            let committed: Vec<_> = fs::read_dir(root.join(sub)).map(|d| d.map(|e| e.unwrap().file_name()).collect()).unwrap_or_default();
+            let committed: Vec<_> = fs::read_dir(root.join(sub))
+                .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+                .unwrap_or_default();
             for name in &names {
                 let want = fs::read(fresh.join(name)).unwrap();
                 let have = fs::read(root.join(sub).join(name)).unwrap_or_default();
-                assert!(want == have, "{sub}/{} is stale: run `cargo run -- generate {sub} {sub}`", name.to_string_lossy());
+                assert!(
+                    want == have,
+                    "{sub}/{} is stale: run `cargo run -- generate {sub} {sub}`",
+                    name.to_string_lossy()
+                );
             }
-            assert_eq!(committed.len(), names.len(), "{sub}/ has files the CLI no longer makes");
+            assert_eq!(
+                committed.len(),
+                names.len(),
+                "{sub}/ has files the CLI no longer makes"
+            );
         }
     }
 }

@@ -31,7 +31,13 @@ pub mod exit {
 )]
 pub struct Cli {
     /// The host inventory (YAML).
-    #[arg(short, long, global = true, env = "CERTORCH_INVENTORY", default_value = "/etc/certorch/inventory.yaml")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "CERTORCH_INVENTORY",
+        default_value = "/etc/certorch/inventory.yaml"
+    )]
     pub inventory: PathBuf,
 
     /// State directory: ACME accounts and the run lock [default: /var/lib/certorch as root,
@@ -110,7 +116,11 @@ pub fn default_state_dir() -> PathBuf {
     // The effective uid from /proc: no libc call needed, and $USER can lie under sudo.
     let is_root = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false);
     if is_root {
         return PathBuf::from("/var/lib/certorch");
@@ -118,6 +128,8 @@ pub fn default_state_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|x| !x.is_empty()) {
         return PathBuf::from(x).join("certorch");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/state/certorch")
 }

@@ -34,12 +34,18 @@ pub async fn execute(cli: Cli) -> u8 {
     let _lock = match lock(&state_dir) {
         Ok(Some(l)) => l,
         Ok(None) => {
-            eprintln!("error: another certorch run holds the lock on {}", state_dir.display());
+            eprintln!(
+                "error: another certorch run holds the lock on {}",
+                state_dir.display()
+            );
             eprintln!("  hint: wait for it to finish; cron runs that overlap are skipped safely");
             return exit::LOCKED;
         }
         Err(e) => {
-            eprintln!("error: cannot use the state directory {}: {e}", state_dir.display());
+            eprintln!(
+                "error: cannot use the state directory {}: {e}",
+                state_dir.display()
+            );
             eprintln!("  hint: create it or pass --state with a writable directory");
             return exit::USAGE;
         }
@@ -65,7 +71,11 @@ pub async fn execute(cli: Cli) -> u8 {
     } else {
         let _ = report::render_text(&summary, &mut stdout, &mut stderr);
     }
-    if summary.failed() { exit::SOME_FAILED } else { exit::OK }
+    if summary.failed() {
+        exit::SOME_FAILED
+    } else {
+        exit::OK
+    }
 }
 
 /// Takes the run lock in `state`; `None` when another process holds it. The lock lives as long
@@ -73,7 +83,11 @@ pub async fn execute(cli: Cli) -> u8 {
 fn lock(state: &Path) -> std::io::Result<Option<fs::File>> {
     fs::create_dir_all(state)?;
     fs::set_permissions(state, fs::Permissions::from_mode(0o700))?;
-    let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(state.join("lock"))?;
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state.join("lock"))?;
     match f.try_lock() {
         Ok(()) => Ok(Some(f)),
         Err(fs::TryLockError::WouldBlock) => Ok(None),

@@ -23,15 +23,33 @@ pub fn system_resolver() -> Option<SocketAddr> {
 }
 
 /// Asks `server` one question; `recurse` sets RD.
-pub async fn query(server: SocketAddr, name: &Name, rtype: RecordType, recurse: bool) -> Result<Message, Error> {
+pub async fn query(
+    server: SocketAddr,
+    name: &Name,
+    rtype: RecordType,
+    recurse: bool,
+) -> Result<Message, Error> {
     let mut msg = Message::query();
     msg.metadata.recursion_desired = recurse;
     msg.add_query(Query::query(name.clone(), rtype));
-    let answer = wire::exchange(server, msg, None, Via::Udp, TIMEOUT, &format!("{name} {rtype}")).await?;
+    let answer = wire::exchange(
+        server,
+        msg,
+        None,
+        Via::Udp,
+        TIMEOUT,
+        &format!("{name} {rtype}"),
+    )
+    .await?;
     let m = answer.message;
     match m.response_code {
         ResponseCode::NoError | ResponseCode::NXDomain => Ok(m),
-        rc => Err(Error::QueryFailed { server, name: name.to_string(), rtype: rtype.to_string(), rcode: rc.to_string() }),
+        rc => Err(Error::QueryFailed {
+            server,
+            name: name.to_string(),
+            rtype: rtype.to_string(),
+            rcode: rc.to_string(),
+        }),
     }
 }
 
@@ -45,7 +63,11 @@ pub async fn cname_target(resolver: SocketAddr, name: &Name) -> Result<Option<Na
 }
 
 /// The CNAME chain from `name`: empty if `name` has no CNAME, else each target in order.
-pub async fn follow_cnames(resolver: SocketAddr, name: &Name, max_hops: usize) -> Result<Vec<Name>, Error> {
+pub async fn follow_cnames(
+    resolver: SocketAddr,
+    name: &Name,
+    max_hops: usize,
+) -> Result<Vec<Name>, Error> {
     let mut chain: Vec<Name> = Vec::new();
     let mut at = name.clone();
     while let Some(next) = cname_target(resolver, &at).await? {
@@ -59,7 +81,10 @@ pub async fn follow_cnames(resolver: SocketAddr, name: &Name, max_hops: usize) -
 }
 
 /// Addresses of every name server of `zone` (port 53), resolved through `resolver`.
-pub async fn authoritative_servers(resolver: SocketAddr, zone: &Name) -> Result<Vec<SocketAddr>, Error> {
+pub async fn authoritative_servers(
+    resolver: SocketAddr,
+    zone: &Name,
+) -> Result<Vec<SocketAddr>, Error> {
     let m = query(resolver, zone, RecordType::NS, true).await?;
     let ns: Vec<Name> = m
         .answers
@@ -87,7 +112,9 @@ pub async fn authoritative_servers(resolver: SocketAddr, zone: &Name) -> Result<
         }
     }
     if out.is_empty() {
-        return Err(Error::NoServers { zone: zone.to_string() });
+        return Err(Error::NoServers {
+            zone: zone.to_string(),
+        });
     }
     Ok(out)
 }

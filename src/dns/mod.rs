@@ -29,6 +29,13 @@ pub enum Error {
         key: String,
         rcode: String,
     },
+    #[error("cannot send the update for zone {zone} (key {key}) to {server}: {detail}")]
+    UpdateUnreachable {
+        server: SocketAddr,
+        zone: String,
+        key: String,
+        detail: String,
+    },
     #[error("{server} answered {name} {rtype} with {rcode}")]
     QueryFailed {
         server: SocketAddr,
@@ -71,7 +78,7 @@ impl Error {
             Error::UpdateRefused { key, zone, .. } => {
                 format!("the server does not let key `{key}` update TXT records in {zone}: check its update-policy / allow-update for the zone")
             }
-            Error::Timeout { server, .. } | Error::Io { server, .. } => {
+            Error::Timeout { server, .. } | Error::Io { server, .. } | Error::UpdateUnreachable { server, .. } => {
                 format!("check that {server} is reachable from this machine and answers on UDP and TCP port {}", server.port())
             }
             Error::QueryFailed { .. } => "check the zone on that server".to_string(),

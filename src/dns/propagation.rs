@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use hickory_proto::rr::{Name, RData, RecordType};
 
+use super::Error;
 use super::lookup;
 use super::txt::TxtSet;
-use super::Error;
 
 /// Where the wait stands: servers that have everything, out of all.
 #[derive(Debug, Clone)]
@@ -23,7 +23,13 @@ pub struct PropagationStatus {
 
 impl fmt::Display for PropagationStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{} name servers serve every value after {:.1}s", self.ready, self.servers, self.elapsed.as_secs_f32())
+        write!(
+            f,
+            "{}/{} name servers serve every value after {:.1}s",
+            self.ready,
+            self.servers,
+            self.elapsed.as_secs_f32()
+        )
     }
 }
 
@@ -47,7 +53,11 @@ pub async fn wait_for(
     // (server, owner name, expected values)
     let mut checks: Vec<(SocketAddr, &Name, BTreeSet<&str>)> = Vec::new();
     for r in set.iter() {
-        for server in servers_by_zone.get(&r.zone).map(Vec::as_slice).unwrap_or_default() {
+        for server in servers_by_zone
+            .get(&r.zone)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
             if !checks.iter().any(|(s, n, _)| s == server && *n == &r.name) {
                 checks.push((*server, &r.name, by_name[&r.name].iter().copied().collect()));
             }
@@ -56,20 +66,37 @@ pub async fn wait_for(
     let servers: BTreeSet<SocketAddr> = checks.iter().map(|c| c.0).collect();
     let mut ready_after = BTreeMap::new();
     loop {
-        let results = futures::future::join_all(checks.iter().map(|(server, name, want)| async move {
-            let have = served(*server, name).await;
-            let missing: Vec<&str> = want.iter().filter(|v| !have.contains(**v)).copied().collect();
-            (*server, *name, missing)
-        }))
-        .await;
-        let lagging: BTreeSet<SocketAddr> = results.iter().filter(|r| !r.2.is_empty()).map(|r| r.0).collect();
+        let results =
+            futures::future::join_all(checks.iter().map(|(server, name, want)| async move {
+                let have = served(*server, name).await;
+                let missing: Vec<&str> = want
+                    .iter()
+                    .filter(|v| !have.contains(**v))
+                    .copied()
+                    .collect();
+                (*server, *name, missing)
+            }))
+            .await;
+        let lagging: BTreeSet<SocketAddr> = results
+            .iter()
+            .filter(|r| !r.2.is_empty())
+            .map(|r| r.0)
+            .collect();
         for s in &servers {
             if !lagging.contains(s) {
                 ready_after.entry(*s).or_insert_with(|| start.elapsed());
             }
         }
-        progress(&PropagationStatus { ready: servers.len() - lagging.len(), servers: servers.len(), elapsed: start.elapsed() });
-        checks.retain(|(s, n, _)| results.iter().any(|r| r.0 == *s && r.1 == *n && !r.2.is_empty()));
+        progress(&PropagationStatus {
+            ready: servers.len() - lagging.len(),
+            servers: servers.len(),
+            elapsed: start.elapsed(),
+        });
+        checks.retain(|(s, n, _)| {
+            results
+                .iter()
+                .any(|r| r.0 == *s && r.1 == *n && !r.2.is_empty())
+        });
         if checks.is_empty() {
             return Ok(Evidence { ready_after });
         }
@@ -80,7 +107,10 @@ pub async fn wait_for(
                 .take(5)
                 .map(|(s, n, missing)| format!("{s} lacks {} value(s) at {n}", missing.len()))
                 .collect();
-            return Err(Error::NotPropagated { secs: timeout.as_secs(), lagging: lag.join("; ") });
+            return Err(Error::NotPropagated {
+                secs: timeout.as_secs(),
+                lagging: lag.join("; "),
+            });
         }
         tokio::time::sleep(poll).await;
     }
@@ -94,7 +124,12 @@ async fn served(server: SocketAddr, name: &Name) -> BTreeSet<String> {
     m.answers
         .iter()
         .filter_map(|r| match &r.data {
-            RData::TXT(t) if r.name == *name => Some(t.txt_data.iter().map(|s| String::from_utf8_lossy(s)).collect::<String>()),
+            RData::TXT(t) if r.name == *name => Some(
+                t.txt_data
+                    .iter()
+                    .map(|s| String::from_utf8_lossy(s))
+                    .collect::<String>(),
+            ),
             _ => None,
         })
         .collect()

@@ -38,7 +38,9 @@ impl FromStr for TsigAlgorithm {
             "hmac-sha256" => Ok(TsigAlgorithm::HmacSha256),
             "hmac-sha384" => Ok(TsigAlgorithm::HmacSha384),
             "hmac-sha512" => Ok(TsigAlgorithm::HmacSha512),
-            other => Err(Error::Key(format!("unsupported algorithm `{other}`: use hmac-sha256, hmac-sha384 or hmac-sha512"))),
+            other => Err(Error::Key(format!(
+                "unsupported algorithm `{other}`: use hmac-sha256, hmac-sha384 or hmac-sha512"
+            ))),
         }
     }
 }
@@ -63,7 +65,11 @@ pub struct TsigKey {
 
 impl fmt::Debug for TsigKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TsigKey").field("name", &self.name).field("algorithm", &self.algorithm).field("secret", &self.secret).finish()
+        f.debug_struct("TsigKey")
+            .field("name", &self.name)
+            .field("algorithm", &self.algorithm)
+            .field("secret", &self.secret)
+            .finish()
     }
 }
 
@@ -74,39 +80,72 @@ impl TsigKey {
     /// Reads a key from `path`: a BIND key file (`key "name" { algorithm …; secret "…"; };`,
     /// as `tsig-keygen` writes it) or a file holding only the base64 secret, in which case the
     /// name (and, unless hmac-sha256, the algorithm) come from the inventory.
-    pub fn load(path: &Path, name: Option<&str>, alg: Option<TsigAlgorithm>) -> Result<TsigKey, Error> {
-        let file_err = |detail: String| Error::KeyFile { path: path.to_path_buf(), detail };
-        let text = std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read: {e}")))?;
+    pub fn load(
+        path: &Path,
+        name: Option<&str>,
+        alg: Option<TsigAlgorithm>,
+    ) -> Result<TsigKey, Error> {
+        let file_err = |detail: String| Error::KeyFile {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let text =
+            std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read: {e}")))?;
         if text.contains("secret") && text.contains('{') {
-            let parsed = parse_bind(&text).ok_or_else(|| file_err("not a BIND key statement (key \"name\" { algorithm …; secret \"…\"; };)".into()))?;
+            let parsed = parse_bind(&text).ok_or_else(|| {
+                file_err(
+                    "not a BIND key statement (key \"name\" { algorithm …; secret \"…\"; };)"
+                        .into(),
+                )
+            })?;
             let algorithm = match (alg, parsed.1.as_deref()) {
                 (Some(a), _) => a,
                 (None, Some(a)) => a.parse().map_err(|e: Error| file_err(e.to_string()))?,
                 (None, None) => TsigAlgorithm::default(),
             };
             let key_name = name.map(str::to_string).unwrap_or(parsed.0);
-            return TsigKey::from_base64(&key_name, algorithm, &parsed.2).map_err(|e| file_err(e.to_string()));
+            return TsigKey::from_base64(&key_name, algorithm, &parsed.2)
+                .map_err(|e| file_err(e.to_string()));
         }
-        let name = name.ok_or_else(|| file_err("holds a bare secret; set dns.rfc2136.key_name in the inventory".into()))?;
-        TsigKey::from_base64(name, alg.unwrap_or_default(), text.trim()).map_err(|e| file_err(e.to_string()))
+        let name = name.ok_or_else(|| {
+            file_err("holds a bare secret; set dns.rfc2136.key_name in the inventory".into())
+        })?;
+        TsigKey::from_base64(name, alg.unwrap_or_default(), text.trim())
+            .map_err(|e| file_err(e.to_string()))
     }
 
     /// A key from its parts, the secret in base64.
-    pub fn from_base64(name: &str, algorithm: TsigAlgorithm, secret_b64: &str) -> Result<TsigKey, Error> {
+    pub fn from_base64(
+        name: &str,
+        algorithm: TsigAlgorithm,
+        secret_b64: &str,
+    ) -> Result<TsigKey, Error> {
         let secret = base64::engine::general_purpose::STANDARD
             .decode(secret_b64.trim())
             .map_err(|_| Error::Key("the secret is not valid base64".into()))?;
         if secret.is_empty() {
             return Err(Error::Key("the secret is empty".into()));
         }
-        Name::from_ascii(name).map_err(|_| Error::Key(format!("`{name}` is not a valid key name")))?;
-        Ok(TsigKey { name: name.trim_end_matches('.').to_string(), algorithm, secret: Secret::new(secret) })
+        Name::from_ascii(name)
+            .map_err(|_| Error::Key(format!("`{name}` is not a valid key name")))?;
+        Ok(TsigKey {
+            name: name.trim_end_matches('.').to_string(),
+            algorithm,
+            secret: Secret::new(secret),
+        })
     }
 
     /// The signer hickory-proto uses to sign messages and verify responses.
     pub fn signer(&self) -> Result<TSigner, Error> {
-        let name = Name::from_ascii(format!("{}.", self.name)).map_err(|e| Error::Key(e.to_string()))?;
-        TSigner::new(self.secret.expose().clone(), self.algorithm.hickory(), name, FUDGE).map_err(|e| Error::Key(e.to_string()))
+        let name =
+            Name::from_ascii(format!("{}.", self.name)).map_err(|e| Error::Key(e.to_string()))?;
+        TSigner::new(
+            self.secret.expose().clone(),
+            self.algorithm.hickory(),
+            name,
+            FUDGE,
+        )
+        .map_err(|e| Error::Key(e.to_string()))
     }
 }
 
@@ -148,7 +187,8 @@ fn quoted(s: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    const BIND: &str = "key \"certorch\" {\n\talgorithm hmac-sha512;\n\tsecret \"c2VjcmV0LXNlY3JldA==\";\n};\n";
+    const BIND: &str =
+        "key \"certorch\" {\n\talgorithm hmac-sha512;\n\tsecret \"c2VjcmV0LXNlY3JldA==\";\n};\n";
 
     #[test]
     fn bind_key_files() {
@@ -156,11 +196,17 @@ mod tests {
         let p = dir.path().join("k");
         std::fs::write(&p, BIND).unwrap();
         let k = TsigKey::load(&p, None, None).unwrap();
-        assert_eq!((k.name.as_str(), k.algorithm), ("certorch", TsigAlgorithm::HmacSha512));
+        assert_eq!(
+            (k.name.as_str(), k.algorithm),
+            ("certorch", TsigAlgorithm::HmacSha512)
+        );
         assert_eq!(k.secret.expose(), b"secret-secret");
         assert!(!format!("{k:?}").contains("c2Vj"));
         let k = TsigKey::load(&p, Some("other"), Some(TsigAlgorithm::HmacSha256)).unwrap();
-        assert_eq!((k.name.as_str(), k.algorithm), ("other", TsigAlgorithm::HmacSha256));
+        assert_eq!(
+            (k.name.as_str(), k.algorithm),
+            ("other", TsigAlgorithm::HmacSha256)
+        );
     }
 
     #[test]
@@ -173,7 +219,12 @@ mod tests {
         let k = TsigKey::load(&p, Some("certorch"), None).unwrap();
         assert_eq!(k.algorithm, TsigAlgorithm::HmacSha256);
         std::fs::write(&p, "not base64 at all!!\n").unwrap();
-        let e = TsigKey::load(&p, Some("certorch"), None).unwrap_err().to_string();
-        assert!(e.contains("not valid base64") && !e.contains("at all"), "{e}");
+        let e = TsigKey::load(&p, Some("certorch"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("not valid base64") && !e.contains("at all"),
+            "{e}"
+        );
     }
 }

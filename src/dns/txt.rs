@@ -24,7 +24,10 @@ pub struct TxtSet {
 impl TxtSet {
     /// An empty set whose records get `ttl`.
     pub fn new(ttl: u32) -> Self {
-        TxtSet { ttl, records: Vec::new() }
+        TxtSet {
+            ttl,
+            records: Vec::new(),
+        }
     }
 
     /// Adds a record unless the same value already stands at that name.
@@ -70,7 +73,11 @@ mod tests {
     use super::*;
 
     fn rec(zone: &str, name: &str, v: &str) -> TxtRecord {
-        TxtRecord { zone: Name::from_ascii(zone).unwrap(), name: Name::from_ascii(name).unwrap(), value: v.into() }
+        TxtRecord {
+            zone: Name::from_ascii(zone).unwrap(),
+            name: Name::from_ascii(name).unwrap(),
+            value: v.into(),
+        }
     }
 
     #[test]
@@ -84,6 +91,9 @@ mod tests {
         let z = s.by_zone();
         assert_eq!(z.len(), 2);
         assert_eq!(z[&Name::from_ascii("a.test.").unwrap()].len(), 2);
-        assert_eq!(s.by_name()[&Name::from_ascii("x.a.test.").unwrap()], vec!["1", "2"]);
+        assert_eq!(
+            s.by_name()[&Name::from_ascii("x.a.test.").unwrap()],
+            vec!["1", "2"]
+        );
     }
 }

@@ -6,8 +6,8 @@
 
 use super::sh::Cmd;
 use super::{Error, PREVIOUS, STAGED};
-use crate::inventory::types::{AccountName, FileMode};
 use crate::inventory::RemotePath;
+use crate::inventory::types::{AccountName, FileMode};
 use crate::transport::Transport;
 
 /// `$1` path, `$2` mode, `$3` owner, `$4` group, `$5` staged suffix; content on stdin.
@@ -67,7 +67,14 @@ pub async fn stage(t: &dyn Transport, file: &FileSpec<'_>) -> Result<(), Error> 
     if out.success() {
         Ok(())
     } else {
-        Err(Error::failed("writing a file", &out, format!("check that {} is on a writable file system and the owner/group exist on the host", file.path)))
+        Err(Error::failed(
+            "writing a file",
+            &out,
+            format!(
+                "check that {} is on a writable file system and the owner/group exist on the host",
+                file.path
+            ),
+        ))
     }
 }
 
@@ -81,7 +88,11 @@ pub async fn commit(t: &dyn Transport, paths: &[&RemotePath]) -> Result<(), Erro
     if out.success() {
         Ok(())
     } else {
-        Err(Error::failed("putting the new files in place", &out, "the previous files are still live; check the host's file system and run certorch again"))
+        Err(Error::failed(
+            "putting the new files in place",
+            &out,
+            "the previous files are still live; check the host's file system and run certorch again",
+        ))
     }
 }
 
@@ -103,6 +114,12 @@ pub async fn reload(t: &dyn Transport, command: &str) -> Result<(), Error> {
     if out.success() {
         Ok(())
     } else {
-        Err(Error::failed("the reload command", &out, format!("the new files are in place but `{command}` failed; fix the service's configuration and reload it by hand")))
+        Err(Error::failed(
+            "the reload command",
+            &out,
+            format!(
+                "the new files are in place but `{command}` failed; fix the service's configuration and reload it by hand"
+            ),
+        ))
     }
 }

@@ -44,7 +44,11 @@ pub async fn inspect(t: &dyn Transport, spec: &CertSpec) -> Result<Current, Erro
         .arg(spec.key.as_str());
     let out = t.run(&cmd, None).await?;
     if !out.success() {
-        return Err(Error::failed("reading the deployed certificate", &out, "check that openssl is installed on the host and the login user may read the certificate and key files"));
+        return Err(Error::failed(
+            "reading the deployed certificate",
+            &out,
+            "check that openssl is installed on the host and the login user may read the certificate and key files",
+        ));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     if text.starts_with("certorch:nocert") {
@@ -59,6 +63,7 @@ pub async fn inspect(t: &dyn Transport, spec: &CertSpec) -> Result<Current, Erro
         Ok(c) => c,
         Err(_) => return Ok(Current::Unreadable),
     };
-    let key_matches = x509::pem_public_key(key_part.as_bytes()).is_some_and(|spki| spki == cert.spki);
+    let key_matches =
+        x509::pem_public_key(key_part.as_bytes()).is_some_and(|spki| spki == cert.spki);
     Ok(Current::Present(Deployed { cert, key_matches }))
 }

@@ -46,7 +46,11 @@ pub async fn make_key_and_csr(t: &dyn Transport, spec: &CertSpec) -> Result<Chec
     // The CN is limited to 64 characters (RFC 5280 ub-common-name); CAs take the names from
     // the SAN extension anyway, so an empty subject is fine for longer first names.
     let first = spec.names[0].as_str();
-    let subject = if first.len() <= 64 { format!("/CN={first}") } else { "/".to_string() };
+    let subject = if first.len() <= 64 {
+        format!("/CN={first}")
+    } else {
+        "/".to_string()
+    };
     let san: Vec<String> = spec.names.iter().map(|n| format!("DNS:{n}")).collect();
     let cmd = Cmd::script(SCRIPT, "certorch-keygen")
         .arg(spec.key.as_str())
@@ -63,7 +67,10 @@ pub async fn make_key_and_csr(t: &dyn Transport, spec: &CertSpec) -> Result<Chec
         return Err(Error::failed(
             "generating the key and CSR",
             &out,
-            format!("check that openssl (1.1.1 or later) is installed on the host and {} is writable by the login user", spec.key),
+            format!(
+                "check that openssl (1.1.1 or later) is installed on the host and {} is writable by the login user",
+                spec.key
+            ),
         ));
     }
     x509::check_csr(&out.stdout, &spec.names, spec.key_type).map_err(|reason| Error::Rejected {

@@ -41,7 +41,9 @@ impl Error {
     pub(crate) fn failed(step: &'static str, out: &Output, hint: impl Into<String>) -> Error {
         Error::Failed {
             step,
-            code: out.code.map_or_else(|| "by signal".to_string(), |c| c.to_string()),
+            code: out
+                .code
+                .map_or_else(|| "by signal".to_string(), |c| c.to_string()),
             stderr: out.stderr_tail(),
             hint: hint.into(),
         }

@@ -155,7 +155,7 @@ mod tests {
         let cmd = Cmd::new("x").args(HOSTILE.iter().copied());
         let line = cmd.render().unwrap();
         // Drop the program name: printf receives the rest.
-        let rest = line.splitn(2, ' ').nth(1).unwrap();
+        let rest = line.split_once(' ').unwrap().1;
         assert_eq!(argv_through_sh(rest), HOSTILE);
     }
 
@@ -169,7 +169,10 @@ mod tests {
             .arg(cmd.render().unwrap())
             .output()
             .unwrap();
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), "certorch-test|a b|$(id)|");
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            "certorch-test|a b|$(id)|"
+        );
         assert_eq!(cmd.label(), "certorch-test");
     }
 

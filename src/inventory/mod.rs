@@ -7,9 +7,9 @@ pub mod types;
 
 use std::path::PathBuf;
 
-pub use model::{CertSpec, Host, Inventory, SecretSource, SshConfig, load};
 #[cfg(test)]
 pub use model::parse;
+pub use model::{CertSpec, Host, Inventory, SecretSource, SshConfig, load};
 pub use types::{DnsName, KeyType, RemotePath, RenewPolicy};
 
 /// Why an inventory could not be used.
@@ -58,10 +58,10 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
     let mut first = full.lines().next().unwrap_or("invalid YAML").trim();
     first = first.strip_prefix("error: ").unwrap_or(first);
     // "line 15 column 34: message"
-    if let Some(rest) = first.strip_prefix("line ") {
-        if let Some((_, msg)) = rest.split_once(": ") {
-            first = msg;
-        }
+    if let Some(rest) = first.strip_prefix("line ")
+        && let Some((_, msg)) = rest.split_once(": ")
+    {
+        first = msg;
     }
     // Drop a trailing " at line X, column Y" that would repeat our prefix.
     let msg = match first.find(" at line ") {
@@ -85,7 +85,9 @@ impl Inventory {
     /// host names (`web*`). No patterns selects every host.
     pub fn select(&self, patterns: &[String]) -> Result<Vec<Target>, Error> {
         if patterns.is_empty() {
-            return Ok((0..self.hosts.len()).map(|host| Target { host, cert: None }).collect());
+            return Ok((0..self.hosts.len())
+                .map(|host| Target { host, cert: None })
+                .collect());
         }
         let mut out: Vec<Target> = Vec::new();
         let mut push = |t: Target| {
@@ -102,7 +104,11 @@ impl Inventory {
             if who == "all" {
                 hosts.extend(0..self.hosts.len());
             } else if let Some(members) = self.groups.get(who) {
-                hosts.extend(members.iter().filter_map(|m| self.hosts.iter().position(|h| &h.name == m)));
+                hosts.extend(
+                    members
+                        .iter()
+                        .filter_map(|m| self.hosts.iter().position(|h| &h.name == m)),
+                );
             } else {
                 hosts.extend(
                     self.hosts
@@ -121,11 +127,18 @@ impl Inventory {
                 known.truncate(10);
                 return Err(Error::NoMatch {
                     pattern: pattern.clone(),
-                    hint: format!("name a host, a group or host/cert from {} (known: {})", self.path.display(), known.join(", ")),
+                    hint: format!(
+                        "name a host, a group or host/cert from {} (known: {})",
+                        self.path.display(),
+                        known.join(", ")
+                    ),
                 });
             }
             for host in hosts {
-                push(Target { host, cert: cert.clone() });
+                push(Target {
+                    host,
+                    cert: cert.clone(),
+                });
             }
         }
         Ok(out)

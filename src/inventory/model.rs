@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use serde_saphyr::{Location, Spanned};
 
-use super::raw::{RawCert, RawInventory};
-use super::types::{AccountName, DnsName, FileMode, KeyType, MAX_NAMES_PER_CERT, RemotePath, RenewPolicy};
 use super::Error;
+use super::raw::{RawCert, RawInventory};
+use super::types::{
+    AccountName, DnsName, FileMode, KeyType, MAX_NAMES_PER_CERT, RemotePath, RenewPolicy,
+};
 
 /// Let's Encrypt's production directory.
 pub const LETSENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -114,7 +116,10 @@ impl CertSpec {
     /// The file whose certificate tells what is deployed: the full chain, else the leaf.
     pub fn inspect_path(&self) -> &RemotePath {
         // Validation guarantees one of the two is set.
-        self.fullchain.as_ref().or(self.cert.as_ref()).expect("validated: cert or fullchain")
+        self.fullchain
+            .as_ref()
+            .or(self.cert.as_ref())
+            .expect("validated: cert or fullchain")
     }
 }
 
@@ -154,7 +159,11 @@ impl Builder<'_> {
     }
 
     fn resolve(&self, p: PathBuf) -> PathBuf {
-        if p.is_absolute() { p } else { self.base.join(p) }
+        if p.is_absolute() {
+            p
+        } else {
+            self.base.join(p)
+        }
     }
 
     fn build(&self, raw: RawInventory) -> Result<Inventory, Error> {
@@ -172,7 +181,13 @@ impl Builder<'_> {
         let mut contact = Vec::new();
         for c in raw.acme.contact {
             if !c.value.starts_with("mailto:") || c.value.contains(',') {
-                return Err(self.err(c.referenced, format!("`{}` is not a contact: write mailto:ops@example.org", c.value)));
+                return Err(self.err(
+                    c.referenced,
+                    format!(
+                        "`{}` is not a contact: write mailto:ops@example.org",
+                        c.value
+                    ),
+                ));
             }
             contact.push(c.value);
         }
@@ -185,17 +200,29 @@ impl Builder<'_> {
         let resolver = match raw.dns.resolver {
             None => None,
             Some(r) => Some(socket_addr(&r.value).ok_or_else(|| {
-                self.err(r.referenced, format!("`{}` is not an address: write an IP address, optionally with :port", r.value))
+                self.err(
+                    r.referenced,
+                    format!(
+                        "`{}` is not an address: write an IP address, optionally with :port",
+                        r.value
+                    ),
+                )
             })?),
         };
         let rfc = raw.dns.rfc2136.value;
         let server = socket_addr(&rfc.server.value).ok_or_else(|| {
             self.err(rfc.server.referenced, format!("`{}` is not an address: write an IP address, optionally with :port, like 192.0.2.53:53", rfc.server.value))
         })?;
-        if let Some(alg) = &rfc.algorithm {
-            if !["hmac-sha256", "hmac-sha384", "hmac-sha512"].contains(&alg.value.as_str()) {
-                return Err(self.err(alg.referenced, format!("unknown TSIG algorithm `{}`: write hmac-sha256, hmac-sha384 or hmac-sha512", alg.value)));
-            }
+        if let Some(alg) = &rfc.algorithm
+            && !["hmac-sha256", "hmac-sha384", "hmac-sha512"].contains(&alg.value.as_str())
+        {
+            return Err(self.err(
+                alg.referenced,
+                format!(
+                    "unknown TSIG algorithm `{}`: write hmac-sha256, hmac-sha384 or hmac-sha512",
+                    alg.value
+                ),
+            ));
         }
         let secret = match (rfc.secret_file, rfc.secret_env) {
             (Some(f), None) => SecretSource::File(self.resolve(f)),
@@ -211,7 +238,10 @@ impl Builder<'_> {
             signing_zone: raw.dns.signing_zone,
             resolver,
             ttl: raw.dns.ttl.unwrap_or(crate::limits::TXT_TTL),
-            propagation_timeout: raw.dns.propagation_timeout.map_or(DEFAULT_PROPAGATION_TIMEOUT, |s| s.0),
+            propagation_timeout: raw
+                .dns
+                .propagation_timeout
+                .map_or(DEFAULT_PROPAGATION_TIMEOUT, |s| s.0),
             rfc2136: Rfc2136Config {
                 server,
                 key_name: rfc.key_name,
@@ -224,11 +254,16 @@ impl Builder<'_> {
             config: raw.ssh.config.map(|p| self.resolve(p)),
             known_hosts: raw.ssh.known_hosts.map(|p| self.resolve(p)),
             identity: raw.ssh.identity.map(|p| self.resolve(p)),
-            connect_timeout: raw.ssh.connect_timeout.map_or(DEFAULT_CONNECT_TIMEOUT, |s| s.0),
+            connect_timeout: raw
+                .ssh
+                .connect_timeout
+                .map_or(DEFAULT_CONNECT_TIMEOUT, |s| s.0),
         };
 
         let concurrency = match raw.concurrency {
-            Some(c) if c.value == 0 => return Err(self.err(c.referenced, "concurrency must be at least 1")),
+            Some(c) if c.value == 0 => {
+                return Err(self.err(c.referenced, "concurrency must be at least 1"));
+            }
             Some(c) => c.value,
             None => DEFAULT_CONCURRENCY,
         };
@@ -239,11 +274,22 @@ impl Builder<'_> {
             let at = host.referenced;
             let host = host.value;
             if !is_host_name(&name) {
-                return Err(self.err(at, format!("`{name}` is not a host name: use letters, digits, '-', '_' and dots")));
+                return Err(self.err(
+                    at,
+                    format!("`{name}` is not a host name: use letters, digits, '-', '_' and dots"),
+                ));
             }
             let address = match host.address {
                 Some(a) if is_host_name(&a.value) || a.value.parse::<IpAddr>().is_ok() => a.value,
-                Some(a) => return Err(self.err(a.referenced, format!("`{}` is not an address: write an IP address or a host name", a.value))),
+                Some(a) => {
+                    return Err(self.err(
+                        a.referenced,
+                        format!(
+                            "`{}` is not an address: write an IP address or a host name",
+                            a.value
+                        ),
+                    ));
+                }
                 None => name.clone(),
             };
             let mut certs = Vec::new();
@@ -254,7 +300,10 @@ impl Builder<'_> {
                 name,
                 address,
                 port: host.port.or(d.port).unwrap_or(22),
-                user: host.user.or(d.user.clone()).map_or_else(|| "root".to_string(), |u| u.as_str().to_string()),
+                user: host
+                    .user
+                    .or(d.user.clone())
+                    .map_or_else(|| "root".to_string(), |u| u.as_str().to_string()),
                 certs,
             });
         }
@@ -263,10 +312,16 @@ impl Builder<'_> {
         let mut groups = BTreeMap::new();
         for (group, members) in raw.groups {
             if !is_label(&group) {
-                return Err(self.err(members.referenced, format!("`{group}` is not a group name: use letters, digits, '-' and '_'")));
+                return Err(self.err(
+                    members.referenced,
+                    format!("`{group}` is not a group name: use letters, digits, '-' and '_'"),
+                ));
             }
             if known.contains(group.as_str()) {
-                return Err(self.err(members.referenced, format!("group `{group}` has the same name as a host: rename one of them")));
+                return Err(self.err(
+                    members.referenced,
+                    format!("group `{group}` has the same name as a host: rename one of them"),
+                ));
             }
             let mut names = Vec::new();
             for m in members.value {
@@ -299,12 +354,18 @@ impl Builder<'_> {
         let at = cert.referenced;
         let c = cert.value;
         if !is_label(&label) {
-            return Err(self.err(at, format!("`{label}` is not a certificate label: use letters, digits, '-' and '_'")));
+            return Err(self.err(
+                at,
+                format!("`{label}` is not a certificate label: use letters, digits, '-' and '_'"),
+            ));
         }
         let names_at = c.names.referenced;
         let names = c.names.value;
         if names.is_empty() {
-            return Err(self.err(names_at, format!("{host}/{label} has no names: list at least one DNS name")));
+            return Err(self.err(
+                names_at,
+                format!("{host}/{label} has no names: list at least one DNS name"),
+            ));
         }
         if names.len() > MAX_NAMES_PER_CERT {
             return Err(self.err(names_at, format!("{host}/{label} has {} names; a certificate carries at most {MAX_NAMES_PER_CERT}: split it into several certificates", names.len())));
@@ -312,19 +373,30 @@ impl Builder<'_> {
         let mut seen = BTreeSet::new();
         for n in &names {
             if !seen.insert(n) {
-                return Err(self.err(names_at, format!("{host}/{label} lists `{n}` twice: remove one")));
+                return Err(self.err(
+                    names_at,
+                    format!("{host}/{label} lists `{n}` twice: remove one"),
+                ));
             }
         }
         if c.cert.is_none() && c.fullchain.is_none() {
             return Err(self.err(at, format!("{host}/{label} says where the key goes but not the certificate: add `fullchain:` (and/or `cert:`) with the path the service reads")));
         }
         let mut paths = vec![&c.key];
-        paths.extend(c.cert.iter().chain(c.chain.iter()).chain(c.fullchain.iter()));
+        paths.extend(
+            c.cert
+                .iter()
+                .chain(c.chain.iter())
+                .chain(c.fullchain.iter()),
+        );
         let unique: BTreeSet<_> = paths.iter().collect();
         if unique.len() != paths.len() {
             return Err(self.err(at, format!("{host}/{label} uses one path for two files: key, cert, chain and fullchain need distinct paths")));
         }
-        let key_mode = c.key_mode.or(d.key_mode).unwrap_or(FileMode::try_from("0600".to_string()).expect("constant mode"));
+        let key_mode = c
+            .key_mode
+            .or(d.key_mode)
+            .unwrap_or(FileMode::try_from("0600".to_string()).expect("constant mode"));
         if key_mode.bits() & 0o007 != 0 {
             return Err(self.err(at, format!("{host}/{label}: key_mode {} lets every user read or change the private key: use 0600 or 0640", key_mode.octal())));
         }
@@ -344,7 +416,10 @@ impl Builder<'_> {
             fullchain: c.fullchain,
             owner: c.owner.or(d.owner.clone()),
             group: c.group.or(d.group.clone()),
-            mode: c.mode.or(d.mode).unwrap_or(FileMode::try_from("0644".to_string()).expect("constant mode")),
+            mode: c
+                .mode
+                .or(d.mode)
+                .unwrap_or(FileMode::try_from("0644".to_string()).expect("constant mode")),
             key_mode,
             reload,
             renew: c.renew_before.or(d.renew_before).unwrap_or_default(),
@@ -357,11 +432,15 @@ fn is_host_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
         && !s.starts_with(['-', '.'])
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 fn is_label(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
 }
 
 /// `192.0.2.53`, `192.0.2.53:5353`, `[2001:db8::53]:53`, `2001:db8::53` (port 53 by default).

@@ -43,7 +43,10 @@ fn a_good_inventory_applies_defaults() {
     assert_eq!(inv.acme.directory, super::model::LETSENCRYPT_STAGING);
     assert_eq!(inv.hosts.len(), 2);
     let w1 = &inv.hosts[0];
-    assert_eq!((w1.address.as_str(), w1.port, w1.user.as_str()), ("192.0.2.10", 22, "deploy"));
+    assert_eq!(
+        (w1.address.as_str(), w1.port, w1.user.as_str()),
+        ("192.0.2.10", 22, "deploy")
+    );
     let c = &w1.certs[0];
     assert_eq!(c.names[1].as_str(), "example.org");
     assert_eq!(c.key_type, KeyType::EcdsaP384);
@@ -55,7 +58,10 @@ fn a_good_inventory_applies_defaults() {
         other => panic!("{other:?}"),
     }
     let w2 = &inv.hosts[1];
-    assert_eq!((w2.address.as_str(), w2.port, w2.user.as_str()), ("web2.example.org", 2222, "root"));
+    assert_eq!(
+        (w2.address.as_str(), w2.port, w2.user.as_str()),
+        ("web2.example.org", 2222, "root")
+    );
     assert_eq!(w2.certs[0].key_type, KeyType::Rsa2048);
     assert_eq!(inv.groups["web"].len(), 2);
 }
@@ -64,23 +70,42 @@ fn a_good_inventory_applies_defaults() {
 #[test]
 fn errors_name_line_column_and_fix() {
     let cases: &[(&str, &str, &str)] = &[
-        ("names: [www.example.org, Example.org]", "names: [www.example.org, \"a.example.org;touch /tmp/x\"]", "15:34: `a.example.org;touch"),
-        ("key: /etc/ssl/private/www.key\n        fullchain", "key: etc/ssl/private/www.key\n        fullchain", "16:"),
+        (
+            "names: [www.example.org, Example.org]",
+            "names: [www.example.org, \"a.example.org;touch /tmp/x\"]",
+            "15:34: `a.example.org;touch",
+        ),
+        (
+            "key: /etc/ssl/private/www.key\n        fullchain",
+            "key: etc/ssl/private/www.key\n        fullchain",
+            "16:",
+        ),
         ("key_type: rsa-2048", "key_type: dsa-1024", "25:"),
-        ("web: [web1.example.org, web2.example.org]", "web: [web1.example.org, web9.example.org]", "29:"),
+        (
+            "web: [web1.example.org, web2.example.org]",
+            "web: [web1.example.org, web9.example.org]",
+            "29:",
+        ),
         ("defaults: { user: deploy", "defaults: { usr: deploy", "9:"),
     ];
     for (from, to, at) in cases {
         assert!(GOOD.contains(from), "{from}");
         let text = GOOD.replacen(from, to, 1);
         let err = parse_at(&text).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("/etc/certorch/inventory.yaml:{at}")), "{to}: {err}");
+        assert!(
+            err.starts_with(&format!("/etc/certorch/inventory.yaml:{at}")),
+            "{to}: {err}"
+        );
     }
 }
 
 #[test]
 fn error_texts() {
-    let text = GOOD.replacen("names: [www.example.org, Example.org]", "names: [\"a.example.org;touch /tmp/x\"]", 1);
+    let text = GOOD.replacen(
+        "names: [www.example.org, Example.org]",
+        "names: [\"a.example.org;touch /tmp/x\"]",
+        1,
+    );
     let err = parse_at(&text).unwrap_err().to_string();
     assert!(err.contains("is not a valid DNS name"), "{err}");
     assert!(err.contains("write a DNS name like"), "{err}");
@@ -93,11 +118,19 @@ fn error_texts() {
     let err = parse_at(&text).unwrap_err().to_string();
     assert!(err.ends_with("group `web` lists `web9.example.org`, which is not under hosts: add the host or remove it from the group"), "{err}");
 
-    let text = GOOD.replacen("secret_file: tsig.key", "secret_file: tsig.key, secret_env: X", 1);
+    let text = GOOD.replacen(
+        "secret_file: tsig.key",
+        "secret_file: tsig.key, secret_env: X",
+        1,
+    );
     let err = parse_at(&text).unwrap_err().to_string();
     assert!(err.contains("exactly one of secret_file"), "{err}");
 
-    let text = GOOD.replacen("key: /etc/ssl/private/www.key\n        cert:", "key: /etc/ssl/certs/www.crt\n        cert:", 1);
+    let text = GOOD.replacen(
+        "key: /etc/ssl/private/www.key\n        cert:",
+        "key: /etc/ssl/certs/www.crt\n        cert:",
+        1,
+    );
     let err = parse_at(&text).unwrap_err().to_string();
     assert!(err.contains("distinct paths"), "{err}");
 }
@@ -105,7 +138,11 @@ fn error_texts() {
 #[test]
 fn hundred_names_at_most() {
     let names: Vec<String> = (0..101).map(|i| format!("n{i}.example.org")).collect();
-    let text = GOOD.replacen("[www.example.org, Example.org]", &format!("[{}]", names.join(", ")), 1);
+    let text = GOOD.replacen(
+        "[www.example.org, Example.org]",
+        &format!("[{}]", names.join(", ")),
+        1,
+    );
     let err = parse_at(&text).unwrap_err().to_string();
     assert!(err.contains("at most 100"), "{err}");
 }
@@ -118,10 +155,27 @@ fn selection() {
     let g = inv.select(&["web".into()]).unwrap();
     assert_eq!(g.len(), 2);
     let one = inv.select(&["web2.example.org/www".into()]).unwrap();
-    assert_eq!(one, vec![Target { host: 1, cert: Some("www".into()) }]);
+    assert_eq!(
+        one,
+        vec![Target {
+            host: 1,
+            cert: Some("www".into())
+        }]
+    );
     let glob = inv.select(&["web1*".into()]).unwrap();
-    assert_eq!(glob, vec![Target { host: 0, cert: None }]);
-    assert!(inv.select(&["db1".into()]).unwrap_err().to_string().contains("no host, group or certificate matches `db1`"));
+    assert_eq!(
+        glob,
+        vec![Target {
+            host: 0,
+            cert: None
+        }]
+    );
+    assert!(
+        inv.select(&["db1".into()])
+            .unwrap_err()
+            .to_string()
+            .contains("no host, group or certificate matches `db1`")
+    );
     assert!(inv.select(&["web1.example.org/nope".into()]).is_err());
 }
 
@@ -129,11 +183,14 @@ fn selection() {
 #[test]
 fn shipped_examples_load() {
     for name in ["example.yaml", "sandbox.yaml"] {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory").join(name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("inventory")
+            .join(name);
         let inv = load(&path).unwrap_or_else(|e| panic!("{e}"));
         assert!(!inv.hosts.is_empty(), "{name}");
     }
-    let sandbox = load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory/sandbox.yaml")).unwrap();
+    let sandbox =
+        load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("inventory/sandbox.yaml")).unwrap();
     // The merge key carries the paths; the override changes only what it names.
     let h3 = &sandbox.hosts[2].certs[0];
     assert_eq!(h3.key.as_str(), "/etc/ssl/private/www.key");

@@ -48,7 +48,9 @@ impl TryFrom<String> for DnsName {
         for label in &labels {
             let ok = !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-');
             if !ok {
@@ -95,7 +97,9 @@ impl TryFrom<String> for RemotePath {
 
     fn try_from(s: String) -> Result<Self, String> {
         if !s.starts_with('/') {
-            return Err(format!("`{s}` is not an absolute path: write it from the root, like /etc/ssl/certs/www.pem"));
+            return Err(format!(
+                "`{s}` is not an absolute path: write it from the root, like /etc/ssl/certs/www.pem"
+            ));
         }
         if s.ends_with('/') {
             return Err(format!("`{s}` names a directory: give the file's path"));
@@ -146,11 +150,14 @@ impl TryFrom<String> for AccountName {
         let ok = !s.is_empty()
             && s.len() <= 32
             && !s.starts_with('-')
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
         if ok {
             Ok(AccountName(s))
         } else {
-            Err(format!("`{s}` is not a valid user or group name: use letters, digits, '.', '_' and '-'"))
+            Err(format!(
+                "`{s}` is not a valid user or group name: use letters, digits, '.', '_' and '-'"
+            ))
         }
     }
 }
@@ -178,7 +185,9 @@ impl TryFrom<String> for FileMode {
         let digits = s.strip_prefix("0o").unwrap_or(&s);
         match u32::from_str_radix(digits, 8) {
             Ok(bits) if bits <= 0o777 && !digits.is_empty() => Ok(FileMode(bits)),
-            _ => Err(format!("`{s}` is not a file mode: write it in octal and quoted, like \"0644\"")),
+            _ => Err(format!(
+                "`{s}` is not a file mode: write it in octal and quoted, like \"0644\""
+            )),
         }
     }
 }
@@ -321,11 +330,19 @@ mod tests {
 
     #[test]
     fn dns_names() {
-        let ok = ["www.example.org", "WWW.Example.org.", "*.example.org", "a-b.c1.example"];
+        let ok = [
+            "www.example.org",
+            "WWW.Example.org.",
+            "*.example.org",
+            "a-b.c1.example",
+        ];
         for n in ok {
             assert!(DnsName::from_str(n).is_ok(), "{n}");
         }
-        assert_eq!(DnsName::from_str("WWW.Example.org.").unwrap().as_str(), "www.example.org");
+        assert_eq!(
+            DnsName::from_str("WWW.Example.org.").unwrap().as_str(),
+            "www.example.org"
+        );
         let bad = [
             "a.example.org;touch /tmp/x",
             "$(id).example.org",
@@ -365,11 +382,21 @@ mod tests {
 
     #[test]
     fn modes_keys_policies() {
-        assert_eq!(FileMode::try_from("0640".to_string()).unwrap().bits(), 0o640);
+        assert_eq!(
+            FileMode::try_from("0640".to_string()).unwrap().bits(),
+            0o640
+        );
         assert!(FileMode::try_from("0999".to_string()).is_err());
         assert!(FileMode::try_from("7777".to_string()).is_err());
-        assert_eq!(KeyType::try_from("rsa-3072".to_string()), Ok(KeyType::Rsa3072));
-        assert!(KeyType::try_from("dsa".to_string()).unwrap_err().contains("ecdsa-p256"));
+        assert_eq!(
+            KeyType::try_from("rsa-3072".to_string()),
+            Ok(KeyType::Rsa3072)
+        );
+        assert!(
+            KeyType::try_from("dsa".to_string())
+                .unwrap_err()
+                .contains("ecdsa-p256")
+        );
         assert_eq!(
             RenewPolicy::try_from("1/3".to_string()),
             Ok(RenewPolicy::Fraction(1.0 / 3.0))

@@ -18,12 +18,20 @@ pub enum Reason {
     Forced,
     Missing,
     Unreadable,
-    NamesChanged { added: Vec<String>, removed: Vec<String> },
-    KeyTypeChanged { deployed: String, wanted: String },
+    NamesChanged {
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
+    KeyTypeChanged {
+        deployed: String,
+        wanted: String,
+    },
     /// The live key does not belong to the live certificate.
     KeyMismatch,
     /// Less than the renewal share of its lifetime is left.
-    Expiring { left: Duration },
+    Expiring {
+        left: Duration,
+    },
     Expired,
 }
 
@@ -43,7 +51,9 @@ impl fmt::Display for Reason {
                 }
                 Ok(())
             }
-            Reason::KeyTypeChanged { deployed, wanted } => write!(f, "key type changed from {deployed} to {wanted}"),
+            Reason::KeyTypeChanged { deployed, wanted } => {
+                write!(f, "key type changed from {deployed} to {wanted}")
+            }
             Reason::KeyMismatch => f.write_str("the live key does not match the live certificate"),
             Reason::Expiring { left } => write!(f, "{} left", human(*left)),
             Reason::Expired => f.write_str("expired"),
@@ -56,7 +66,10 @@ impl fmt::Display for Reason {
 pub enum Decision {
     Due(Reason),
     /// Nothing to do until `renew_at`.
-    Current { not_after: OffsetDateTime, renew_at: OffsetDateTime },
+    Current {
+        not_after: OffsetDateTime,
+        renew_at: OffsetDateTime,
+    },
 }
 
 /// Decides whether `spec` needs a new certificate given what the host has.
@@ -78,7 +91,10 @@ pub fn decide(spec: &CertSpec, current: &Current, now: OffsetDateTime, force: bo
     }
     if d.cert.key_type != Some(spec.key_type) {
         return Decision::Due(Reason::KeyTypeChanged {
-            deployed: d.cert.key_type.map_or("an unsupported key".into(), |k| k.to_string()),
+            deployed: d
+                .cert
+                .key_type
+                .map_or("an unsupported key".into(), |k| k.to_string()),
             wanted: spec.key_type.to_string(),
         });
     }
@@ -93,15 +109,26 @@ pub fn decide(spec: &CertSpec, current: &Current, now: OffsetDateTime, force: bo
         let left = (d.cert.not_after - now).unsigned_abs();
         return Decision::Due(Reason::Expiring { left });
     }
-    Decision::Current { not_after: d.cert.not_after, renew_at }
+    Decision::Current {
+        not_after: d.cert.not_after,
+        renew_at,
+    }
 }
 
 /// When a certificate valid from `not_before` to `not_after` becomes due under `policy`.
-pub fn renew_at(policy: RenewPolicy, not_before: OffsetDateTime, not_after: OffsetDateTime) -> OffsetDateTime {
+pub fn renew_at(
+    policy: RenewPolicy,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> OffsetDateTime {
     let lifetime = not_after - not_before;
     match policy {
         RenewPolicy::ThirdOfLifetime => {
-            let share = if lifetime < limits::SHORT_LIFETIME { 0.5 } else { 1.0 / 3.0 };
+            let share = if lifetime < limits::SHORT_LIFETIME {
+                0.5
+            } else {
+                1.0 / 3.0
+            };
             not_after - lifetime * share
         }
         RenewPolicy::Fraction(f) => not_after - lifetime * f,
@@ -134,12 +161,22 @@ mod tests {
             "acme: {{ directory: letsencrypt }}\ndns: {{ signing_zone: s.example.net, rfc2136: {{ server: 192.0.2.1, secret_env: X }} }}\nhosts:\n  h:\n    certs:\n      c:\n        names: [{}]\n        key: /k\n        fullchain: /f\n",
             names.join(", ")
         );
-        let mut s = crate::inventory::parse(&text, std::path::Path::new("i.yaml")).unwrap().hosts[0].certs[0].clone();
+        let mut s = crate::inventory::parse(&text, std::path::Path::new("i.yaml"))
+            .unwrap()
+            .hosts[0]
+            .certs[0]
+            .clone();
         s.renew = policy;
         s
     }
 
-    fn present(names: &[&str], key: KeyType, nb: OffsetDateTime, na: OffsetDateTime, key_matches: bool) -> Current {
+    fn present(
+        names: &[&str],
+        key: KeyType,
+        nb: OffsetDateTime,
+        na: OffsetDateTime,
+        key_matches: bool,
+    ) -> Current {
         Current::Present(Deployed {
             cert: CertInfo {
                 names: names.iter().map(|n| n.to_string()).collect(),
@@ -159,46 +196,121 @@ mod tests {
 
     #[test]
     fn decisions() {
-        let s = spec(&["a.example.org", "b.example.org"], RenewPolicy::ThirdOfLifetime);
+        let s = spec(
+            &["a.example.org", "b.example.org"],
+            RenewPolicy::ThirdOfLifetime,
+        );
         let now = datetime!(2026-11-23 0:00 UTC);
-        let ok = present(&["a.example.org", "b.example.org"], KeyType::EcdsaP256, NB, NA, true);
-        assert!(matches!(decide(&s, &ok, now, false), Decision::Current { .. }));
+        let ok = present(
+            &["a.example.org", "b.example.org"],
+            KeyType::EcdsaP256,
+            NB,
+            NA,
+            true,
+        );
+        assert!(matches!(
+            decide(&s, &ok, now, false),
+            Decision::Current { .. }
+        ));
         assert_eq!(decide(&s, &ok, now, true), Decision::Due(Reason::Forced));
-        assert_eq!(decide(&s, &Current::Missing, now, false), Decision::Due(Reason::Missing));
-        assert_eq!(decide(&s, &Current::Unreadable, now, false), Decision::Due(Reason::Unreadable));
-        let fewer = present(&["a.example.org", "c.example.org"], KeyType::EcdsaP256, NB, NA, true);
+        assert_eq!(
+            decide(&s, &Current::Missing, now, false),
+            Decision::Due(Reason::Missing)
+        );
+        assert_eq!(
+            decide(&s, &Current::Unreadable, now, false),
+            Decision::Due(Reason::Unreadable)
+        );
+        let fewer = present(
+            &["a.example.org", "c.example.org"],
+            KeyType::EcdsaP256,
+            NB,
+            NA,
+            true,
+        );
         assert_eq!(
             decide(&s, &fewer, now, false),
-            Decision::Due(Reason::NamesChanged { added: vec!["b.example.org".into()], removed: vec!["c.example.org".into()] })
+            Decision::Due(Reason::NamesChanged {
+                added: vec!["b.example.org".into()],
+                removed: vec!["c.example.org".into()]
+            })
         );
-        let rsa = present(&["a.example.org", "b.example.org"], KeyType::Rsa2048, NB, NA, true);
-        assert!(matches!(decide(&s, &rsa, now, false), Decision::Due(Reason::KeyTypeChanged { .. })));
-        let mismatch = present(&["a.example.org", "b.example.org"], KeyType::EcdsaP256, NB, NA, false);
-        assert_eq!(decide(&s, &mismatch, now, false), Decision::Due(Reason::KeyMismatch));
+        let rsa = present(
+            &["a.example.org", "b.example.org"],
+            KeyType::Rsa2048,
+            NB,
+            NA,
+            true,
+        );
+        assert!(matches!(
+            decide(&s, &rsa, now, false),
+            Decision::Due(Reason::KeyTypeChanged { .. })
+        ));
+        let mismatch = present(
+            &["a.example.org", "b.example.org"],
+            KeyType::EcdsaP256,
+            NB,
+            NA,
+            false,
+        );
+        assert_eq!(
+            decide(&s, &mismatch, now, false),
+            Decision::Due(Reason::KeyMismatch)
+        );
         assert_eq!(decide(&s, &ok, NA, false), Decision::Due(Reason::Expired));
     }
 
     #[test]
     fn a_third_of_the_lifetime() {
-        let s = spec(&["a.example.org", "b.example.org"], RenewPolicy::ThirdOfLifetime);
-        let ok = present(&["a.example.org", "b.example.org"], KeyType::EcdsaP256, NB, NA, true);
+        let s = spec(
+            &["a.example.org", "b.example.org"],
+            RenewPolicy::ThirdOfLifetime,
+        );
+        let ok = present(
+            &["a.example.org", "b.example.org"],
+            KeyType::EcdsaP256,
+            NB,
+            NA,
+            true,
+        );
         // 90 days: due 30 days before expiry.
-        assert!(matches!(decide(&s, &ok, datetime!(2026-12-30 23:59 UTC), false), Decision::Current { .. }));
-        assert!(matches!(decide(&s, &ok, datetime!(2026-12-31 0:00 UTC), false), Decision::Due(Reason::Expiring { .. })));
+        assert!(matches!(
+            decide(&s, &ok, datetime!(2026-12-30 23:59 UTC), false),
+            Decision::Current { .. }
+        ));
+        assert!(matches!(
+            decide(&s, &ok, datetime!(2026-12-31 0:00 UTC), false),
+            Decision::Due(Reason::Expiring { .. })
+        ));
         // 45 days (tlsserver profile): 15 days before.
         let na45 = NB + time::Duration::days(45);
-        assert_eq!(renew_at(RenewPolicy::ThirdOfLifetime, NB, na45), na45 - time::Duration::days(15));
+        assert_eq!(
+            renew_at(RenewPolicy::ThirdOfLifetime, NB, na45),
+            na45 - time::Duration::days(15)
+        );
         // 160 hours (shortlived): under ten days, so half.
         let na6 = NB + time::Duration::hours(160);
-        assert_eq!(renew_at(RenewPolicy::ThirdOfLifetime, NB, na6), NB + time::Duration::hours(80));
-        assert_eq!(renew_at(RenewPolicy::Before(Duration::from_secs(86400)), NB, NA), NA - time::Duration::days(1));
-        assert_eq!(renew_at(RenewPolicy::Fraction(0.5), NB, NA), NB + time::Duration::days(45));
+        assert_eq!(
+            renew_at(RenewPolicy::ThirdOfLifetime, NB, na6),
+            NB + time::Duration::hours(80)
+        );
+        assert_eq!(
+            renew_at(RenewPolicy::Before(Duration::from_secs(86400)), NB, NA),
+            NA - time::Duration::days(1)
+        );
+        assert_eq!(
+            renew_at(RenewPolicy::Fraction(0.5), NB, NA),
+            NB + time::Duration::days(45)
+        );
         let _ = DnsName::from_str("x.example.org");
     }
 
     #[test]
     fn human_durations() {
-        assert_eq!(human(Duration::from_secs(3 * 86400 + 4 * 3600 + 5)), "3d 4h");
+        assert_eq!(
+            human(Duration::from_secs(3 * 86400 + 4 * 3600 + 5)),
+            "3d 4h"
+        );
         assert_eq!(human(Duration::from_secs(7500)), "2h 5m");
         assert_eq!(human(Duration::from_secs(59)), "59s");
     }

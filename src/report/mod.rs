@@ -88,14 +88,20 @@ pub struct RunSummary {
 impl RunSummary {
     /// True when any certificate failed.
     pub fn failed(&self) -> bool {
-        self.outcomes.iter().any(|o| matches!(o, Outcome::Failed(_)))
+        self.outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Failed(_)))
     }
 }
 
 /// Progress events from the stages.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
-    Stage { host: &'a str, cert: &'a str, stage: Stage },
+    Stage {
+        host: &'a str,
+        cert: &'a str,
+        stage: Stage,
+    },
     Info(&'a str),
 }
 
@@ -112,7 +118,10 @@ pub struct Lines {
 
 impl Lines {
     pub fn new(verbose: bool) -> Self {
-        Lines { verbose, out: Mutex::new(std::io::stderr()) }
+        Lines {
+            verbose,
+            out: Mutex::new(std::io::stderr()),
+        }
     }
 }
 
@@ -132,16 +141,39 @@ impl Reporter for Lines {
 }
 
 /// The human summary: one line per certificate, then each failure with its hint.
-pub fn render_text(summary: &RunSummary, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<()> {
+pub fn render_text(
+    summary: &RunSummary,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> std::io::Result<()> {
     for o in &summary.outcomes {
         match o {
-            Outcome::Issued { host, cert, reason, serial, not_after, .. } => {
-                writeln!(out, "{host}/{cert}: issued ({reason}), serial {serial}, expires {}", date(*not_after))?
+            Outcome::Issued {
+                host,
+                cert,
+                reason,
+                serial,
+                not_after,
+                ..
+            } => writeln!(
+                out,
+                "{host}/{cert}: issued ({reason}), serial {serial}, expires {}",
+                date(*not_after)
+            )?,
+            Outcome::Current {
+                host,
+                cert,
+                not_after,
+                renew_at,
+            } => writeln!(
+                out,
+                "{host}/{cert}: current, expires {}, renews from {}",
+                date(*not_after),
+                date(*renew_at)
+            )?,
+            Outcome::Failed(f) => {
+                writeln!(out, "{}/{}: failed at {}", f.host, f.cert, f.stage.as_str())?
             }
-            Outcome::Current { host, cert, not_after, renew_at } => {
-                writeln!(out, "{host}/{cert}: current, expires {}, renews from {}", date(*not_after), date(*renew_at))?
-            }
-            Outcome::Failed(f) => writeln!(out, "{}/{}: failed at {}", f.host, f.cert, f.stage.as_str())?,
         }
     }
     for w in &summary.warnings {

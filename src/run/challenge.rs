@@ -11,7 +11,10 @@ use hickory_proto::rr::Name;
 
 use super::{Due, Issued, Ordered};
 use crate::acme;
-use crate::dns::{self, lookup, propagation, publisher::Publisher, publisher::rfc2136::Rfc2136, tsig::TsigKey, txt::TxtRecord, txt::TxtSet};
+use crate::dns::{
+    self, lookup, propagation, publisher::Publisher, publisher::rfc2136::Rfc2136, tsig::TsigKey,
+    txt::TxtRecord, txt::TxtSet,
+};
 use crate::inventory::{Inventory, SecretSource};
 use crate::limits;
 use crate::report::{Event, Outcome, Reporter, RunSummary, Stage};
@@ -37,7 +40,10 @@ impl DnsHandles {
         let rfc = &cfg.rfc2136;
         let alg = match rfc.algorithm.as_deref() {
             None => None,
-            Some(a) => Some(a.parse::<dns::tsig::TsigAlgorithm>().map_err(|e| Setup(e.to_string(), None))?),
+            Some(a) => Some(
+                a.parse::<dns::tsig::TsigAlgorithm>()
+                    .map_err(|e| Setup(e.to_string(), None))?,
+            ),
         };
         let key = match &rfc.secret {
             SecretSource::File(path) => TsigKey::load(path, rfc.key_name.as_deref(), alg),
@@ -59,13 +65,21 @@ impl DnsHandles {
             let hint = e.hint();
             Setup(e.to_string(), hint)
         })?;
-        let resolver = cfg.resolver.or_else(lookup::system_resolver).ok_or_else(|| {
-            Setup(
-                "no resolver: dns.resolver is not set and /etc/resolv.conf names no nameserver".into(),
-                Some("set dns.resolver in the inventory to a recursive resolver's address".into()),
-            )
-        })?;
-        let zone = Name::from_ascii(format!("{}.", cfg.signing_zone)).map_err(|e| Setup(e.to_string(), None))?;
+        let resolver = cfg
+            .resolver
+            .or_else(lookup::system_resolver)
+            .ok_or_else(|| {
+                Setup(
+                    "no resolver: dns.resolver is not set and /etc/resolv.conf names no nameserver"
+                        .into(),
+                    Some(
+                        "set dns.resolver in the inventory to a recursive resolver's address"
+                            .into(),
+                    ),
+                )
+            })?;
+        let zone = Name::from_ascii(format!("{}.", cfg.signing_zone))
+            .map_err(|e| Setup(e.to_string(), None))?;
         Ok(DnsHandles {
             resolver,
             zone,
@@ -78,7 +92,8 @@ impl DnsHandles {
     /// Adds and removes a probe TXT record with the configured key, so a refused key or a dead
     /// server stops the run before any order is opened at the CA.
     pub async fn probe(&self) -> Result<(), Setup> {
-        let name = Name::from_ascii(format!("_certorch-probe.{}", self.zone)).map_err(|e| Setup(e.to_string(), None))?;
+        let name = Name::from_ascii(format!("_certorch-probe.{}", self.zone))
+            .map_err(|e| Setup(e.to_string(), None))?;
         let mut set = TxtSet::new(self.ttl);
         set.insert(TxtRecord {
             zone: self.zone.clone(),
@@ -95,20 +110,39 @@ impl DnsHandles {
 
     /// Where `_acme-challenge.<name>` leads, if that is inside the signing zone.
     async fn target(&self, name: &crate::inventory::DnsName) -> Result<Name, (String, String)> {
-        let challenge = Name::from_ascii(format!("{}.", name.challenge_name())).map_err(|e| (e.to_string(), String::new()))?;
-        let suggested = format!("{}.{}.", name.as_str().trim_start_matches("*."), self.zone.to_ascii().trim_end_matches('.'));
+        let challenge = Name::from_ascii(format!("{}.", name.challenge_name()))
+            .map_err(|e| (e.to_string(), String::new()))?;
+        let suggested = format!(
+            "{}.{}.",
+            name.as_str().trim_start_matches("*."),
+            self.zone.to_ascii().trim_end_matches('.')
+        );
         let record = format!("{challenge} IN CNAME {suggested}");
         let chain = lookup::follow_cnames(self.resolver, &challenge, limits::MAX_CNAME_HOPS)
             .await
-            .map_err(|e| (format!("looking up {challenge}: {e}"), e.hint().unwrap_or_default()))?;
+            .map_err(|e| {
+                (
+                    format!("looking up {challenge}: {e}"),
+                    e.hint().unwrap_or_default(),
+                )
+            })?;
         match chain.last() {
             None => Err((
-                format!("{challenge} has no CNAME into the signing zone {}", self.zone),
-                format!("add this record to the zone of {}: {record}", name.as_str().trim_start_matches("*.")),
+                format!(
+                    "{challenge} has no CNAME into the signing zone {}",
+                    self.zone
+                ),
+                format!(
+                    "add this record to the zone of {}: {record}",
+                    name.as_str().trim_start_matches("*.")
+                ),
             )),
             Some(end) if self.zone.zone_of(end) => Ok(end.clone()),
             Some(end) => Err((
-                format!("{challenge} leads to {end}, outside the signing zone {}", self.zone),
+                format!(
+                    "{challenge} leads to {end}, outside the signing zone {}",
+                    self.zone
+                ),
                 format!("replace it with: {record}"),
             )),
         }
@@ -153,7 +187,11 @@ pub(crate) async fn preflight<'a>(
             if problems.is_empty() {
                 Ok(Routed { due: d, targets })
             } else {
-                Err(d.item.fail(Stage::Preflight, problems.join("; "), Some(hints.join("; "))))
+                Err(d.item.fail(
+                    Stage::Preflight,
+                    problems.join("; "),
+                    Some(hints.join("; ")),
+                ))
             }
         })
         .buffered(concurrency)
@@ -229,12 +267,20 @@ pub(crate) async fn answer<'a>(
             }
             .await;
             match r {
-                Ok((leaf, chain)) => Ok(Issued { keyed: o.keyed, leaf, chain }),
+                Ok((leaf, chain)) => Ok(Issued {
+                    keyed: o.keyed,
+                    leaf,
+                    chain,
+                }),
                 Err(e) => {
                     acme::order::abandon(&mut o.open.order).await;
                     super::deploy::discard_key(&o.keyed).await;
                     let hint = e.hint();
-                    Err(o.keyed.routed.due.item.fail(Stage::Validate, format!("{e} (order {})", o.open.url), hint))
+                    Err(o.keyed.routed.due.item.fail(
+                        Stage::Validate,
+                        format!("{e} (order {})", o.open.url),
+                        hint,
+                    ))
                 }
             }
         })
@@ -247,10 +293,19 @@ pub(crate) async fn answer<'a>(
     super::split(results, summary)
 }
 
-async fn wait(dns: &DnsHandles, set: &TxtSet, reporter: &dyn Reporter) -> Result<(), (String, Option<String>)> {
+async fn wait(
+    dns: &DnsHandles,
+    set: &TxtSet,
+    reporter: &dyn Reporter,
+) -> Result<(), (String, Option<String>)> {
     let servers = lookup::authoritative_servers(dns.resolver, &dns.zone)
         .await
-        .map_err(|e| (format!("finding the name servers of {}: {e}", dns.zone), e.hint()))?;
+        .map_err(|e| {
+            (
+                format!("finding the name servers of {}: {e}", dns.zone),
+                e.hint(),
+            )
+        })?;
     let mut by_zone = BTreeMap::new();
     by_zone.insert(dns.zone.clone(), servers);
     let progress = |s: &propagation::PropagationStatus| {
@@ -282,10 +337,18 @@ async fn withdraw(dns: &DnsHandles, set: &TxtSet, summary: &mut RunSummary) {
 }
 
 /// Fails every order of the run at `stage`, leaving nothing pending at the CA or on hosts.
-async fn give_up(ordered: Vec<Ordered<'_>>, stage: Stage, error: &str, hint: Option<String>, summary: &mut RunSummary) {
+async fn give_up(
+    ordered: Vec<Ordered<'_>>,
+    stage: Stage,
+    error: &str,
+    hint: Option<String>,
+    summary: &mut RunSummary,
+) {
     for mut o in ordered {
         acme::order::abandon(&mut o.open.order).await;
         super::deploy::discard_key(&o.keyed).await;
-        summary.outcomes.push(o.keyed.routed.due.item.fail(stage, error, hint.clone()));
+        summary
+            .outcomes
+            .push(o.keyed.routed.due.item.fail(stage, error, hint.clone()));
     }
 }

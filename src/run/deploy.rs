@@ -20,10 +20,17 @@ pub(crate) async fn discard_key(k: &Keyed<'_>) {
 }
 
 /// Deploys every issued certificate; hosts in parallel, each host's certificates in order.
-pub(crate) async fn deploy_all(issued: Vec<Issued<'_>>, reporter: &dyn Reporter, concurrency: usize) -> Vec<Outcome> {
+pub(crate) async fn deploy_all(
+    issued: Vec<Issued<'_>>,
+    reporter: &dyn Reporter,
+    concurrency: usize,
+) -> Vec<Outcome> {
     let mut by_host: BTreeMap<String, Vec<Issued>> = BTreeMap::new();
     for i in issued {
-        by_host.entry(i.keyed.routed.due.item.host.name.clone()).or_default().push(i);
+        by_host
+            .entry(i.keyed.routed.due.item.host.name.clone())
+            .or_default()
+            .push(i);
     }
     let per_host: Vec<Vec<Outcome>> = futures::stream::iter(by_host.into_values())
         .map(|certs| deploy_host(certs, reporter))
@@ -50,14 +57,14 @@ async fn deploy_host(certs: Vec<Issued<'_>>, reporter: &dyn Reporter) -> Vec<Out
     let mut reloaded: BTreeMap<String, Result<(), (String, String)>> = BTreeMap::new();
     for c in &committed {
         let item = &c.keyed.routed.due.item;
-        if let Some(cmd) = &item.spec.reload {
-            if !reloaded.contains_key(cmd) {
-                item.stage(reporter, Stage::Reload);
-                let r = files::reload(item.conn.as_ref(), cmd)
-                    .await
-                    .map_err(|e| (e.to_string(), e.hint().unwrap_or_default()));
-                reloaded.insert(cmd.clone(), r);
-            }
+        if let Some(cmd) = &item.spec.reload
+            && !reloaded.contains_key(cmd)
+        {
+            item.stage(reporter, Stage::Reload);
+            let r = files::reload(item.conn.as_ref(), cmd)
+                .await
+                .map_err(|e| (e.to_string(), e.hint().unwrap_or_default()));
+            reloaded.insert(cmd.clone(), r);
         }
     }
     for c in committed {

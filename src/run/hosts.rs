@@ -9,6 +9,9 @@ use crate::inventory::{Inventory, Target};
 use crate::report::{Event, Reporter, Stage};
 use crate::transport::{self, Transport};
 
+/// An open connection to a host, or why there is none.
+pub type Connection = Result<Arc<dyn Transport>, transport::Error>;
+
 /// A private directory for the SSH control sockets of this run, removed when dropped.
 pub fn control_dir() -> std::io::Result<tempfile::TempDir> {
     // Short prefix: a Unix socket path must fit in 108 bytes, and ssh adds its own suffix.
@@ -22,15 +25,19 @@ pub async fn connect_all(
     control: &Path,
     concurrency: usize,
     reporter: &dyn Reporter,
-) -> Vec<(Target, Result<Arc<dyn Transport>, transport::Error>)> {
+) -> Vec<(Target, Connection)> {
     // Several targets can name the same host (two of its certificates): connect once.
     let mut hosts: Vec<usize> = targets.iter().map(|t| t.host).collect();
     hosts.sort_unstable();
     hosts.dedup();
-    let conns: Vec<(usize, Result<Arc<dyn Transport>, transport::Error>)> = futures::stream::iter(hosts)
+    let conns: Vec<(usize, Connection)> = futures::stream::iter(hosts)
         .map(|i| async move {
             let host = &inv.hosts[i];
-            reporter.event(Event::Stage { host: &host.name, cert: "*", stage: Stage::Connect });
+            reporter.event(Event::Stage {
+                host: &host.name,
+                cert: "*",
+                stage: Stage::Connect,
+            });
             let r = transport::openssh::connect(host, &inv.ssh, control)
                 .await
                 .map(|c| Arc::new(c) as Arc<dyn Transport>);
@@ -42,7 +49,11 @@ pub async fn connect_all(
     targets
         .iter()
         .map(|t| {
-            let r = conns.iter().find(|(i, _)| *i == t.host).map(|(_, r)| r).expect("every target's host was connected");
+            let r = conns
+                .iter()
+                .find(|(i, _)| *i == t.host)
+                .map(|(_, r)| r)
+                .expect("every target's host was connected");
             (t.clone(), r.clone())
         })
         .collect()

@@ -52,7 +52,11 @@ impl Item<'_> {
     }
 
     fn stage(&self, r: &dyn Reporter, stage: Stage) {
-        r.event(Event::Stage { host: &self.host.name, cert: &self.spec.label, stage });
+        r.event(Event::Stage {
+            host: &self.host.name,
+            cert: &self.spec.label,
+            stage,
+        });
     }
 }
 
@@ -104,7 +108,8 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
             return summary;
         }
     };
-    let connected = hosts::connect_all(inv, req.targets, control.path(), req.concurrency, reporter).await;
+    let connected =
+        hosts::connect_all(inv, req.targets, control.path(), req.concurrency, reporter).await;
 
     // Inspect every selected certificate and decide.
     let mut items = Vec::new();
@@ -112,13 +117,25 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
         let host = &inv.hosts[target.host];
         match conn {
             Ok(conn) => {
-                for spec in host.certs.iter().filter(|s| target.cert.as_ref().is_none_or(|c| c == &s.label)) {
-                    items.push(Item { host, spec, conn: conn.clone() });
+                for spec in host
+                    .certs
+                    .iter()
+                    .filter(|s| target.cert.as_ref().is_none_or(|c| c == &s.label))
+                {
+                    items.push(Item {
+                        host,
+                        spec,
+                        conn: conn.clone(),
+                    });
                 }
             }
             Err(e) => {
                 let hint = e.hint();
-                for spec in host.certs.iter().filter(|s| target.cert.as_ref().is_none_or(|c| c == &s.label)) {
+                for spec in host
+                    .certs
+                    .iter()
+                    .filter(|s| target.cert.as_ref().is_none_or(|c| c == &s.label))
+                {
                     summary.outcomes.push(Outcome::Failed(Failure {
                         host: host.name.clone(),
                         cert: spec.label.clone(),
@@ -147,7 +164,10 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
                 summary.outcomes.push(item.fail(Stage::Inspect, e, hint));
             }
             Ok(current) => match plan::decide(item.spec, &current, now, req.force) {
-                Decision::Current { not_after, renew_at } => summary.outcomes.push(Outcome::Current {
+                Decision::Current {
+                    not_after,
+                    renew_at,
+                } => summary.outcomes.push(Outcome::Current {
                     host: item.host.name.clone(),
                     cert: item.spec.label.clone(),
                     not_after,
@@ -166,14 +186,18 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
         Ok(d) => d,
         Err(challenge::Setup(error, hint)) => {
             for d in due {
-                summary.outcomes.push(d.item.fail(Stage::Preflight, &error, hint.clone()));
+                summary
+                    .outcomes
+                    .push(d.item.fail(Stage::Preflight, &error, hint.clone()));
             }
             return finish(inv, summary);
         }
     };
     if let Err(challenge::Setup(error, hint)) = dns.probe().await {
         for d in due {
-            summary.outcomes.push(d.item.fail(Stage::Preflight, &error, hint.clone()));
+            summary
+                .outcomes
+                .push(d.item.fail(Stage::Preflight, &error, hint.clone()));
         }
         return finish(inv, summary);
     }
@@ -206,16 +230,27 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
         Err(e) => {
             let hint = e.hint();
             for k in keyed {
-                summary.outcomes.push(k.routed.due.item.fail(Stage::Order, &e, hint.clone()));
+                summary
+                    .outcomes
+                    .push(k.routed.due.item.fail(Stage::Order, &e, hint.clone()));
                 deploy::discard_key(&k).await;
             }
             return finish(inv, summary);
         }
     };
-    let ordered = open_orders(&account, inv, keyed, reporter, req.concurrency, &mut summary).await;
+    let ordered = open_orders(
+        &account,
+        inv,
+        keyed,
+        reporter,
+        req.concurrency,
+        &mut summary,
+    )
+    .await;
 
     // One publish, one wait, then validation, then withdrawal whatever happened.
-    let issued = challenge::answer(&dns, inv, ordered, reporter, req.concurrency, &mut summary).await;
+    let issued =
+        challenge::answer(&dns, inv, ordered, reporter, req.concurrency, &mut summary).await;
 
     let deployed = deploy::deploy_all(issued, reporter, req.concurrency).await;
     summary.outcomes.extend(deployed);
@@ -277,11 +312,21 @@ fn split<T>(results: Vec<Result<T, Outcome>>, summary: &mut RunSummary) -> Vec<T
 fn finish(inv: &Inventory, mut summary: RunSummary) -> RunSummary {
     let key = |o: &Outcome| {
         let (h, c) = match o {
-            Outcome::Issued { host, cert, .. } | Outcome::Current { host, cert, .. } => (host, cert),
+            Outcome::Issued { host, cert, .. } | Outcome::Current { host, cert, .. } => {
+                (host, cert)
+            }
             Outcome::Failed(f) => (&f.host, &f.cert),
         };
-        let hi = inv.hosts.iter().position(|x| &x.name == h).unwrap_or(usize::MAX);
-        let ci = inv.hosts.get(hi).and_then(|x| x.certs.iter().position(|s| &s.label == c)).unwrap_or(usize::MAX);
+        let hi = inv
+            .hosts
+            .iter()
+            .position(|x| &x.name == h)
+            .unwrap_or(usize::MAX);
+        let ci = inv
+            .hosts
+            .get(hi)
+            .and_then(|x| x.certs.iter().position(|s| &s.label == c))
+            .unwrap_or(usize::MAX);
         (hi, ci)
     };
     summary.outcomes.sort_by_key(key);

@@ -26,10 +26,18 @@ impl Output {
 
     /// The last lines of stderr, for error messages.
     pub fn stderr_tail(&self) -> String {
-        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
         let start = lines.len().saturating_sub(3);
         let tail = lines[start..].join(" / ");
-        if tail.is_empty() { "no error output".to_string() } else { tail }
+        if tail.is_empty() {
+            "no error output".to_string()
+        } else {
+            tail
+        }
     }
 }
 
@@ -53,7 +61,9 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Connect { hint, .. } => Some(hint.clone()),
-            Error::Command { .. } => Some("check that the host is up and sshd is running, then run certorch again".into()),
+            Error::Command { .. } => Some(
+                "check that the host is up and sshd is running, then run certorch again".into(),
+            ),
             Error::Nul { .. } => None,
         }
     }
@@ -65,5 +75,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// An open connection to one host; dropping it closes the connection.
 pub trait Transport: Send + Sync {
     /// Runs `cmd` on the host; `stdin` is written to its standard input, then closed.
-    fn run<'a>(&'a self, cmd: &'a Cmd, stdin: Option<&'a [u8]>) -> BoxFuture<'a, Result<Output, Error>>;
+    fn run<'a>(
+        &'a self,
+        cmd: &'a Cmd,
+        stdin: Option<&'a [u8]>,
+    ) -> BoxFuture<'a, Result<Output, Error>>;
 }

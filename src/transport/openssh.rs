@@ -2,9 +2,9 @@
 //! connection per host, every command a channel on it. It honours the operator's ssh_config,
 //! agent, ProxyJump and known_hosts, and checks host keys strictly.
 
+use openssh::Stdio;
 use std::num::NonZeroUsize;
 use std::path::Path;
-use openssh::Stdio;
 
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
 use tokio::io::AsyncWriteExt;
@@ -31,7 +31,9 @@ pub async fn connect(host: &Host, ssh: &SshConfig, control_dir: &Path) -> Result
         .connect_timeout(ssh.connect_timeout)
         .server_alive_interval(std::time::Duration::from_secs(15))
         .control_directory(control_dir)
-        .control_persist(ControlPersist::IdleFor(NonZeroUsize::new(MASTER_IDLE).expect("non-zero constant")));
+        .control_persist(ControlPersist::IdleFor(
+            NonZeroUsize::new(MASTER_IDLE).expect("non-zero constant"),
+        ));
     if let Some(config) = &ssh.config {
         b.config_file(config);
     }
@@ -61,11 +63,18 @@ fn connect_error(address: &str, e: &openssh::Error) -> Error {
         || lower.contains("host key for")
         || lower.contains("remote host identification has changed")
     {
-        format!("the host key of {address} is unknown or has changed: verify the key out of band, then add it to known_hosts (ssh-keyscan {address} and compare the fingerprint)")
+        format!(
+            "the host key of {address} is unknown or has changed: verify the key out of band, then add it to known_hosts (ssh-keyscan {address} and compare the fingerprint)"
+        )
     } else if lower.contains("permission denied") {
         "the login was refused: check the user, and that certorch's key (agent or ssh.identity) is in the host's authorized_keys".to_string()
-    } else if lower.contains("timed out") || lower.contains("no route") || lower.contains("connection refused") {
-        format!("{address} does not answer on the SSH port: check that the host is up, sshd runs and the address and port in the inventory are right")
+    } else if lower.contains("timed out")
+        || lower.contains("no route")
+        || lower.contains("connection refused")
+    {
+        format!(
+            "{address} does not answer on the SSH port: check that the host is up, sshd runs and the address and port in the inventory are right"
+        )
     } else {
         format!("try `ssh -v {address}` by hand with the same ssh_config to see why")
     };
@@ -81,10 +90,16 @@ fn one_line(s: &str) -> String {
 }
 
 impl Transport for OpenSsh {
-    fn run<'a>(&'a self, cmd: &'a Cmd, stdin: Option<&'a [u8]>) -> BoxFuture<'a, Result<Output, Error>> {
+    fn run<'a>(
+        &'a self,
+        cmd: &'a Cmd,
+        stdin: Option<&'a [u8]>,
+    ) -> BoxFuture<'a, Result<Output, Error>> {
         Box::pin(async move {
             let label = cmd.label().to_string();
-            let line = cmd.render().map_err(|_| Error::Nul { label: label.clone() })?;
+            let line = cmd.render().map_err(|_| Error::Nul {
+                label: label.clone(),
+            })?;
             let lost = |e: openssh::Error| Error::Command {
                 label: label.clone(),
                 reason: one_line(&e.to_string()),
@@ -92,18 +107,22 @@ impl Transport for OpenSsh {
             // raw_command: the line is already quoted argument by argument by `sh::Cmd`.
             let mut command = self.session.raw_command(line);
             command
-                .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+                .stdin(if stdin.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped());
             let mut child = command.spawn().await.map_err(lost)?;
-            if let Some(data) = stdin {
-                if let Some(mut pipe) = child.stdin().take() {
-                    pipe.write_all(data).await.map_err(|e| Error::Command {
-                        label: label.clone(),
-                        reason: format!("writing standard input: {e}"),
-                    })?;
-                    pipe.shutdown().await.ok();
-                }
+            if let Some(data) = stdin
+                && let Some(mut pipe) = child.stdin().take()
+            {
+                pipe.write_all(data).await.map_err(|e| Error::Command {
+                    label: label.clone(),
+                    reason: format!("writing standard input: {e}"),
+                })?;
+                pipe.shutdown().await.ok();
             }
             let out = child.wait_with_output().await.map_err(lost)?;
             Ok(Output {
@@ -113,5 +132,4 @@ impl Transport for OpenSsh {
             })
         })
     }
-
 }

@@ -29,7 +29,12 @@ pub struct Bed {
 fn claim_net() -> (u8, fs::File) {
     for net in 30u8..=250 {
         let path = std::env::temp_dir().join(format!("certorch-bed-net-{net}.lock"));
-        let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).expect("lock file");
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .expect("lock file");
         if f.try_lock().is_ok() {
             return (net, f);
         }
@@ -57,12 +62,20 @@ impl Bed {
             String::from_utf8_lossy(&out.stderr)
         );
         let env = parse_env(&fs::read_to_string(dir.join("env")).expect("bed env file"));
-        Bed { dir, net, env, hosts, _net_lock: lock }
+        Bed {
+            dir,
+            net,
+            env,
+            hosts,
+            _net_lock: lock,
+        }
     }
 
     /// A value from the bed's env file.
     pub fn get(&self, key: &str) -> &str {
-        self.env.get(key).unwrap_or_else(|| panic!("bed env has no {key}"))
+        self.env
+            .get(key)
+            .unwrap_or_else(|| panic!("bed env has no {key}"))
     }
 
     /// Host i's name (1-based).
@@ -129,7 +142,11 @@ ssh:
         let mut text = self.inventory_head(self.get("TSIG_KEY_FILE"));
         text.push_str("hosts:\n");
         for i in 1..=n {
-            text.push_str(&format!("  {}:\n    address: {}\n    certs:\n", self.host_name(i), self.host_addr(i)));
+            text.push_str(&format!(
+                "  {}:\n    address: {}\n    certs:\n",
+                self.host_name(i),
+                self.host_addr(i)
+            ));
             text.push_str(&self.www_cert(i));
         }
         self.write_inventory("inventory.yaml", &text)
@@ -216,10 +233,19 @@ ssh:
     /// The TXT values at `name` on the bed's authoritative server.
     pub fn txt(&self, name: &str) -> Vec<String> {
         let out = Command::new("dig")
-            .args(["+short", "+norecurse", &format!("@{}", self.get("BIND_ADDR")), "TXT", name])
+            .args([
+                "+short",
+                "+norecurse",
+                &format!("@{}", self.get("BIND_ADDR")),
+                "TXT",
+                name,
+            ])
             .output()
             .unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim_matches('"').to_string()).collect()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim_matches('"').to_string())
+            .collect()
     }
 
     /// Every TXT record in the signing zone, by AXFR-free means: ask for each host's names.
@@ -236,14 +262,23 @@ ssh:
 
 impl Drop for Bed {
     fn drop(&mut self) {
-        let _ = Command::new("bash").arg(bed_script()).args(["down", "--dir"]).arg(&self.dir).status();
+        let _ = Command::new("bash")
+            .arg(bed_script())
+            .args(["down", "--dir"])
+            .arg(&self.dir)
+            .status();
     }
 }
 
 fn parse_env(text: &str) -> HashMap<String, String> {
     text.lines()
         .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').trim_matches('\'').to_string()))
+        .map(|(k, v)| {
+            (
+                k.trim().to_string(),
+                v.trim().trim_matches('"').trim_matches('\'').to_string(),
+            )
+        })
         .collect()
 }
 
@@ -267,20 +302,27 @@ impl From<Output> for Run {
 impl Run {
     /// Panics with the whole output unless the exit code is `code`.
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// The `--json` document.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
     }
 }
 
 /// Every file under `dir`, recursively (following no links).
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else { return out };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return out;
+    };
     for e in entries.flatten() {
         let p = e.path();
         let Ok(ft) = e.file_type() else { continue };
@@ -295,5 +337,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// The base64 body of a PEM block, joined on one line, for searching.
 pub fn pem_body(pem: &str) -> String {
-    pem.lines().filter(|l| !l.starts_with("-----")).collect::<String>()
+    pem.lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<String>()
 }

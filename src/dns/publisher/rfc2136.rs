@@ -26,7 +26,11 @@ pub struct Rfc2136 {
 
 impl Rfc2136 {
     pub fn new(server: SocketAddr, key: TsigKey, timeout: Duration) -> Self {
-        Rfc2136 { server, key, timeout }
+        Rfc2136 {
+            server,
+            key,
+            timeout,
+        }
     }
 
     async fn update(&self, set: &TxtSet, add: bool) -> Result<(), Error> {
@@ -34,10 +38,38 @@ impl Rfc2136 {
             for chunk in records.chunks(RECORDS_PER_MESSAGE) {
                 let msg = update_message(zone, chunk, set.ttl, add);
                 let what = format!("update of {zone}");
-                let answer = wire::exchange(self.server, msg, Some(&self.key), Via::Tcp, self.timeout, &what).await?;
                 let zone_s = zone.to_string();
+                let answer = wire::exchange(
+                    self.server,
+                    msg,
+                    Some(&self.key),
+                    Via::Tcp,
+                    self.timeout,
+                    &what,
+                )
+                .await
+                .map_err(|e| match e {
+                    Error::Io { detail, .. } => Error::UpdateUnreachable {
+                        server: self.server,
+                        zone: zone_s.clone(),
+                        key: self.key.name.clone(),
+                        detail,
+                    },
+                    Error::Timeout { secs, .. } => Error::UpdateUnreachable {
+                        server: self.server,
+                        zone: zone_s.clone(),
+                        key: self.key.name.clone(),
+                        detail: format!("no answer within {secs}s"),
+                    },
+                    other => other,
+                })?;
                 if let Some(tsig_error) = answer.tsig_error {
-                    return Err(Error::TsigRejected { server: self.server, zone: zone_s, key: self.key.name.clone(), tsig_error });
+                    return Err(Error::TsigRejected {
+                        server: self.server,
+                        zone: zone_s,
+                        key: self.key.name.clone(),
+                        tsig_error,
+                    });
                 }
                 if answer.message.response_code != ResponseCode::NoError {
                     return Err(Error::UpdateRefused {
@@ -60,10 +92,16 @@ pub fn update_message(zone: &Name, records: &[&TxtRecord], ttl: u32, add: bool) 
     msg.metadata.op_code = OpCode::Update;
     msg.metadata.recursion_desired = false;
     let mut zq = Query::new();
-    zq.set_name(zone.clone()).set_query_class(DNSClass::IN).set_query_type(RecordType::SOA);
+    zq.set_name(zone.clone())
+        .set_query_class(DNSClass::IN)
+        .set_query_type(RecordType::SOA);
     msg.add_zone(zq);
     for r in records {
-        let mut rec = Record::from_rdata(r.name.clone(), ttl, RData::TXT(TXT::new(vec![r.value.clone()])));
+        let mut rec = Record::from_rdata(
+            r.name.clone(),
+            ttl,
+            RData::TXT(TXT::new(vec![r.value.clone()])),
+        );
         if !add {
             rec.dns_class = DNSClass::NONE;
             rec.ttl = 0;
@@ -90,7 +128,11 @@ mod tests {
     #[test]
     fn updates_add_and_delete_exact_values() {
         let zone = Name::from_ascii("signing.test.").unwrap();
-        let r = |n: &str, v: &str| TxtRecord { zone: zone.clone(), name: Name::from_ascii(n).unwrap(), value: v.into() };
+        let r = |n: &str, v: &str| TxtRecord {
+            zone: zone.clone(),
+            name: Name::from_ascii(n).unwrap(),
+            value: v.into(),
+        };
         let (a, b) = (r("a.signing.test.", "v1"), r("a.signing.test.", "v2"));
         let add = update_message(&zone, &[&a, &b], 60, true);
         assert_eq!(add.metadata.op_code, OpCode::Update);
@@ -99,7 +141,9 @@ mod tests {
         assert!(add.prerequisites().is_empty());
         let ups = add.updates();
         assert_eq!(ups.len(), 2);
-        assert!(ups.iter().all(|u| u.dns_class == DNSClass::IN && u.ttl == 60 && u.record_type() == RecordType::TXT));
+        assert!(ups.iter().all(|u| u.dns_class == DNSClass::IN
+            && u.ttl == 60
+            && u.record_type() == RecordType::TXT));
         let del = update_message(&zone, &[&a], 60, false);
         let u = &del.updates()[0];
         assert_eq!((u.dns_class, u.ttl), (DNSClass::NONE, 0));
