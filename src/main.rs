@@ -10,6 +10,7 @@ mod plan;
 mod report;
 mod run;
 mod secret;
+mod state;
 mod transport;
 mod x509;
 

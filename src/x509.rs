@@ -16,6 +16,8 @@ use crate::inventory::{DnsName, KeyType};
 /// The facts about a certificate that decisions and reports need.
 #[derive(Debug, Clone)]
 pub struct CertInfo {
+    /// The certificate's DER.
+    pub der: Vec<u8>,
     pub names: BTreeSet<String>,
     pub key_type: Option<KeyType>,
     /// DER of the SubjectPublicKeyInfo, to match keys and CSRs.
@@ -55,6 +57,7 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo, String> {
     }
     let spki = cert.public_key().raw.to_vec();
     Ok(CertInfo {
+        der: der.to_vec(),
         names,
         key_type: key_type_of(cert.public_key()),
         spki,

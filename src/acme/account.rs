@@ -1,32 +1,11 @@
-//! The ACME account: created once per CA directory and kept in the state directory, mode 0600.
+//! The ACME account: registered once per CA directory, its credentials kept in the state
+//! database (mode 0600), never printed.
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-
-use instant_acme::{Account, AccountCredentials, NewAccount};
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use instant_acme::{Account, AccountCredentials, ExternalAccountKey, NewAccount};
 
 use super::Error;
 use crate::inventory::Inventory;
-use crate::x509::hex;
-
-/// What is stored per account. `credentials` holds the account key: the file is 0600 and its
-/// contents are never logged.
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    directory: String,
-    contact: Vec<String>,
-    credentials: AccountCredentials,
-}
-
-/// The file that holds the account for `directory` under `state`.
-pub fn account_path(state: &Path, directory: &str) -> PathBuf {
-    let id = hex(&Sha256::digest(directory.as_bytes()));
-    state.join("accounts").join(format!("{}.json", &id[..16]))
-}
+use crate::state::State;
 
 fn builder(inv: &Inventory) -> Result<instant_acme::AccountBuilder, Error> {
     let directory = &inv.acme.directory;
@@ -39,24 +18,41 @@ fn builder(inv: &Inventory) -> Result<instant_acme::AccountBuilder, Error> {
     }
 }
 
-/// Loads the account for the inventory's CA, or registers one and stores it.
-pub async fn load_or_create(inv: &Inventory, state: &Path) -> Result<Account, Error> {
+/// Loads the stored account for the inventory's CA, if there is one.
+pub async fn load(inv: &Inventory, state: &State) -> Result<Option<Account>, Error> {
     let directory = &inv.acme.directory;
-    let path = account_path(state, directory);
-    let file_err = |detail: String| Error::AccountFile {
-        path: path.display().to_string(),
-        detail,
-    };
-    if path.exists() {
-        let text = fs::read_to_string(&path).map_err(|e| file_err(e.to_string()))?;
-        let stored: Stored = serde_json::from_str(&text)
-            .map_err(|_| file_err("not a certorch account file".into()))?;
-        return builder(inv)?
-            .from_credentials(stored.credentials)
-            .await
-            .map_err(|e| Error::from_acme(directory, "loading the account", e));
+    let stored = state.account(directory).map_err(|e| Error::AccountFile {
+        path: "state database".into(),
+        detail: e.to_string(),
+    })?;
+    let Some(json) = stored else { return Ok(None) };
+    let credentials: AccountCredentials =
+        serde_json::from_str(&json).map_err(|_| Error::AccountFile {
+            path: "state database".into(),
+            detail: format!("the stored account for {directory} is unreadable"),
+        })?;
+    builder(inv)?
+        .from_credentials(credentials)
+        .await
+        .map(Some)
+        .map_err(|e| Error::from_acme(directory, "loading the account", e))
+}
+
+/// Loads the account for the inventory's CA, or registers one (with external account binding
+/// when the inventory gives one) and stores it.
+pub async fn load_or_create(inv: &Inventory, state: &State) -> Result<Account, Error> {
+    if let Some(a) = load(inv, state).await? {
+        return Ok(a);
     }
+    let directory = &inv.acme.directory;
     let contact: Vec<&str> = inv.acme.contact.iter().map(String::as_str).collect();
+    let eab = match &inv.acme.eab {
+        Some(eab) => Some(ExternalAccountKey::new(
+            eab.kid.clone(),
+            eab.hmac_key.expose(),
+        )),
+        None => None,
+    };
     let (account, credentials) = builder(inv)?
         .create(
             &NewAccount {
@@ -65,36 +61,19 @@ pub async fn load_or_create(inv: &Inventory, state: &Path) -> Result<Account, Er
                 only_return_existing: false,
             },
             directory.clone(),
-            None,
+            eab.as_ref(),
         )
         .await
         .map_err(|e| Error::from_acme(directory, "registering an account", e))?;
-    let stored = Stored {
-        directory: directory.clone(),
-        contact: inv.acme.contact.clone(),
-        credentials,
-    };
-    let json = serde_json::to_vec_pretty(&stored).map_err(|e| file_err(e.to_string()))?;
-    write_private(&path, &json).map_err(|e| file_err(e.to_string()))?;
+    let json = serde_json::to_string(&credentials).map_err(|e| Error::AccountFile {
+        path: "state database".into(),
+        detail: e.to_string(),
+    })?;
+    state
+        .save_account(directory, &json, &inv.acme.contact)
+        .map_err(|e| Error::AccountFile {
+            path: "state database".into(),
+            detail: e.to_string(),
+        })?;
     Ok(account)
-}
-
-/// Writes `data` to `path` with mode 0600 from creation, through a temporary file and rename.
-pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id()
-    ));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)
 }

@@ -2,6 +2,7 @@
 //! dns-01 challenges, finalization with the host's CSR.
 
 pub mod account;
+pub mod ari;
 pub mod order;
 
 pub use account::load_or_create;

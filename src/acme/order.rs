@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus,
-    RetryPolicy,
+    Account, AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier, NewOrder,
+    Order, OrderStatus, RetryPolicy,
 };
 
 use super::Error;
@@ -38,13 +38,22 @@ pub async fn open(
     account: &Account,
     directory: &str,
     names: &[DnsName],
+    replaces: Option<CertificateIdentifier<'static>>,
+    profile: Option<&str>,
 ) -> Result<OpenOrder, Error> {
     let identifiers: Vec<Identifier> = names
         .iter()
         .map(|n| Identifier::Dns(n.as_str().to_string()))
         .collect();
+    let mut new = NewOrder::new(&identifiers);
+    if let Some(r) = replaces {
+        new = new.replaces(r);
+    }
+    if let Some(p) = profile {
+        new = new.profile(p);
+    }
     let mut order = account
-        .new_order(&NewOrder::new(&identifiers))
+        .new_order(&new)
         .await
         .map_err(|e| Error::from_acme(directory, "a new order", e))?;
     let url = order.url().to_string();
@@ -104,14 +113,17 @@ pub async fn set_ready(order: &mut Order, directory: &str) -> Result<(), Error> 
 }
 
 /// Deactivates the order's pending authorizations (RFC 8555 §7.5.2), so nothing is left
-/// pending at the CA when a run gives up on an order. Best effort.
-pub async fn abandon(order: &mut Order) {
+/// pending at the CA when a run gives up on an order. Best effort; returns how many were
+/// deactivated.
+pub async fn abandon(order: &mut Order) -> usize {
+    let mut n = 0;
     let mut authzs = order.authorizations();
     while let Some(Ok(mut authz)) = authzs.next().await {
-        if authz.status == AuthorizationStatus::Pending {
-            let _ = authz.deactivate().await;
+        if authz.status == AuthorizationStatus::Pending && authz.deactivate().await.is_ok() {
+            n += 1;
         }
     }
+    n
 }
 
 /// Waits for validation, finalizes with the host's CSR and downloads the chain; checks that

@@ -50,6 +50,15 @@ pub async fn execute(cli: Cli) -> u8 {
             return exit::USAGE;
         }
     };
+    let state = match crate::state::State::open(&state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("  hint: {}", e.hint());
+            return exit::USAGE;
+        }
+    };
+    let _ = state.begin_run(if force { "issue" } else { "run" });
     let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);
     let reporter = Lines::new(cli.verbose);
     let summary = run::run(
@@ -57,7 +66,7 @@ pub async fn execute(cli: Cli) -> u8 {
             inventory: &inv,
             targets: &targets,
             force,
-            state_dir: &state_dir,
+            state: &state,
             concurrency,
         },
         &reporter,
@@ -71,6 +80,7 @@ pub async fn execute(cli: Cli) -> u8 {
     } else {
         let _ = report::render_text(&summary, &mut stdout, &mut stderr);
     }
+    let _ = state.finish_run(if summary.failed() { "failed" } else { "ok" });
     if summary.failed() {
         exit::SOME_FAILED
     } else {

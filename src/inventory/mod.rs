@@ -7,6 +7,8 @@ pub mod types;
 
 use std::path::PathBuf;
 
+#[allow(unused_imports)]
+pub use model::Eab;
 #[cfg(test)]
 pub use model::parse;
 pub use model::{CertSpec, Host, Inventory, SecretSource, SshConfig, load};

@@ -41,6 +41,15 @@ pub struct AcmeConfig {
     pub contact: Vec<String>,
     /// An extra root certificate for the CA's own TLS (Pebble, an internal CA).
     pub trust_root: Option<PathBuf>,
+    /// External account binding for CAs that require it.
+    pub eab: Option<Eab>,
+}
+
+/// External account binding: the CA's key id and HMAC key (RFC 8555 §7.3.4).
+#[derive(Debug, Clone)]
+pub struct Eab {
+    pub kid: String,
+    pub hmac_key: crate::secret::Secret<Vec<u8>>,
 }
 
 /// The signing zone and how to update it.
@@ -110,6 +119,8 @@ pub struct CertSpec {
     /// Operator-written shell, run on the host after the files are in place.
     pub reload: Option<String>,
     pub renew: RenewPolicy,
+    /// The ACME profile to order (`tlsserver`, `shortlived`, …), if any.
+    pub profile: Option<String>,
 }
 
 impl CertSpec {
@@ -191,10 +202,34 @@ impl Builder<'_> {
             }
             contact.push(c.value);
         }
+        let eab = match raw.acme.eab {
+            None => None,
+            Some(e) => {
+                let at = e.referenced;
+                let path = self.resolve(e.value.hmac_key_file);
+                let text = std::fs::read_to_string(&path).map_err(|err| {
+                    self.err(
+                        at,
+                        format!("cannot read the EAB HMAC key {}: {err}", path.display()),
+                    )
+                })?;
+                use base64::Engine;
+                let t = text.trim();
+                let key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(t.trim_end_matches('='))
+                    .or_else(|_| base64::engine::general_purpose::STANDARD.decode(t))
+                    .map_err(|_| self.err(at, format!("{} does not hold a base64 HMAC key: paste the key your CA gave you, alone", path.display())))?;
+                Some(Eab {
+                    kid: e.value.kid,
+                    hmac_key: crate::secret::Secret::new(key),
+                })
+            }
+        };
         let acme = AcmeConfig {
             directory,
             contact,
             trust_root: raw.acme.trust_root.map(|p| self.resolve(p)),
+            eab,
         };
 
         let resolver = match raw.dns.resolver {
@@ -406,7 +441,14 @@ impl Builder<'_> {
             }
             r => r.map(|r| r.value),
         };
+        let profile = match c.profile.or_else(|| d.profile.clone()) {
+            Some(p) if !is_label(&p.value) => {
+                return Err(self.err(p.referenced, format!("`{}` is not an ACME profile name: use the name your CA lists, like tlsserver or shortlived", p.value)));
+            }
+            p => p.map(|p| p.value),
+        };
         Ok(CertSpec {
+            profile,
             label,
             names,
             key_type: c.key_type.or(d.key_type).unwrap_or_default(),

@@ -33,6 +33,15 @@ pub struct RawAcme {
     #[serde(default)]
     pub contact: Vec<Spanned<String>>,
     pub trust_root: Option<PathBuf>,
+    pub eab: Option<Spanned<RawEab>>,
+}
+
+/// External account binding (RFC 8555 §7.3.4), for CAs that require it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEab {
+    pub kid: String,
+    pub hmac_key_file: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -77,6 +86,7 @@ pub struct RawDefaults {
     pub mode: Option<FileMode>,
     pub key_mode: Option<FileMode>,
     pub reload: Option<Spanned<String>>,
+    pub profile: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,4 +114,5 @@ pub struct RawCert {
     pub key_mode: Option<FileMode>,
     pub reload: Option<Spanned<String>>,
     pub renew_before: Option<RenewPolicy>,
+    pub profile: Option<Spanned<String>>,
 }

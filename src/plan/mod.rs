@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::acme::ari::{self, Window};
 use crate::host::inspect::Current;
 use crate::inventory::{CertSpec, RenewPolicy};
 use crate::limits;
+use crate::state::Recorded;
 
 /// Why a certificate will be issued.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +35,19 @@ pub enum Reason {
         left: Duration,
     },
     Expired,
+    /// The CA's renewal window (RFC 9773) says renew.
+    Ari {
+        start: OffsetDateTime,
+    },
+    /// The host serves another certificate than the one certorch deployed.
+    Drift {
+        deployed: String,
+        found: String,
+    },
+    /// The certificate certorch deployed is gone from the host.
+    Removed {
+        deployed: String,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -57,6 +72,21 @@ impl fmt::Display for Reason {
             Reason::KeyMismatch => f.write_str("the live key does not match the live certificate"),
             Reason::Expiring { left } => write!(f, "{} left", human(*left)),
             Reason::Expired => f.write_str("expired"),
+            Reason::Ari { start } => write!(
+                f,
+                "the CA's renewal window opened at {}",
+                crate::state::fmt_time(*start)
+            ),
+            Reason::Drift { deployed, found } => {
+                write!(
+                    f,
+                    "the host has serial {found}, not serial {deployed} that certorch deployed: reissuing"
+                )
+            }
+            Reason::Removed { deployed } => write!(
+                f,
+                "serial {deployed} that certorch deployed is gone from the host: reissuing"
+            ),
         }
     }
 }
@@ -72,16 +102,45 @@ pub enum Decision {
     },
 }
 
+/// What certorch knows besides the host: its record of the deployed certificate and the CA's
+/// renewal window for it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Known<'a> {
+    pub recorded: Option<&'a Recorded>,
+    pub ari: Option<Window>,
+}
+
 /// Decides whether `spec` needs a new certificate given what the host has.
-pub fn decide(spec: &CertSpec, current: &Current, now: OffsetDateTime, force: bool) -> Decision {
+pub fn decide(
+    spec: &CertSpec,
+    current: &Current,
+    known: Known<'_>,
+    now: OffsetDateTime,
+    force: bool,
+) -> Decision {
     if force {
         return Decision::Due(Reason::Forced);
     }
     let d = match current {
-        Current::Missing => return Decision::Due(Reason::Missing),
+        Current::Missing => {
+            return Decision::Due(match known.recorded {
+                Some(r) => Reason::Removed {
+                    deployed: r.serial.clone(),
+                },
+                None => Reason::Missing,
+            });
+        }
         Current::Unreadable => return Decision::Due(Reason::Unreadable),
         Current::Present(d) => d,
     };
+    if let Some(r) = known.recorded
+        && r.fingerprint != d.cert.fingerprint
+    {
+        return Decision::Due(Reason::Drift {
+            deployed: r.serial.clone(),
+            found: d.cert.serial.clone(),
+        });
+    }
     let want: BTreeSet<String> = spec.names.iter().map(|n| n.as_str().to_string()).collect();
     if want != d.cert.names {
         return Decision::Due(Reason::NamesChanged {
@@ -104,7 +163,15 @@ pub fn decide(spec: &CertSpec, current: &Current, now: OffsetDateTime, force: bo
     if now >= d.cert.not_after {
         return Decision::Due(Reason::Expired);
     }
-    let renew_at = renew_at(spec.renew, d.cert.not_before, d.cert.not_after);
+    if let Some(w) = known.ari
+        && ari::due(w, &d.cert.fingerprint, now)
+    {
+        return Decision::Due(Reason::Ari { start: w.start });
+    }
+    let mut renew_at = renew_at(spec.renew, d.cert.not_before, d.cert.not_after);
+    if let Some(w) = known.ari {
+        renew_at = renew_at.min(ari::renewal_point(w, &d.cert.fingerprint));
+    }
     if now >= renew_at {
         let left = (d.cert.not_after - now).unsigned_abs();
         return Decision::Due(Reason::Expiring { left });
@@ -179,6 +246,7 @@ mod tests {
     ) -> Current {
         Current::Present(Deployed {
             cert: CertInfo {
+                der: vec![],
                 names: names.iter().map(|n| n.to_string()).collect(),
                 key_type: Some(key),
                 spki: vec![],
@@ -209,16 +277,19 @@ mod tests {
             true,
         );
         assert!(matches!(
-            decide(&s, &ok, now, false),
+            decide(&s, &ok, Known::default(), now, false),
             Decision::Current { .. }
         ));
-        assert_eq!(decide(&s, &ok, now, true), Decision::Due(Reason::Forced));
         assert_eq!(
-            decide(&s, &Current::Missing, now, false),
+            decide(&s, &ok, Known::default(), now, true),
+            Decision::Due(Reason::Forced)
+        );
+        assert_eq!(
+            decide(&s, &Current::Missing, Known::default(), now, false),
             Decision::Due(Reason::Missing)
         );
         assert_eq!(
-            decide(&s, &Current::Unreadable, now, false),
+            decide(&s, &Current::Unreadable, Known::default(), now, false),
             Decision::Due(Reason::Unreadable)
         );
         let fewer = present(
@@ -229,7 +300,7 @@ mod tests {
             true,
         );
         assert_eq!(
-            decide(&s, &fewer, now, false),
+            decide(&s, &fewer, Known::default(), now, false),
             Decision::Due(Reason::NamesChanged {
                 added: vec!["b.example.org".into()],
                 removed: vec!["c.example.org".into()]
@@ -243,7 +314,7 @@ mod tests {
             true,
         );
         assert!(matches!(
-            decide(&s, &rsa, now, false),
+            decide(&s, &rsa, Known::default(), now, false),
             Decision::Due(Reason::KeyTypeChanged { .. })
         ));
         let mismatch = present(
@@ -254,10 +325,13 @@ mod tests {
             false,
         );
         assert_eq!(
-            decide(&s, &mismatch, now, false),
+            decide(&s, &mismatch, Known::default(), now, false),
             Decision::Due(Reason::KeyMismatch)
         );
-        assert_eq!(decide(&s, &ok, NA, false), Decision::Due(Reason::Expired));
+        assert_eq!(
+            decide(&s, &ok, Known::default(), NA, false),
+            Decision::Due(Reason::Expired)
+        );
     }
 
     #[test]
@@ -275,11 +349,23 @@ mod tests {
         );
         // 90 days: due 30 days before expiry.
         assert!(matches!(
-            decide(&s, &ok, datetime!(2026-12-30 23:59 UTC), false),
+            decide(
+                &s,
+                &ok,
+                Known::default(),
+                datetime!(2026-12-30 23:59 UTC),
+                false
+            ),
             Decision::Current { .. }
         ));
         assert!(matches!(
-            decide(&s, &ok, datetime!(2026-12-31 0:00 UTC), false),
+            decide(
+                &s,
+                &ok,
+                Known::default(),
+                datetime!(2026-12-31 0:00 UTC),
+                false
+            ),
             Decision::Due(Reason::Expiring { .. })
         ));
         // 45 days (tlsserver profile): 15 days before.

@@ -18,10 +18,12 @@ use crate::dns::{
 use crate::inventory::{Inventory, SecretSource};
 use crate::limits;
 use crate::report::{Event, Outcome, Reporter, RunSummary, Stage};
+use crate::state::State;
 
 /// The DNS side of a run: where to look names up and how to publish.
 pub struct DnsHandles {
     resolver: SocketAddr,
+    server: SocketAddr,
     zone: Name,
     publisher: Rfc2136,
     ttl: u32,
@@ -83,6 +85,7 @@ impl DnsHandles {
         Ok(DnsHandles {
             resolver,
             zone,
+            server: rfc.server,
             publisher: Rfc2136::new(rfc.server, key, DNS_TIMEOUT),
             ttl: cfg.ttl,
             propagation_timeout: cfg.propagation_timeout,
@@ -106,6 +109,11 @@ impl DnsHandles {
         };
         self.publisher.publish(&set).await.map_err(fail)?;
         self.publisher.withdraw(&set).await.map_err(fail)
+    }
+
+    /// Withdraws `set` (used to repair what a killed run left).
+    pub async fn withdraw(&self, set: &TxtSet) -> Result<(), dns::Error> {
+        self.publisher.withdraw(set).await
     }
 
     /// Where `_acme-challenge.<name>` leads, if that is inside the signing zone.
@@ -213,12 +221,14 @@ pub(crate) async fn preflight<'a>(
 pub(crate) async fn answer<'a>(
     dns: &DnsHandles,
     inv: &Inventory,
+    state: &State,
     mut ordered: Vec<Ordered<'a>>,
     reporter: &dyn Reporter,
     concurrency: usize,
     summary: &mut RunSummary,
 ) -> Vec<Issued<'a>> {
     let directory = &inv.acme.directory;
+    let mut txt_ids = Vec::new();
     let mut set = TxtSet::new(dns.ttl);
     for o in &ordered {
         for ch in &o.open.challenges {
@@ -239,11 +249,29 @@ pub(crate) async fn answer<'a>(
         for o in &ordered {
             o.keyed.routed.due.item.stage(reporter, Stage::Publish);
         }
+        // Recorded before the update is sent: a run killed after it is repaired by the next.
+        let rows: Vec<(String, String, String)> = set
+            .iter()
+            .map(|r| (r.zone.to_string(), r.name.to_string(), r.value.clone()))
+            .collect();
+        txt_ids = state
+            .record_txt(&dns.server.to_string(), &rows, set.ttl)
+            .unwrap_or_default();
         if let Err(e) = dns.publisher.publish(&set).await {
             let hint = e.hint();
-            give_up(ordered, Stage::Publish, &e.to_string(), hint, summary).await;
+            give_up(
+                ordered,
+                state,
+                Stage::Publish,
+                &e.to_string(),
+                hint,
+                summary,
+            )
+            .await;
             // A partial update is possible over several messages; withdraw is idempotent.
-            let _ = dns.publisher.withdraw(&set).await;
+            if dns.publisher.withdraw(&set).await.is_ok() {
+                let _ = state.remove_txt(&txt_ids);
+            }
             return Vec::new();
         }
         for o in &ordered {
@@ -251,8 +279,8 @@ pub(crate) async fn answer<'a>(
         }
         let waited = wait(dns, &set, reporter).await;
         if let Err((error, hint)) = waited {
-            give_up(ordered, Stage::Wait, &error, hint, summary).await;
-            withdraw(dns, &set, summary).await;
+            give_up(ordered, state, Stage::Wait, &error, hint, summary).await;
+            withdraw(dns, state, &set, &txt_ids, summary).await;
             return Vec::new();
         }
     }
@@ -269,11 +297,13 @@ pub(crate) async fn answer<'a>(
             match r {
                 Ok((leaf, chain)) => Ok(Issued {
                     keyed: o.keyed,
+                    order_url: o.open.url,
                     leaf,
                     chain,
                 }),
                 Err(e) => {
                     acme::order::abandon(&mut o.open.order).await;
+                    let _ = state.set_order_status(&o.open.url, "abandoned");
                     super::deploy::discard_key(&o.keyed).await;
                     let hint = e.hint();
                     Err(o.keyed.routed.due.item.fail(
@@ -288,7 +318,7 @@ pub(crate) async fn answer<'a>(
         .collect()
         .await;
     if !set.is_empty() {
-        withdraw(dns, &set, summary).await;
+        withdraw(dns, state, &set, &txt_ids, summary).await;
     }
     super::split(results, summary)
 }
@@ -326,19 +356,31 @@ async fn wait(
         })
 }
 
-async fn withdraw(dns: &DnsHandles, set: &TxtSet, summary: &mut RunSummary) {
-    if let Err(e) = dns.publisher.withdraw(set).await {
-        summary.warnings.push(format!(
+async fn withdraw(
+    dns: &DnsHandles,
+    state: &State,
+    set: &TxtSet,
+    ids: &[i64],
+    summary: &mut RunSummary,
+) {
+    match dns.publisher.withdraw(set).await {
+        Ok(()) => {
+            let _ = state.remove_txt(ids);
+        }
+        Err(e) => {
+            summary.warnings.push(format!(
             "could not remove {} TXT record(s) from {}: {e}; they are harmless but should be removed (the next run retries)",
             set.len(),
             dns.zone
         ));
+        }
     }
 }
 
 /// Fails every order of the run at `stage`, leaving nothing pending at the CA or on hosts.
 async fn give_up(
     ordered: Vec<Ordered<'_>>,
+    state: &State,
     stage: Stage,
     error: &str,
     hint: Option<String>,
@@ -346,6 +388,7 @@ async fn give_up(
 ) {
     for mut o in ordered {
         acme::order::abandon(&mut o.open.order).await;
+        let _ = state.set_order_status(&o.open.url, "abandoned");
         super::deploy::discard_key(&o.keyed).await;
         summary
             .outcomes

@@ -11,6 +11,7 @@ use crate::host::files::{self, FileSpec};
 use crate::host::inspect::{self, Current};
 use crate::inventory::RemotePath;
 use crate::report::{Outcome, Reporter, Stage};
+use crate::state::State;
 use crate::x509;
 
 /// Removes a staged key whose certificate will not come in this run.
@@ -22,6 +23,7 @@ pub(crate) async fn discard_key(k: &Keyed<'_>) {
 /// Deploys every issued certificate; hosts in parallel, each host's certificates in order.
 pub(crate) async fn deploy_all(
     issued: Vec<Issued<'_>>,
+    state: &State,
     reporter: &dyn Reporter,
     concurrency: usize,
 ) -> Vec<Outcome> {
@@ -33,21 +35,40 @@ pub(crate) async fn deploy_all(
             .push(i);
     }
     let per_host: Vec<Vec<Outcome>> = futures::stream::iter(by_host.into_values())
-        .map(|certs| deploy_host(certs, reporter))
+        .map(|certs| deploy_host(certs, state, reporter))
         .buffer_unordered(concurrency)
         .collect()
         .await;
     per_host.into_iter().flatten().collect()
 }
 
-async fn deploy_host(certs: Vec<Issued<'_>>, reporter: &dyn Reporter) -> Vec<Outcome> {
+async fn deploy_host(
+    certs: Vec<Issued<'_>>,
+    state: &State,
+    reporter: &dyn Reporter,
+) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
     let mut committed = Vec::new();
     for c in certs {
         let item = &c.keyed.routed.due.item;
         item.stage(reporter, Stage::Deploy);
         match write(&c).await {
-            Ok(()) => committed.push(c),
+            Ok(paths) => {
+                // The durable point: the certificate is live on the host.
+                let names: Vec<String> = item.spec.names.iter().map(|n| n.to_string()).collect();
+                let _ = state.record_issued(
+                    &item.host.name,
+                    &item.spec.label,
+                    &names,
+                    item.spec.key_type.as_str(),
+                    &c.leaf,
+                    &c.order_url,
+                    &x509::to_pem(&c.chain),
+                    &paths,
+                );
+                let _ = state.set_order_status(&c.order_url, "issued");
+                committed.push(c)
+            }
             Err((e, hint)) => {
                 outcomes.push(item.fail(Stage::Deploy, e, Some(hint)));
             }
@@ -88,7 +109,7 @@ async fn deploy_host(certs: Vec<Issued<'_>>, reporter: &dyn Reporter) -> Vec<Out
 }
 
 /// Stages the certificate files, commits them with the staged key, and verifies on the host.
-async fn write(c: &Issued<'_>) -> Result<(), (String, String)> {
+async fn write(c: &Issued<'_>) -> Result<Vec<String>, (String, String)> {
     let item = &c.keyed.routed.due.item;
     let spec = item.spec;
     let t = item.conn.as_ref();
@@ -126,7 +147,9 @@ async fn write(c: &Issued<'_>) -> Result<(), (String, String)> {
     }
     // Read back what is live now: the certificate we issued, with its key.
     match inspect::inspect(t, spec).await {
-        Ok(Current::Present(d)) if d.cert.fingerprint == c.leaf.fingerprint && d.key_matches => Ok(()),
+        Ok(Current::Present(d)) if d.cert.fingerprint == c.leaf.fingerprint && d.key_matches => {
+            Ok(paths.iter().map(|p| p.to_string()).collect())
+        }
         Ok(_) => Err((
             "after writing, the host does not show the new certificate with its key".into(),
             "another process may have changed the files at the same time; check the paths and run certorch again".into(),

@@ -6,18 +6,19 @@
 mod challenge;
 mod deploy;
 mod hosts;
+mod repair;
+mod survey;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use futures::StreamExt;
 use instant_acme::Account;
 
 use crate::acme::{self, OpenOrder};
-use crate::host::inspect::Current;
 use crate::inventory::{CertSpec, Host, Inventory, Target};
-use crate::plan::{self, Decision, Reason};
+use crate::plan::Reason;
 use crate::report::{Event, Failure, Outcome, Reporter, RunSummary, Stage};
+use crate::state::State;
 use crate::transport::Transport;
 use crate::x509::{CertInfo, CheckedCsr};
 
@@ -29,7 +30,7 @@ pub struct Request<'a> {
     pub targets: &'a [Target],
     /// Issue even when the deployed certificate is current (`certorch issue`).
     pub force: bool,
-    pub state_dir: &'a Path,
+    pub state: &'a State,
     pub concurrency: usize,
 }
 
@@ -64,6 +65,8 @@ impl Item<'_> {
 pub(crate) struct Due<'a> {
     item: Item<'a>,
     reason: Reason,
+    /// The certificate this one replaces, for the order's `replaces` (RFC 9773 §5).
+    replaces: Option<instant_acme::CertificateIdentifier<'static>>,
 }
 
 /// A routed certificate whose key and CSR exist on the host.
@@ -81,6 +84,7 @@ pub(crate) struct Ordered<'a> {
 /// A certificate the CA issued, not yet deployed.
 pub(crate) struct Issued<'a> {
     keyed: Keyed<'a>,
+    order_url: String,
     leaf: CertInfo,
     chain: Vec<Vec<u8>>,
 }
@@ -88,17 +92,16 @@ pub(crate) struct Issued<'a> {
 /// Runs the whole pipeline for the request's targets.
 pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
     let inv = req.inventory;
+    let state = req.state;
     let mut summary = RunSummary::default();
-    let now = time::OffsetDateTime::now_utc();
 
-    // Connect to each host once; every later step of the run reuses the connection.
+    // The SSH control sockets of this run live in a private directory removed at the end.
     let control = match hosts::control_dir() {
         Ok(d) => d,
         Err(e) => {
             for t in req.targets {
-                let host = &inv.hosts[t.host];
                 summary.outcomes.push(Outcome::Failed(Failure {
-                    host: host.name.clone(),
+                    host: inv.hosts[t.host].name.clone(),
                     cert: t.cert.clone().unwrap_or_else(|| "*".into()),
                     stage: Stage::Connect,
                     error: format!("cannot create a directory for SSH control sockets: {e}"),
@@ -108,90 +111,74 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
             return summary;
         }
     };
-    let connected =
-        hosts::connect_all(inv, req.targets, control.path(), req.concurrency, reporter).await;
 
-    // Inspect every selected certificate and decide.
-    let mut items = Vec::new();
-    for (target, conn) in connected {
-        let host = &inv.hosts[target.host];
-        match conn {
-            Ok(conn) => {
-                for spec in host
-                    .certs
-                    .iter()
-                    .filter(|s| target.cert.as_ref().is_none_or(|c| c == &s.label))
-                {
-                    items.push(Item {
-                        host,
-                        spec,
-                        conn: conn.clone(),
-                    });
-                }
-            }
-            Err(e) => {
-                let hint = e.hint();
-                for spec in host
-                    .certs
-                    .iter()
-                    .filter(|s| target.cert.as_ref().is_none_or(|c| c == &s.label))
-                {
-                    summary.outcomes.push(Outcome::Failed(Failure {
-                        host: host.name.clone(),
-                        cert: spec.label.clone(),
-                        stage: Stage::Connect,
-                        error: e.to_string(),
-                        hint: hint.clone(),
-                    }));
-                }
-            }
+    // The stored account, if any: for ARI and to repair orders a killed run left open. A CA
+    // that cannot be reached does not stop a run that has nothing to order.
+    let account = match acme::account::load(inv, state).await {
+        Ok(a) => a,
+        Err(e) => {
+            summary.warnings.push(format!(
+                "{e}; renewal information (ARI) is not consulted this run"
+            ));
+            None
         }
+    };
+    if let Some(account) = &account {
+        summary
+            .warnings
+            .extend(repair::open_orders(state, inv, account, reporter).await);
     }
-    let inspected: Vec<(Item, Result<Current, crate::host::Error>)> = futures::stream::iter(items)
-        .map(|item| async move {
-            item.stage(reporter, Stage::Inspect);
-            let r = crate::host::inspect::inspect(item.conn.as_ref(), item.spec).await;
-            (item, r)
-        })
-        .buffered(req.concurrency)
-        .collect()
-        .await;
-    let mut due = Vec::new();
-    for (item, current) in inspected {
-        match current {
-            Err(e) => {
-                let hint = e.hint();
-                summary.outcomes.push(item.fail(Stage::Inspect, e, hint));
-            }
-            Ok(current) => match plan::decide(item.spec, &current, now, req.force) {
-                Decision::Current {
-                    not_after,
-                    renew_at,
-                } => summary.outcomes.push(Outcome::Current {
-                    host: item.host.name.clone(),
-                    cert: item.spec.label.clone(),
-                    not_after,
-                    renew_at,
-                }),
-                Decision::Due(reason) => due.push(Due { item, reason }),
-            },
-        }
-    }
-    if due.is_empty() {
-        return finish(inv, summary);
-    }
-
-    // Nothing is ordered for a name whose _acme-challenge does not lead into the signing zone.
-    let dns = match challenge::DnsHandles::new(inv).await {
-        Ok(d) => d,
-        Err(challenge::Setup(error, hint)) => {
-            for d in due {
+    let mut dns = None;
+    if state.leftover_txt().map(|l| !l.is_empty()).unwrap_or(false) {
+        match challenge::DnsHandles::new(inv).await {
+            Ok(d) => {
                 summary
-                    .outcomes
-                    .push(d.item.fail(Stage::Preflight, &error, hint.clone()));
+                    .warnings
+                    .extend(repair::leftover_txt(state, &d, reporter).await);
+                dns = Some(d);
             }
-            return finish(inv, summary);
+            Err(challenge::Setup(error, _)) => summary.warnings.push(format!(
+                "cannot withdraw TXT records a previous run left: {error}"
+            )),
         }
+    }
+
+    let recorded = state.certificates().unwrap_or_default();
+    let surveyed = survey::survey(
+        inv,
+        req.targets,
+        &recorded,
+        account.as_ref(),
+        control.path(),
+        req.force,
+        req.concurrency,
+        reporter,
+    )
+    .await;
+    for (host, label, w) in &surveyed.windows {
+        let _ = state.set_ari(host, label, w.start, w.end);
+    }
+    summary.outcomes.extend(surveyed.done);
+    let due = surveyed.due;
+    if due.is_empty() {
+        return finish(inv, state, summary);
+    }
+
+    // Nothing is ordered for a name whose _acme-challenge does not lead into the signing
+    // zone, nor while the signing zone refuses our key.
+    let dns = match dns {
+        Some(d) => d,
+        None => match challenge::DnsHandles::new(inv).await {
+            Ok(d) => d,
+            Err(challenge::Setup(error, hint)) => {
+                for d in due {
+                    summary
+                        .outcomes
+                        .push(d.item.fail(Stage::Preflight, &error, hint.clone()));
+                }
+                return finish(inv, state, summary);
+            }
+        },
     };
     if let Err(challenge::Setup(error, hint)) = dns.probe().await {
         for d in due {
@@ -199,7 +186,7 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
                 .outcomes
                 .push(d.item.fail(Stage::Preflight, &error, hint.clone()));
         }
-        return finish(inv, summary);
+        return finish(inv, state, summary);
     }
     let (due, failed) = challenge::preflight(&dns, due, reporter, req.concurrency).await;
     summary.outcomes.extend(failed);
@@ -222,25 +209,29 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
         .await;
     let keyed = split(keyed, &mut summary);
     if keyed.is_empty() {
-        return finish(inv, summary);
+        return finish(inv, state, summary);
     }
 
-    let account = match acme::load_or_create(inv, req.state_dir).await {
-        Ok(a) => a,
-        Err(e) => {
-            let hint = e.hint();
-            for k in keyed {
-                summary
-                    .outcomes
-                    .push(k.routed.due.item.fail(Stage::Order, &e, hint.clone()));
-                deploy::discard_key(&k).await;
+    let account = match account {
+        Some(a) => a,
+        None => match acme::load_or_create(inv, state).await {
+            Ok(a) => a,
+            Err(e) => {
+                let hint = e.hint();
+                for k in keyed {
+                    summary
+                        .outcomes
+                        .push(k.routed.due.item.fail(Stage::Order, &e, hint.clone()));
+                    deploy::discard_key(&k).await;
+                }
+                return finish(inv, state, summary);
             }
-            return finish(inv, summary);
-        }
+        },
     };
     let ordered = open_orders(
         &account,
         inv,
+        state,
         keyed,
         reporter,
         req.concurrency,
@@ -249,17 +240,26 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
     .await;
 
     // One publish, one wait, then validation, then withdrawal whatever happened.
-    let issued =
-        challenge::answer(&dns, inv, ordered, reporter, req.concurrency, &mut summary).await;
+    let issued = challenge::answer(
+        &dns,
+        inv,
+        state,
+        ordered,
+        reporter,
+        req.concurrency,
+        &mut summary,
+    )
+    .await;
 
-    let deployed = deploy::deploy_all(issued, reporter, req.concurrency).await;
+    let deployed = deploy::deploy_all(issued, state, reporter, req.concurrency).await;
     summary.outcomes.extend(deployed);
-    finish(inv, summary)
+    finish(inv, state, summary)
 }
 
 async fn open_orders<'a>(
     account: &Account,
     inv: &Inventory,
+    state: &State,
     keyed: Vec<Keyed<'a>>,
     reporter: &dyn Reporter,
     concurrency: usize,
@@ -269,8 +269,28 @@ async fn open_orders<'a>(
     let results: Vec<Result<Ordered, (Outcome, Keyed)>> = futures::stream::iter(keyed)
         .map(|k| async move {
             k.routed.due.item.stage(reporter, Stage::Order);
-            match acme::order::open(account, directory, &k.routed.due.item.spec.names).await {
-                Ok(open) => Ok(Ordered { keyed: k, open }),
+            let spec = k.routed.due.item.spec;
+            match acme::order::open(
+                account,
+                directory,
+                &spec.names,
+                k.routed.due.replaces.clone(),
+                spec.profile.as_deref(),
+            )
+            .await
+            {
+                Ok(open) => {
+                    // Recorded before any challenge is answered, so a killed run's order is found.
+                    let names: Vec<String> = spec.names.iter().map(|n| n.to_string()).collect();
+                    let _ = state.record_order(
+                        &open.url,
+                        directory,
+                        &k.routed.due.item.host.name,
+                        &spec.label,
+                        &names,
+                    );
+                    Ok(Ordered { keyed: k, open })
+                }
                 Err(e) => {
                     let hint = e.hint();
                     Err((k.routed.due.item.fail(Stage::Order, &e, hint), k))
@@ -308,8 +328,32 @@ fn split<T>(results: Vec<Result<T, Outcome>>, summary: &mut RunSummary) -> Vec<T
     ok
 }
 
-/// Puts the outcomes in inventory order (stages finish in any order).
-fn finish(inv: &Inventory, mut summary: RunSummary) -> RunSummary {
+/// Records every outcome in the audit log and the certificates' last results, then puts the
+/// outcomes in inventory order (stages finish in any order).
+fn finish(inv: &Inventory, state: &State, mut summary: RunSummary) -> RunSummary {
+    for o in &summary.outcomes {
+        let _ = match o {
+            Outcome::Issued {
+                host,
+                cert,
+                reason,
+                serial,
+                ..
+            } => state.audit(
+                host,
+                cert,
+                "issue",
+                "ok",
+                &format!("serial {serial}: {reason}"),
+            ),
+            Outcome::Current { host, cert, .. } => state.set_result(host, cert, "current"),
+            Outcome::Failed(f) => {
+                let _ =
+                    state.set_result(&f.host, &f.cert, &format!("failed at {}", f.stage.as_str()));
+                state.audit(&f.host, &f.cert, f.stage.as_str(), "failed", &f.error)
+            }
+        };
+    }
     let key = |o: &Outcome| {
         let (h, c) = match o {
             Outcome::Issued { host, cert, .. } | Outcome::Current { host, cert, .. } => {

@@ -1,0 +1,144 @@
+//! The front of every run and of `plan`: connect to each selected host once, read what is
+//! deployed, learn the CA's renewal window where it offers one, and decide. Reads only.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use instant_acme::Account;
+
+use super::{Due, Item, hosts};
+use crate::acme::ari::{self, Window};
+use crate::host::inspect::{self, Current};
+use crate::inventory::{Inventory, Target};
+use crate::plan::{self, Decision, Known};
+use crate::report::{Failure, Outcome, Reporter, Stage};
+use crate::state::Recorded;
+
+/// What the survey found: certificates that are due, and outcomes already final (current,
+/// unreachable, unreadable).
+pub(crate) struct Survey<'a> {
+    pub due: Vec<Due<'a>>,
+    pub done: Vec<Outcome>,
+    /// The CA's windows learned this run, to be stored by a run (not by `plan`).
+    pub windows: Vec<(String, String, Window)>,
+}
+
+/// Connects, inspects and decides for every target.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn survey<'a>(
+    inv: &'a Inventory,
+    targets: &[Target],
+    recorded: &[Recorded],
+    account: Option<&Account>,
+    control: &std::path::Path,
+    force: bool,
+    concurrency: usize,
+    reporter: &dyn Reporter,
+) -> Survey<'a> {
+    let now = time::OffsetDateTime::now_utc();
+    let mut done = Vec::new();
+    let connected = hosts::connect_all(inv, targets, control, concurrency, reporter).await;
+    let mut items = Vec::new();
+    for (target, conn) in connected {
+        let host = &inv.hosts[target.host];
+        let specs = host
+            .certs
+            .iter()
+            .filter(|s| target.cert.as_ref().is_none_or(|c| c == &s.label));
+        match conn {
+            Ok(conn) => items.extend(specs.map(|spec| Item {
+                host,
+                spec,
+                conn: conn.clone(),
+            })),
+            Err(e) => {
+                let hint = e.hint();
+                for spec in specs {
+                    done.push(Outcome::Failed(Failure {
+                        host: host.name.clone(),
+                        cert: spec.label.clone(),
+                        stage: Stage::Connect,
+                        error: e.to_string(),
+                        hint: hint.clone(),
+                    }));
+                }
+            }
+        }
+    }
+    let by_key: BTreeMap<(&str, &str), &Recorded> = recorded
+        .iter()
+        .map(|r| ((r.host.as_str(), r.label.as_str()), r))
+        .collect();
+    let directory = &inv.acme.directory;
+    let inspected: Vec<(Item, Result<Current, crate::host::Error>, Option<Window>)> =
+        futures::stream::iter(items)
+            .map(|item| {
+                let rec = by_key
+                    .get(&(item.host.name.as_str(), item.spec.label.as_str()))
+                    .copied();
+                async move {
+                    item.stage(reporter, Stage::Inspect);
+                    let current = inspect::inspect(item.conn.as_ref(), item.spec).await;
+                    // Ask the CA about the certificate only when it is the one certorch deployed.
+                    let mut window = None;
+                    if let (Ok(Current::Present(d)), Some(rec), Some(account)) =
+                        (&current, rec, account)
+                        && rec.fingerprint == d.cert.fingerprint
+                        && let Some(id) = ari::cert_id(&d.cert.der)
+                    {
+                        window = ari::fetch(account, directory, &id).await.ok().flatten();
+                    }
+                    (item, current, window)
+                }
+            })
+            .buffered(concurrency)
+            .collect()
+            .await;
+    let mut due = Vec::new();
+    let mut windows = Vec::new();
+    for (item, current, window) in inspected {
+        let current = match current {
+            Ok(c) => c,
+            Err(e) => {
+                let hint = e.hint();
+                done.push(item.fail(Stage::Inspect, e, hint));
+                continue;
+            }
+        };
+        if let Some(w) = window {
+            windows.push((item.host.name.clone(), item.spec.label.clone(), w));
+        }
+        let rec = by_key
+            .get(&(item.host.name.as_str(), item.spec.label.as_str()))
+            .copied();
+        let known = Known {
+            recorded: rec,
+            ari: window,
+        };
+        match plan::decide(item.spec, &current, known, now, force) {
+            Decision::Current {
+                not_after,
+                renew_at,
+            } => done.push(Outcome::Current {
+                host: item.host.name.clone(),
+                cert: item.spec.label.clone(),
+                not_after,
+                renew_at,
+            }),
+            Decision::Due(reason) => {
+                // A renewal of the certificate certorch deployed names it in the order
+                // (RFC 9773 §5), when the CA offers ARI.
+                let replaces = match (&current, window) {
+                    (Current::Present(d), Some(_)) => ari::cert_id(&d.cert.der),
+                    _ => None,
+                };
+                due.push(Due {
+                    item,
+                    reason,
+                    replaces,
+                });
+            }
+        }
+    }
+    Survey { due, done, windows }
+}

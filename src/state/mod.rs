@@ -1,0 +1,573 @@
+//! Durable state in one SQLite file (`state.db`, mode 0600) in the state directory: ACME
+//! accounts, the certificates certorch manages, orders and TXT records in flight (written
+//! before they exist remotely, so a killed run is repaired by the next), an append-only audit
+//! log and an archive of issued chains. Public material and account credentials only: never a
+//! host's private key.
+
+mod schema;
+
+use std::fs;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The database file inside the state directory.
+pub const DB_FILE: &str = "state.db";
+
+/// A state operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("state database {}: {detail}", path.display())]
+    Db { path: PathBuf, detail: String },
+    #[error("state database {} has schema version {found}; this certorch knows up to {known}", path.display())]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: usize,
+    },
+}
+
+impl Error {
+    /// What the operator should do next.
+    pub fn hint(&self) -> String {
+        match self {
+            Error::Db { .. } => {
+                "check the state directory's permissions and free space (--state to use another)"
+                    .into()
+            }
+            Error::TooNew { .. } => {
+                "a newer certorch wrote this state: run that version, or restore a backup".into()
+            }
+        }
+    }
+}
+
+/// What certorch recorded about a deployed certificate.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Recorded {
+    pub host: String,
+    pub label: String,
+    pub names: Vec<String>,
+    pub key_type: String,
+    pub serial: String,
+    pub fingerprint: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ari_start: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ari_end: Option<OffsetDateTime>,
+    pub deployed_to: Vec<String>,
+    pub last_result: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A TXT record published and not yet withdrawn.
+#[derive(Debug, Clone)]
+pub struct TxtRow {
+    pub id: i64,
+    pub server: String,
+    pub zone: String,
+    pub name: String,
+    pub value: String,
+    pub ttl: u32,
+}
+
+/// An order opened and not finished.
+#[derive(Debug, Clone)]
+pub struct OrderRow {
+    pub url: String,
+    pub directory: String,
+    pub host: String,
+    pub label: String,
+}
+
+/// The open database. Writes are short and never held across an await.
+pub struct State {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    run_id: Mutex<Option<i64>>,
+}
+
+fn now() -> String {
+    fmt_time(OffsetDateTime::now_utc())
+}
+
+/// RFC 3339 in UTC, whole seconds: sortable as text.
+pub fn fmt_time(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t)
+        .format(&Rfc3339)
+        .unwrap_or_default()
+}
+
+fn parse_time(s: &str) -> OffsetDateTime {
+    OffsetDateTime::parse(s, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl State {
+    /// Opens (creating it 0600 if needed) the database in `dir` and applies migrations.
+    pub fn open(dir: &Path) -> Result<State, Error> {
+        let path = dir.join(DB_FILE);
+        let err = |e: &dyn std::fmt::Display| Error::Db {
+            path: path.clone(),
+            detail: e.to_string(),
+        };
+        fs::create_dir_all(dir).map_err(|e| err(&e))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| err(&e))?;
+        if !path.exists() {
+            // Created here with 0600 so SQLite never creates it with the umask's mode.
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| err(&e))?;
+        }
+        let conn = Connection::open(&path).map_err(|e| err(&e))?;
+        Self::setup(conn, path, true)
+    }
+
+    /// Opens the database read-only (`plan`, `status`): nothing is created or changed. A
+    /// missing database reads as empty.
+    pub fn open_read_only(dir: &Path) -> Result<State, Error> {
+        let path = dir.join(DB_FILE);
+        let err = |e: &dyn std::fmt::Display| Error::Db {
+            path: path.clone(),
+            detail: e.to_string(),
+        };
+        if !path.exists() {
+            let conn = Connection::open_in_memory().map_err(|e| err(&e))?;
+            return Self::setup(conn, path, true);
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| err(&e))?;
+        Self::setup(conn, path, false)
+    }
+
+    fn setup(mut conn: Connection, path: PathBuf, migrate: bool) -> Result<State, Error> {
+        let err = |e: rusqlite::Error| Error::Db {
+            path: path.clone(),
+            detail: e.to_string(),
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        if version as usize > schema::MIGRATIONS.len() {
+            return Err(Error::TooNew {
+                path,
+                found: version,
+                known: schema::MIGRATIONS.len(),
+            });
+        }
+        if migrate && (version as usize) < schema::MIGRATIONS.len() {
+            let tx = conn.transaction().map_err(err)?;
+            for m in &schema::MIGRATIONS[version as usize..] {
+                tx.execute_batch(m).map_err(err)?;
+            }
+            tx.pragma_update(None, "user_version", schema::MIGRATIONS.len() as i64)
+                .map_err(err)?;
+            tx.commit().map_err(err)?;
+        }
+        Ok(State {
+            conn: Mutex::new(conn),
+            path,
+            run_id: Mutex::new(None),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
+        // A poisoned lock means a panic mid-write; SQLite's transaction left the file intact.
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).map_err(|e| Error::Db {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })
+    }
+
+    fn run_id(&self) -> Option<i64> {
+        *self.run_id.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The stored credentials (JSON) of the account at `directory`.
+    pub fn account(&self, directory: &str) -> Result<Option<String>, Error> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT credentials FROM accounts WHERE directory = ?1",
+                [directory],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// Stores a new account's credentials.
+    pub fn save_account(
+        &self,
+        directory: &str,
+        credentials: &str,
+        contact: &[String],
+    ) -> Result<(), Error> {
+        let contact = serde_json::to_string(contact).unwrap_or_default();
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO accounts (directory, credentials, contact, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![directory, credentials, contact, now()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Records the start of a run.
+    pub fn begin_run(&self, command: &str) -> Result<i64, Error> {
+        let id = self.with(|c| {
+            c.execute(
+                "INSERT INTO runs (command, pid, started_at) VALUES (?1, ?2, ?3)",
+                params![command, std::process::id(), now()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })?;
+        *self.run_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+        Ok(id)
+    }
+
+    /// Records the end of the current run.
+    pub fn finish_run(&self, result: &str) -> Result<(), Error> {
+        let id = self.run_id();
+        self.with(|c| {
+            c.execute(
+                "UPDATE runs SET finished_at = ?1, result = ?2 WHERE id = ?3",
+                params![now(), result, id],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Appends to the audit log.
+    pub fn audit(
+        &self,
+        host: &str,
+        label: &str,
+        action: &str,
+        result: &str,
+        detail: &str,
+    ) -> Result<(), Error> {
+        let id = self.run_id();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO audit (at, run_id, host, label, action, result, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![now(), id, host, label, action, result, detail],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Records an order before its challenges are answered.
+    pub fn record_order(
+        &self,
+        url: &str,
+        directory: &str,
+        host: &str,
+        label: &str,
+        names: &[String],
+    ) -> Result<(), Error> {
+        let id = self.run_id().unwrap_or(0);
+        let names = serde_json::to_string(names).unwrap_or_default();
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO orders (url, run_id, directory, host, label, names, status, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7)",
+                params![url, id, directory, host, label, names, now()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Marks an order `issued` or `abandoned`.
+    pub fn set_order_status(&self, url: &str, status: &str) -> Result<(), Error> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE orders SET status = ?1, updated_at = ?2 WHERE url = ?3",
+                params![status, now(), url],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Orders a previous run opened and never finished.
+    pub fn open_orders(&self) -> Result<Vec<OrderRow>, Error> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT url, directory, host, label FROM orders WHERE status = 'open' ORDER BY created_at")?;
+            st.query_map([], |r| Ok(OrderRow { url: r.get(0)?, directory: r.get(1)?, host: r.get(2)?, label: r.get(3)? }))?
+                .collect()
+        })
+    }
+
+    /// Records TXT records before they are published; returns their row ids.
+    pub fn record_txt(
+        &self,
+        server: &str,
+        rows: &[(String, String, String)],
+        ttl: u32,
+    ) -> Result<Vec<i64>, Error> {
+        let id = self.run_id().unwrap_or(0);
+        self.with(|c| {
+            let mut ids = Vec::new();
+            for (zone, name, value) in rows {
+                c.execute(
+                    "INSERT INTO txt_records (run_id, server, zone, name, value, ttl, published_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![id, server, zone, name, value, ttl, now()],
+                )?;
+                ids.push(c.last_insert_rowid());
+            }
+            Ok(ids)
+        })
+    }
+
+    /// Forgets TXT records once withdrawn.
+    pub fn remove_txt(&self, ids: &[i64]) -> Result<(), Error> {
+        self.with(|c| {
+            for id in ids {
+                c.execute("DELETE FROM txt_records WHERE id = ?1", [id])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// TXT records a previous run published and never withdrew.
+    pub fn leftover_txt(&self) -> Result<Vec<TxtRow>, Error> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, server, zone, name, value, ttl FROM txt_records ORDER BY id",
+            )?;
+            st.query_map([], |r| {
+                Ok(TxtRow {
+                    id: r.get(0)?,
+                    server: r.get(1)?,
+                    zone: r.get(2)?,
+                    name: r.get(3)?,
+                    value: r.get(4)?,
+                    ttl: r.get(5)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Records a deployed certificate and archives its chain.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_issued(
+        &self,
+        host: &str,
+        label: &str,
+        names: &[String],
+        key_type: &str,
+        leaf: &crate::x509::CertInfo,
+        order_url: &str,
+        chain_pem: &str,
+        deployed_to: &[String],
+    ) -> Result<(), Error> {
+        let names_json = serde_json::to_string(names).unwrap_or_default();
+        let deployed = serde_json::to_string(deployed_to).unwrap_or_default();
+        let (nb, na, t) = (fmt_time(leaf.not_before), fmt_time(leaf.not_after), now());
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO certificates (host, label, names, key_type, serial, fingerprint, not_before, not_after,
+                    ari_start, ari_end, ari_checked, deployed_to, last_result, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, ?9, 'issued', ?10)",
+                params![host, label, names_json, key_type, leaf.serial, leaf.fingerprint, nb, na, deployed, t],
+            )?;
+            c.execute(
+                "INSERT OR IGNORE INTO archive (fingerprint, host, label, serial, names, not_before, not_after, order_url, chain_pem, issued_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![leaf.fingerprint, host, label, leaf.serial, names_json, nb, na, order_url, chain_pem, t],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Sets the last result of a recorded certificate (`current`, `failed: …`).
+    pub fn set_result(&self, host: &str, label: &str, result: &str) -> Result<(), Error> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE certificates SET last_result = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
+                params![result, now(), host, label],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Stores the CA's suggested renewal window (RFC 9773).
+    pub fn set_ari(
+        &self,
+        host: &str,
+        label: &str,
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+    ) -> Result<(), Error> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE certificates SET ari_start = ?1, ari_end = ?2, ari_checked = ?3 WHERE host = ?4 AND label = ?5",
+                params![fmt_time(start), fmt_time(end), now(), host, label],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Every recorded certificate, by host and label.
+    pub fn certificates(&self) -> Result<Vec<Recorded>, Error> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT host, label, names, key_type, serial, fingerprint, not_before, not_after, ari_start, ari_end,
+                        deployed_to, last_result, updated_at FROM certificates ORDER BY host, label",
+            )?;
+            st.query_map([], |r| {
+                let names: String = r.get(2)?;
+                let deployed: String = r.get(10)?;
+                Ok(Recorded {
+                    host: r.get(0)?,
+                    label: r.get(1)?,
+                    names: serde_json::from_str(&names).unwrap_or_default(),
+                    key_type: r.get(3)?,
+                    serial: r.get(4)?,
+                    fingerprint: r.get(5)?,
+                    not_before: parse_time(&r.get::<_, String>(6)?),
+                    not_after: parse_time(&r.get::<_, String>(7)?),
+                    ari_start: r.get::<_, Option<String>>(8)?.map(|s| parse_time(&s)),
+                    ari_end: r.get::<_, Option<String>>(9)?.map(|s| parse_time(&s)),
+                    deployed_to: serde_json::from_str(&deployed).unwrap_or_default(),
+                    last_result: r.get(11)?,
+                    updated_at: parse_time(&r.get::<_, String>(12)?),
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Orders opened at `directory` since `since`.
+    pub fn orders_since(&self, directory: &str, since: OffsetDateTime) -> Result<usize, Error> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT count(*) FROM orders WHERE directory = ?1 AND created_at >= ?2",
+                params![directory, fmt_time(since)],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as usize)
+        })
+    }
+
+    /// Name sets (sorted) of certificates issued since `since`.
+    pub fn issued_name_sets_since(&self, since: OffsetDateTime) -> Result<Vec<Vec<String>>, Error> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT names FROM archive WHERE issued_at >= ?1")?;
+            st.query_map([fmt_time(since)], |r| {
+                let s: String = r.get(0)?;
+                let mut v: Vec<String> = serde_json::from_str(&s).unwrap_or_default();
+                v.sort();
+                Ok(v)
+            })?
+            .collect()
+        })
+    }
+
+    /// Failed validations per host/label since `since` (from the audit log).
+    pub fn failed_validations_since(
+        &self,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(String, String)>, Error> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT host, label FROM audit WHERE action = 'validate' AND result = 'failed' AND at >= ?1")?;
+            st.query_map([fmt_time(since)], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+    }
+
+    /// The audit log, newest last (for tests and `status`).
+    pub fn audit_log(&self) -> Result<Vec<(String, String, String, String, String)>, Error> {
+        self.with(|c| {
+            let mut st =
+                c.prepare("SELECT host, label, action, result, detail FROM audit ORDER BY id")?;
+            st.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn created_private_and_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open(&dir.path().join("st")).unwrap();
+        let mode = fs::metadata(dir.path().join("st").join(DB_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        s.begin_run("run").unwrap();
+        s.record_order(
+            "https://ca/o/1",
+            "https://ca/dir",
+            "h",
+            "c",
+            &["a.example.org".into()],
+        )
+        .unwrap();
+        assert_eq!(s.open_orders().unwrap().len(), 1);
+        s.set_order_status("https://ca/o/1", "abandoned").unwrap();
+        assert!(s.open_orders().unwrap().is_empty());
+        let ids = s
+            .record_txt(
+                "127.0.0.1:53",
+                &[("z.".into(), "n.z.".into(), "v".into())],
+                60,
+            )
+            .unwrap();
+        assert_eq!(s.leftover_txt().unwrap().len(), 1);
+        s.remove_txt(&ids).unwrap();
+        assert!(s.leftover_txt().unwrap().is_empty());
+        drop(s);
+        // Reopening applies nothing twice; read-only sees the same data.
+        let r = State::open_read_only(&dir.path().join("st")).unwrap();
+        assert_eq!(
+            r.orders_since("https://ca/dir", OffsetDateTime::UNIX_EPOCH)
+                .unwrap(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_missing_database_reads_as_empty_and_is_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = State::open_read_only(dir.path()).unwrap();
+        assert!(r.certificates().unwrap().is_empty());
+        assert!(!dir.path().join(DB_FILE).exists());
+    }
+
+    #[test]
+    fn newer_schemas_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(State::open(dir.path()).unwrap());
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        assert!(matches!(
+            State::open(dir.path()),
+            Err(Error::TooNew { found: 99, .. })
+        ));
+    }
+}

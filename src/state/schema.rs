@@ -1,0 +1,87 @@
+//! The state database's schema, as an ordered list of migrations. A database records the
+//! number of migrations applied (`PRAGMA user_version`); opening it applies the rest in one
+//! transaction. Never edit a migration that has shipped: add one.
+
+/// Migration `i` takes a database from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: accounts, certificates, orders in flight, published TXT records, audit log, archive.
+    r#"
+    CREATE TABLE accounts (
+        directory    TEXT PRIMARY KEY,
+        credentials  TEXT NOT NULL,          -- instant-acme credentials: holds the account key
+        contact      TEXT NOT NULL,
+        created_at   TEXT NOT NULL
+    );
+    CREATE TABLE runs (
+        id           INTEGER PRIMARY KEY,
+        command      TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        started_at   TEXT NOT NULL,
+        finished_at  TEXT,
+        result       TEXT
+    );
+    CREATE TABLE certificates (
+        host         TEXT NOT NULL,
+        label        TEXT NOT NULL,
+        names        TEXT NOT NULL,          -- JSON array
+        key_type     TEXT NOT NULL,
+        serial       TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL,          -- SHA-256 of the leaf's DER, hex
+        not_before   TEXT NOT NULL,
+        not_after    TEXT NOT NULL,
+        ari_start    TEXT,                   -- RFC 9773 suggested window
+        ari_end      TEXT,
+        ari_checked  TEXT,
+        deployed_to  TEXT NOT NULL,          -- JSON array of paths on the host
+        last_result  TEXT NOT NULL,
+        updated_at   TEXT NOT NULL,
+        PRIMARY KEY (host, label)
+    );
+    CREATE TABLE orders (
+        url          TEXT PRIMARY KEY,
+        run_id       INTEGER NOT NULL,
+        directory    TEXT NOT NULL,
+        host         TEXT NOT NULL,
+        label        TEXT NOT NULL,
+        names        TEXT NOT NULL,
+        status       TEXT NOT NULL,          -- open, issued, abandoned
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+    );
+    CREATE INDEX orders_open ON orders (status);
+    CREATE TABLE txt_records (
+        id           INTEGER PRIMARY KEY,
+        run_id       INTEGER NOT NULL,
+        server       TEXT NOT NULL,
+        zone         TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        value        TEXT NOT NULL,
+        ttl          INTEGER NOT NULL,
+        published_at TEXT NOT NULL
+    );
+    CREATE TABLE audit (
+        id           INTEGER PRIMARY KEY,
+        at           TEXT NOT NULL,
+        run_id       INTEGER,
+        host         TEXT NOT NULL,
+        label        TEXT NOT NULL,
+        action       TEXT NOT NULL,
+        result       TEXT NOT NULL,
+        detail       TEXT NOT NULL
+    );
+    CREATE INDEX audit_at ON audit (at);
+    CREATE TABLE archive (
+        fingerprint  TEXT PRIMARY KEY,
+        host         TEXT NOT NULL,
+        label        TEXT NOT NULL,
+        serial       TEXT NOT NULL,
+        names        TEXT NOT NULL,
+        not_before   TEXT NOT NULL,
+        not_after    TEXT NOT NULL,
+        order_url    TEXT NOT NULL,
+        chain_pem    TEXT NOT NULL,          -- public material only
+        issued_at    TEXT NOT NULL
+    );
+    CREATE INDEX archive_issued ON archive (issued_at);
+    "#,
+];
