@@ -16,3 +16,12 @@ pub const PROPAGATION_POLL: Duration = Duration::from_millis(500);
 
 /// How many CNAMEs are followed from `_acme-challenge.<name>` before giving up.
 pub const MAX_CNAME_HOPS: usize = 8;
+
+/// Let's Encrypt: new orders per account per 3 hours.
+pub const NEW_ORDERS_PER_3H: usize = 300;
+/// Let's Encrypt: certificates per registered domain per 7 days.
+pub const CERTS_PER_DOMAIN_PER_WEEK: usize = 50;
+/// Let's Encrypt: certificates for the exact same set of names per 7 days.
+pub const DUPLICATES_PER_WEEK: usize = 5;
+/// Let's Encrypt: failed validations per identifier per account per hour.
+pub const FAILED_VALIDATIONS_PER_HOUR: usize = 5;

@@ -46,13 +46,11 @@ pub async fn load_or_create(inv: &Inventory, state: &State) -> Result<Account, E
     }
     let directory = &inv.acme.directory;
     let contact: Vec<&str> = inv.acme.contact.iter().map(String::as_str).collect();
-    let eab = match &inv.acme.eab {
-        Some(eab) => Some(ExternalAccountKey::new(
-            eab.kid.clone(),
-            eab.hmac_key.expose(),
-        )),
-        None => None,
-    };
+    let eab = inv
+        .acme
+        .eab
+        .as_ref()
+        .map(|eab| ExternalAccountKey::new(eab.kid.clone(), eab.hmac_key.expose()));
     let (account, credentials) = builder(inv)?
         .create(
             &NewAccount {

@@ -1,7 +1,9 @@
 //! The command line: clap definitions, and turning them into stage inputs.
 
 mod generate;
+mod plan;
 mod run;
+mod status;
 
 use std::path::PathBuf;
 
@@ -49,6 +51,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub concurrency: Option<usize>,
 
+    /// Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is
+    /// everything).
+    #[arg(short, long = "limit", global = true, value_name = "PATTERN")]
+    pub limit: Vec<String>,
+
     /// Print each step as it happens.
     #[arg(short, long, global = true)]
     pub verbose: bool,
@@ -64,16 +71,20 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Issue and deploy every certificate that is missing or due (the cron job).
-    Run {
-        /// Only these hosts, groups, or host/cert (repeatable; `*` globs host names).
-        #[arg(short, long = "limit", value_name = "PATTERN")]
-        limit: Vec<String>,
-    },
+    Run,
     /// Issue and deploy now, whether due or not.
     Issue {
         /// Hosts, groups or host/cert to issue for.
         #[arg(required = true, value_name = "HOST[/CERT]")]
         targets: Vec<String>,
+    },
+    /// Show what a run would do and why, and the rate limits it would meet; changes nothing.
+    Plan,
+    /// One line per certificate from the state: names, expiry, days left, last result.
+    Status {
+        /// Also write the metrics for node_exporter's textfile collector to this file.
+        #[arg(long, value_name = "FILE")]
+        prometheus: Option<PathBuf>,
     },
     /// Write man pages or shell completions into a directory (for packagers).
     #[command(hide = true)]
@@ -108,7 +119,11 @@ pub async fn main(cli: Cli) -> u8 {
             }
         };
     }
-    run::execute(cli).await
+    match cli.command {
+        Command::Plan => plan::execute(&cli).await,
+        Command::Status { .. } => status::execute(&cli).await,
+        _ => run::execute(cli).await,
+    }
 }
 
 /// The default state directory for this user.

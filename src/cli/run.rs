@@ -19,9 +19,11 @@ pub async fn execute(cli: Cli) -> u8 {
         }
     };
     let (patterns, force) = match &cli.command {
-        Command::Run { limit } => (limit.clone(), false),
+        Command::Run => (cli.limit.clone(), false),
         Command::Issue { targets } => (targets.clone(), true),
-        Command::Generate { .. } => unreachable!("handled before the inventory is read"),
+        Command::Generate { .. } | Command::Plan | Command::Status { .. } => {
+            unreachable!("dispatched in cli::main")
+        }
     };
     let targets = match inv.select(&patterns) {
         Ok(t) => t,

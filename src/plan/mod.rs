@@ -1,6 +1,8 @@
 //! Whether a certificate is due, and why. Pure: what is deployed and the time in, a decision
 //! out, so every rule is unit-tested without a host.
 
+pub mod forecast;
+
 use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;

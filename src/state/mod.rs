@@ -73,7 +73,6 @@ pub struct Recorded {
 #[derive(Debug, Clone)]
 pub struct TxtRow {
     pub id: i64,
-    pub server: String,
     pub zone: String,
     pub name: String,
     pub value: String,
@@ -353,7 +352,6 @@ impl State {
             st.query_map([], |r| {
                 Ok(TxtRow {
                     id: r.get(0)?,
-                    server: r.get(1)?,
                     zone: r.get(2)?,
                     name: r.get(3)?,
                     value: r.get(4)?,
@@ -488,18 +486,6 @@ impl State {
         self.with(|c| {
             let mut st = c.prepare("SELECT host, label FROM audit WHERE action = 'validate' AND result = 'failed' AND at >= ?1")?;
             st.query_map([fmt_time(since)], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
-        })
-    }
-
-    /// The audit log, newest last (for tests and `status`).
-    pub fn audit_log(&self) -> Result<Vec<(String, String, String, String, String)>, Error> {
-        self.with(|c| {
-            let mut st =
-                c.prepare("SELECT host, label, action, result, detail FROM audit ORDER BY id")?;
-            st.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })?
-            .collect()
         })
     }
 }

@@ -46,6 +46,11 @@ impl Bed {
     /// Starts a bed with `hosts` sshd hosts. Panics with the bed's own message if a part
     /// cannot start: a test never skips.
     pub fn up(hosts: usize) -> Bed {
+        Bed::up_with(hosts, &[])
+    }
+
+    /// Starts a bed with extra `bed up` options.
+    pub fn up_with(hosts: usize, extra: &[&str]) -> Bed {
         let (net, lock) = claim_net();
         let dir = std::env::temp_dir().join(format!("certorch-bed-{net}"));
         let out = Command::new("bash")
@@ -53,6 +58,7 @@ impl Bed {
             .args(["up", "--dir"])
             .arg(&dir)
             .args(["--net", &net.to_string(), "--hosts", &hosts.to_string()])
+            .args(extra)
             .output()
             .expect("run testbed/bed");
         assert!(
@@ -171,18 +177,11 @@ ssh:
 
     /// Runs the real certorch binary with the bed's state directory.
     pub fn certorch(&self, inventory: &Path, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_certorch"))
-            .arg("--inventory")
-            .arg(inventory)
-            .arg("--state")
-            .arg(self.state_dir())
-            .args(args)
-            .env("TMPDIR", self.certorch_tmp())
-            .env_remove("CERTORCH_INVENTORY")
-            .env_remove("CERTORCH_STATE")
-            .output()
-            .expect("run certorch");
-        Run::from(out)
+        Run::from(
+            self.certorch_command(inventory, args)
+                .output()
+                .expect("run certorch"),
+        )
     }
 
     /// Runs a command on host i over the bed's ssh config.
@@ -340,4 +339,74 @@ pub fn pem_body(pem: &str) -> String {
     pem.lines()
         .filter(|l| !l.starts_with("-----"))
         .collect::<String>()
+}
+
+impl Bed {
+    /// Starts a bed whose CA issues certificates valid for `seconds`.
+    pub fn up_short_lived(hosts: usize, seconds: u32) -> Bed {
+        Bed::up_with(hosts, &["--cert-validity", &seconds.to_string()])
+    }
+
+    /// Sends an RFC 2136 update to the signing zone with the bed's admin key (`nsupdate` lines
+    /// between `zone` and `send`).
+    pub fn admin_update(&self, lines: &str) {
+        use std::io::Write;
+        let script = format!(
+            "server {} 53\nzone signing.test\n{lines}\nsend\n",
+            self.get("BIND_ADDR")
+        );
+        let mut child = Command::new("nsupdate")
+            .args(["-k", self.get("ADMIN_TSIG_KEY_FILE")])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "nsupdate: {lines}");
+    }
+
+    /// Opens certorch's state database for inspection.
+    pub fn state_db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open_with_flags(
+            self.state_dir().join("state.db"),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap()
+    }
+
+    /// A command for the certorch binary with the bed's state directory, not yet run.
+    pub fn certorch_command(&self, inventory: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_certorch"));
+        c.arg("--inventory")
+            .arg(inventory)
+            .arg("--state")
+            .arg(self.state_dir())
+            .args(args)
+            .env("TMPDIR", self.certorch_tmp())
+            .env_remove("CERTORCH_INVENTORY")
+            .env_remove("CERTORCH_STATE");
+        c
+    }
+}
+
+/// SHA-256 of each file, for "nothing changed" checks.
+pub fn digest_files(paths: &[PathBuf]) -> Vec<(PathBuf, String)> {
+    paths
+        .iter()
+        .map(|p| {
+            let out = Command::new("sha256sum").arg(p).output().unwrap();
+            (
+                p.clone(),
+                String::from_utf8_lossy(&out.stdout)
+                    .split(' ')
+                    .next()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect()
 }

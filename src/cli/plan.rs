@@ -1,0 +1,88 @@
+//! `certorch plan`: what a run would do and why, touching nothing.
+
+use std::io::Write;
+
+use super::{Cli, exit};
+use crate::inventory;
+use crate::report::Lines;
+use crate::run;
+use crate::state::State;
+
+pub async fn execute(cli: &Cli) -> u8 {
+    let limit = &cli.limit;
+    let inv = match inventory::load(&cli.inventory) {
+        Ok(inv) => inv,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let targets = match inv.select(limit) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let state_dir = cli.state.clone().unwrap_or_else(super::default_state_dir);
+    let state = match State::open_read_only(&state_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("  hint: {}", e.hint());
+            return exit::USAGE;
+        }
+    };
+    let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);
+    let report = run::plan(
+        &inv,
+        &targets,
+        &state,
+        false,
+        concurrency,
+        &Lines::new(cli.verbose),
+    )
+    .await;
+    let mut out = std::io::stdout();
+    if cli.json {
+        let _ = serde_json::to_writer_pretty(&mut out, &report);
+        let _ = writeln!(out);
+    } else {
+        for i in &report.items {
+            let _ = match i.action {
+                "issue" => writeln!(
+                    out,
+                    "{}/{}: would issue ({})",
+                    i.host,
+                    i.cert,
+                    i.reason.as_deref().unwrap_or("")
+                ),
+                "none" => writeln!(
+                    out,
+                    "{}/{}: nothing to do until {}",
+                    i.host,
+                    i.cert,
+                    i.renew_at.map(crate::state::fmt_time).unwrap_or_default()
+                ),
+                _ => writeln!(
+                    out,
+                    "{}/{}: cannot tell: {}",
+                    i.host,
+                    i.cert,
+                    i.error.as_deref().unwrap_or("")
+                ),
+            };
+        }
+        for w in &report.limits {
+            eprintln!("warning: rate limit `{}`: {}", w.limit, w.detail);
+        }
+        for w in &report.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    if report.items.iter().any(|i| i.action == "failed") {
+        exit::SOME_FAILED
+    } else {
+        exit::OK
+    }
+}

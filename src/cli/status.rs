@@ -1,0 +1,159 @@
+//! `certorch status`: what the state says about every certificate, without touching hosts or
+//! the CA; `--json` for tools and `--prometheus FILE` for node_exporter's textfile collector.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{Cli, Command, exit};
+use crate::inventory;
+use crate::state::{Recorded, State, fmt_time};
+
+/// One line of `status`.
+#[derive(Debug, Serialize)]
+pub struct StatusLine {
+    pub host: String,
+    pub cert: String,
+    pub names: Vec<String>,
+    /// False when the inventory has the certificate but certorch never deployed it.
+    pub deployed: bool,
+    pub serial: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub not_after: Option<OffsetDateTime>,
+    pub days_left: Option<i64>,
+    pub last_result: String,
+}
+
+pub async fn execute(cli: &Cli) -> u8 {
+    let Command::Status { prometheus } = &cli.command else {
+        unreachable!("dispatched on Status")
+    };
+    let limit = &cli.limit;
+    let inv = match inventory::load(&cli.inventory) {
+        Ok(inv) => inv,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let targets = match inv.select(limit) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let state_dir = cli.state.clone().unwrap_or_else(super::default_state_dir);
+    let recorded = match State::open_read_only(&state_dir).and_then(|s| s.certificates()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            eprintln!("  hint: {}", e.hint());
+            return exit::USAGE;
+        }
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut lines = Vec::new();
+    for t in &targets {
+        let host = &inv.hosts[t.host];
+        for spec in host
+            .certs
+            .iter()
+            .filter(|s| t.cert.as_ref().is_none_or(|c| c == &s.label))
+        {
+            let rec: Option<&Recorded> = recorded
+                .iter()
+                .find(|r| r.host == host.name && r.label == spec.label);
+            lines.push(StatusLine {
+                host: host.name.clone(),
+                cert: spec.label.clone(),
+                names: spec.names.iter().map(|n| n.to_string()).collect(),
+                deployed: rec.is_some(),
+                serial: rec.map(|r| r.serial.clone()),
+                not_after: rec.map(|r| r.not_after),
+                days_left: rec.map(|r| (r.not_after - now).whole_days()),
+                last_result: rec
+                    .map_or_else(|| "never issued".to_string(), |r| r.last_result.clone()),
+            });
+        }
+    }
+    if let Some(path) = prometheus
+        && let Err(e) = write_textfile(path, &lines, now)
+    {
+        eprintln!("error: cannot write {}: {e}", path.display());
+        eprintln!(
+            "  hint: point --prometheus at node_exporter's textfile directory, writable by this user"
+        );
+        return exit::SOME_FAILED;
+    }
+    let mut out = std::io::stdout();
+    if cli.json {
+        let _ = serde_json::to_writer_pretty(&mut out, &lines);
+        let _ = writeln!(out);
+    } else if prometheus.is_none() || cli.verbose {
+        for l in &lines {
+            let _ = match (l.not_after, l.days_left) {
+                (Some(na), Some(days)) => writeln!(
+                    out,
+                    "{}/{}  {}  expires {} ({days} days)  last: {}",
+                    l.host,
+                    l.cert,
+                    l.names.join(","),
+                    fmt_time(na),
+                    l.last_result
+                ),
+                _ => writeln!(
+                    out,
+                    "{}/{}  {}  never issued",
+                    l.host,
+                    l.cert,
+                    l.names.join(",")
+                ),
+            };
+        }
+    }
+    exit::OK
+}
+
+/// Escapes a Prometheus label value.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Writes the metrics through a temporary file and rename, so node_exporter never reads half.
+fn write_textfile(path: &Path, lines: &[StatusLine], now: OffsetDateTime) -> std::io::Result<()> {
+    let mut s = String::new();
+    s.push_str("# HELP certorch_certificate_expiry_timestamp_seconds When the deployed certificate expires (0: never deployed).\n");
+    s.push_str("# TYPE certorch_certificate_expiry_timestamp_seconds gauge\n");
+    for l in lines {
+        let t = l.not_after.map_or(0, |t| t.unix_timestamp());
+        s.push_str(&format!(
+            "certorch_certificate_expiry_timestamp_seconds{{host=\"{}\",cert=\"{}\"}} {t}\n",
+            label(&l.host),
+            label(&l.cert)
+        ));
+    }
+    s.push_str("# HELP certorch_certificate_last_run_ok Whether certorch's last run left the certificate in order.\n");
+    s.push_str("# TYPE certorch_certificate_last_run_ok gauge\n");
+    for l in lines {
+        let ok = u8::from(l.deployed && !l.last_result.starts_with("failed"));
+        s.push_str(&format!(
+            "certorch_certificate_last_run_ok{{host=\"{}\",cert=\"{}\"}} {ok}\n",
+            label(&l.host),
+            label(&l.cert)
+        ));
+    }
+    s.push_str("# HELP certorch_status_generated_timestamp_seconds When this file was written.\n");
+    s.push_str("# TYPE certorch_status_generated_timestamp_seconds gauge\n");
+    s.push_str(&format!(
+        "certorch_status_generated_timestamp_seconds {}\n",
+        now.unix_timestamp()
+    ));
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, s)?;
+    std::fs::rename(&tmp, path)
+}

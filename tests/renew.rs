@@ -1,0 +1,391 @@
+//! Renewal that runs itself: short-lived certificates renewed when due, drift repaired, a run
+//! killed mid-way repaired by the next, concurrent runs that never both issue, `plan` that
+//! changes nothing, `status` for tools.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::{Bed, digest_files, files_under};
+
+fn serial(bed: &Bed, i: usize) -> String {
+    bed.ssh_ok(i, "openssl x509 -in /etc/ssl/certs/www.pem -noout -serial")
+        .trim()
+        .to_string()
+}
+
+fn key_matches(bed: &Bed, i: usize) -> bool {
+    bed.ssh_ok(i, "openssl x509 -in /etc/ssl/certs/www.pem -noout -pubkey")
+        == bed.ssh_ok(i, "openssl pkey -in /etc/ssl/private/www.key -pubout")
+}
+
+/// Certificates that live 20 seconds are due after 10 (half the lifetime under ten days); the
+/// next run renews them and the fresh one is live with its key.
+#[test]
+fn a_short_lived_certificate_is_renewed_when_due() {
+    let bed = Bed::up_short_lived(2, 20);
+    let inv = bed.standard_inventory(2);
+    bed.certorch(&inv, &["run"]).expect_code(0);
+    let before = serial(&bed, 1);
+
+    let now = bed.certorch(&inv, &["--json", "run"]);
+    now.expect_code(0);
+    let doc = now.json();
+    assert_eq!(doc["orders"], 0, "not due yet: {doc}");
+    let renew_at = doc["outcomes"][0]["renew_at"].as_str().unwrap().to_string();
+
+    std::thread::sleep(Duration::from_secs(11));
+    let later = bed.certorch(&inv, &["--json", "run"]);
+    later.expect_code(0);
+    let doc = later.json();
+    assert_eq!(doc["orders"], 2, "renew_at was {renew_at}: {doc}");
+    for o in doc["outcomes"].as_array().unwrap() {
+        assert_eq!(o["result"], "issued");
+        assert!(o["reason"].as_str().unwrap().ends_with(" left"), "{o}");
+    }
+    assert_ne!(serial(&bed, 1), before);
+    assert!(key_matches(&bed, 1) && key_matches(&bed, 2));
+    assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
+}
+
+/// Someone replaces the certificate on a host, and on another deletes it: `plan` says so,
+/// `run` reissues and records the new one.
+#[test]
+fn drift_on_a_host_is_detected_and_repaired() {
+    let bed = Bed::up(2);
+    let inv = bed.standard_inventory(2);
+    bed.certorch(&inv, &["run"]).expect_code(0);
+    let deployed = serial(&bed, 1).trim_start_matches("serial=").to_lowercase();
+    bed.ssh_ok(
+        1,
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj /CN=host1.example.test \
+         -addext subjectAltName=DNS:host1.example.test,DNS:www.host1.example.test \
+         -keyout /etc/ssl/private/www.key -out /etc/ssl/certs/www.pem 2>/dev/null",
+    );
+    let found = serial(&bed, 1).trim_start_matches("serial=").to_lowercase();
+    bed.ssh_ok(2, "rm /etc/ssl/certs/www.pem");
+
+    let plan = bed.certorch(&inv, &["plan"]);
+    plan.expect_code(0);
+    let want1 = format!(
+        "host1.example.test/www: would issue (the host has serial {found}, not serial {deployed} that certorch deployed: reissuing)"
+    );
+    assert!(plan.stdout.contains(&want1), "{}", plan.stdout);
+    assert!(
+        plan.stdout
+            .contains("host2.example.test/www: would issue (serial "),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .contains("that certorch deployed is gone from the host: reissuing)"),
+        "{}",
+        plan.stdout
+    );
+
+    bed.certorch(&inv, &["run"]).expect_code(0);
+    for i in 1..=2 {
+        assert!(key_matches(&bed, i));
+        let live = bed.ssh_ok(
+            i,
+            "openssl x509 -in /etc/ssl/certs/www.pem -noout -fingerprint -sha256",
+        );
+        let live = live
+            .trim()
+            .rsplit('=')
+            .next()
+            .unwrap()
+            .replace(':', "")
+            .to_lowercase();
+        let recorded: String = bed
+            .state_db()
+            .query_row(
+                "SELECT fingerprint FROM certificates WHERE host = ?1",
+                [bed.host_name(i)],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(live, recorded, "host{i}");
+    }
+    bed.certorch(&inv, &["--json", "run"]).expect_code(0);
+}
+
+/// `plan` opens no order, writes no state and touches no host file, even with work to do.
+#[test]
+fn plan_changes_nothing() {
+    let bed = Bed::up(2);
+    let inv = bed.standard_inventory(2);
+    // Nothing exists yet: plan must not even create the state directory.
+    let fresh = bed.certorch(&inv, &["--json", "plan"]);
+    fresh.expect_code(0);
+    assert!(
+        !bed.state_dir().exists(),
+        "plan created the state directory"
+    );
+    let doc = fresh.json();
+    assert_eq!(doc["items"].as_array().unwrap().len(), 2);
+    assert!(
+        doc["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["action"] == "issue"),
+        "{doc}"
+    );
+
+    bed.certorch(&inv, &["run"]).expect_code(0);
+    bed.ssh_ok(2, "rm /etc/ssl/certs/www.pem");
+    let state_files = files_under(&bed.state_dir());
+    let before_state = digest_files(&state_files);
+    let host_files = "sha256sum /etc/ssl/private/www.key /etc/ssl/certs/www.crt /etc/ssl/certs/www.chain.pem; ls -la --time-style=full-iso /etc/ssl/private /etc/ssl/certs";
+    let before_hosts: Vec<String> = (1..=2).map(|i| bed.ssh_ok(i, host_files)).collect();
+
+    let plan = bed.certorch(&inv, &["--json", "plan"]);
+    plan.expect_code(0);
+    let doc = plan.json();
+    let items = doc["items"].as_array().unwrap();
+    assert_eq!(items[0]["action"], "none");
+    assert_eq!(items[1]["action"], "issue");
+
+    assert_eq!(files_under(&bed.state_dir()), state_files);
+    assert_eq!(
+        digest_files(&state_files),
+        before_state,
+        "plan changed the state"
+    );
+    let after_hosts: Vec<String> = (1..=2).map(|i| bed.ssh_ok(i, host_files)).collect();
+    assert_eq!(after_hosts, before_hosts, "plan changed a host");
+}
+
+/// Six hosts asking for the same names would hit Let's Encrypt's duplicate limit: plan warns.
+#[test]
+fn plan_warns_before_a_rate_limit() {
+    let bed = Bed::up(1);
+    let mut text = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
+    text.push_str(&format!(
+        "hosts:\n  host1.example.test:\n    address: {}\n    certs:\n",
+        bed.host_addr(1)
+    ));
+    for n in 0..6 {
+        text.push_str(&format!(
+            "      c{n}:\n        names: [shared.example.test]\n        key: /etc/ssl/private/c{n}.key\n        fullchain: /etc/ssl/certs/c{n}.pem\n"
+        ));
+    }
+    let inv = bed.write_inventory("dup.yaml", &text);
+    let plan = bed.certorch(&inv, &["--json", "plan"]);
+    plan.expect_code(0);
+    let doc = plan.json();
+    let limits = doc["limits"].as_array().unwrap();
+    assert_eq!(limits.len(), 1, "{doc}");
+    assert_eq!(
+        limits[0]["limit"],
+        "duplicate certificates (same names) per 7 days"
+    );
+    assert!(
+        limits[0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("[shared.example.test]: 0 issued + 6 planned > 5")
+    );
+    let text_plan = bed.certorch(&inv, &["plan"]);
+    assert!(
+        text_plan
+            .stderr
+            .contains("warning: rate limit `duplicate certificates (same names) per 7 days`"),
+        "{}",
+        text_plan.stderr
+    );
+}
+
+/// A run killed with SIGKILL after publishing its TXT records (while waiting for a lagging
+/// name server) is repaired by the next: records withdrawn, the order abandoned with its
+/// authorizations deactivated, and a valid certificate in the end.
+#[test]
+fn a_killed_run_is_repaired_by_the_next() {
+    let bed = Bed::up(1);
+    let inv = bed.standard_inventory(1);
+    let dead = format!("127.{}.0.9", bed.net);
+    bed.admin_update(&format!(
+        "update add signing.test 1 NS ns2.signing.test.\nupdate add ns2.signing.test 1 A {dead}"
+    ));
+
+    let mut child = bed
+        .certorch_command(&inv, &["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while bed.txt("host1.example.test.signing.test").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "certorch never published"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "certorch ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        !bed.signing_zone_txt().is_empty(),
+        "the killed run's records are still there"
+    );
+    let open: i64 = bed
+        .state_db()
+        .query_row(
+            "SELECT count(*) FROM orders WHERE status = 'open'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(open >= 1, "the killed run's order is recorded as open");
+
+    bed.admin_update(&format!(
+        "update delete signing.test NS ns2.signing.test.\nupdate delete ns2.signing.test A {dead}"
+    ));
+    let next = bed.certorch(&inv, &["--json", "run"]);
+    next.expect_code(0);
+    assert_eq!(next.json()["outcomes"][0]["result"], "issued");
+    assert_eq!(
+        bed.signing_zone_txt(),
+        Vec::<String>::new(),
+        "TXT records left behind"
+    );
+    assert!(key_matches(&bed, 1));
+    let db = bed.state_db();
+    let open: i64 = db
+        .query_row(
+            "SELECT count(*) FROM orders WHERE status = 'open'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(open, 0);
+    let leftover: i64 = db
+        .query_row("SELECT count(*) FROM txt_records", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(leftover, 0);
+    let repairs: Vec<String> = db
+        .prepare("SELECT detail FROM audit WHERE action = 'repair' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        repairs
+            .iter()
+            .any(|d| d.contains("authorization(s) deactivated") && !d.contains("(0 authorization")),
+        "{repairs:?}"
+    );
+    assert!(
+        repairs
+            .iter()
+            .any(|d| d.starts_with("withdrew ") && d.ends_with("leftover TXT record(s)")),
+        "{repairs:?}"
+    );
+    // Nothing staged is left on the host.
+    assert_eq!(
+        bed.ssh_ok(
+            1,
+            "ls -a /etc/ssl/private /etc/ssl/certs | grep -c certorch-new || true"
+        )
+        .trim(),
+        "0"
+    );
+}
+
+/// Two runs started together: one works, the other stops at the lock with exit code 3.
+#[test]
+fn two_concurrent_runs_never_both_issue() {
+    let bed = Bed::up(2);
+    let inv = bed.standard_inventory(2);
+    let a = bed
+        .certorch_command(&inv, &["--json", "run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = bed
+        .certorch_command(&inv, &["--json", "run"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let mut codes = [a.status.code().unwrap(), b.status.code().unwrap()];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [0, 3],
+        "a: {}\nb: {}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let (winner, loser) = if a.status.code() == Some(0) {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let doc: serde_json::Value = serde_json::from_slice(&winner.stdout).unwrap();
+    assert_eq!(doc["orders"], 2);
+    assert!(
+        String::from_utf8_lossy(&loser.stderr)
+            .starts_with("error: another certorch run holds the lock on ")
+    );
+    let orders: i64 = bed
+        .state_db()
+        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(orders, 2, "exactly one run ordered");
+}
+
+/// `status --json` lists every configured certificate, deployed or not, with what an alert
+/// needs; `--prometheus` writes the textfile.
+#[test]
+fn status_reports_every_certificate() {
+    let bed = Bed::up(2);
+    let inv = bed.standard_inventory(2);
+    bed.certorch(&inv, &["--limit", "host1.example.test", "run"])
+        .expect_code(0);
+    let prom = bed.scratch("prom").join("certorch.prom");
+    let st = bed.certorch(
+        &inv,
+        &["--json", "status", "--prometheus", prom.to_str().unwrap()],
+    );
+    st.expect_code(0);
+    let doc = st.json();
+    let lines = doc.as_array().unwrap();
+    assert_eq!(lines.len(), 2);
+    let h1 = &lines[0];
+    assert_eq!(h1["host"], "host1.example.test");
+    assert_eq!(h1["cert"], "www");
+    assert_eq!(h1["deployed"], true);
+    assert_eq!(h1["last_result"], "issued");
+    assert!(h1["days_left"].as_i64().unwrap() > 300);
+    assert!(h1["serial"].as_str().unwrap().len() > 8);
+    assert_eq!(
+        h1["names"],
+        serde_json::json!(["host1.example.test", "www.host1.example.test"])
+    );
+    let h2 = &lines[1];
+    assert_eq!(
+        (h2["deployed"].clone(), h2["last_result"].clone()),
+        (serde_json::json!(false), serde_json::json!("never issued"))
+    );
+    assert!(h2["not_after"].is_null());
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(text.contains("certorch_certificate_expiry_timestamp_seconds{host=\"host1.example.test\",cert=\"www\"} 1"), "{text}");
+    assert!(text.contains("certorch_certificate_expiry_timestamp_seconds{host=\"host2.example.test\",cert=\"www\"} 0\n"), "{text}");
+    assert!(
+        text.contains(
+            "certorch_certificate_last_run_ok{host=\"host2.example.test\",cert=\"www\"} 0\n"
+        ),
+        "{text}"
+    );
+}
