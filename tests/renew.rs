@@ -389,3 +389,27 @@ fn status_reports_every_certificate() {
         "{text}"
     );
 }
+
+/// A CA that requires external account binding: without it registration is refused with the
+/// CA's reason; with the kid and HMAC key in the inventory the account is made and used.
+#[test]
+fn external_account_binding() {
+    let bed = Bed::up_with(1, &["--eab"]);
+    let inv = bed.standard_inventory(1);
+    let refused = bed.certorch(&inv, &["--json", "run"]);
+    refused.expect_code(1);
+    let o = &refused.json()["outcomes"][0];
+    assert_eq!(o["stage"], "order", "{o}");
+    assert!(o["error"].as_str().unwrap().contains("refused registering an account"), "{o}");
+    let text = std::fs::read_to_string(&inv).unwrap().replacen(
+        "  trust_root:",
+        &format!("  eab: {{ kid: {}, hmac_key_file: {} }}\n  trust_root:", bed.get("EAB_KID"), bed.get("EAB_KEY_FILE")),
+        1,
+    );
+    let inv = bed.write_inventory("eab.yaml", &text);
+    let ok = bed.certorch(&inv, &["--json", "run"]);
+    ok.expect_code(0);
+    assert_eq!(ok.json()["outcomes"][0]["result"], "issued");
+    let key = std::fs::read_to_string(bed.get("EAB_KEY_FILE")).unwrap();
+    assert!(!ok.stdout.contains(key.trim()) && !ok.stderr.contains(key.trim()));
+}

@@ -92,3 +92,60 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// Whether an ACME error is worth retrying at once: the CA's internal errors (5xx,
+/// `serverInternal`) and broken connections. `rateLimited` is not: its window is hours long,
+/// so the run reports it with the CA's detail instead (RFC 8555 §6.6; `badNonce` is retried
+/// inside instant-acme).
+pub fn transient(e: &instant_acme::Error) -> bool {
+    match e {
+        instant_acme::Error::Api(p) => {
+            p.r#type.as_deref() == Some("urn:ietf:params:acme:error:serverInternal")
+                || p.status.is_some_and(|s| s >= 500)
+        }
+        instant_acme::Error::Hyper(_)
+        | instant_acme::Error::Http(_)
+        | instant_acme::Error::Other(_) => true,
+        _ => false,
+    }
+}
+
+/// Delays between attempts at a step that failed transiently.
+pub const BACKOFF: [std::time::Duration; 3] = [
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(3),
+    std::time::Duration::from_secs(9),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(json: &str) -> instant_acme::Error {
+        instant_acme::Error::Api(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn which_errors_are_retried() {
+        assert!(transient(&problem(
+            r#"{"type":"urn:ietf:params:acme:error:serverInternal","detail":"oops","status":500}"#
+        )));
+        assert!(transient(&problem(
+            r#"{"detail":"bad gateway","status":502}"#
+        )));
+        let limited = problem(
+            r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many certificates (5) already issued for this exact set of identifiers in the last 168h0m0s, retry after 2026-11-24T08:00:00Z","status":429}"#,
+        );
+        assert!(!transient(&limited));
+        let e = Error::from_acme("https://ca/dir", "a new order", limited);
+        assert!(
+            e.to_string()
+                .contains("retry after 2026-11-24T08:00:00Z (rateLimited)"),
+            "{e}"
+        );
+        assert!(e.hint().unwrap().starts_with("the CA's rate limit was hit"));
+        assert!(!transient(&problem(
+            r#"{"type":"urn:ietf:params:acme:error:unauthorized","detail":"no","status":403}"#
+        )));
+    }
+}

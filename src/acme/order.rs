@@ -52,10 +52,17 @@ pub async fn open(
     if let Some(p) = profile {
         new = new.profile(p);
     }
-    let mut order = account
-        .new_order(&new)
-        .await
-        .map_err(|e| Error::from_acme(directory, "a new order", e))?;
+    let mut attempt = 0;
+    let mut order = loop {
+        match account.new_order(&new).await {
+            Ok(o) => break o,
+            Err(e) if attempt < super::BACKOFF.len() && super::transient(&e) => {
+                tokio::time::sleep(super::BACKOFF[attempt]).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(Error::from_acme(directory, "a new order", e)),
+        }
+    };
     let url = order.url().to_string();
     let mut challenges = Vec::new();
     let mut authzs = order.authorizations();
