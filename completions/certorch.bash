@@ -309,7 +309,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__run)
-            opts="-i -l -v -h --inventory --state --concurrency --limit --verbose --json --help"
+            opts="-i -l -v -h --dry-run --inventory --state --concurrency --limit --verbose --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

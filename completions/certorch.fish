@@ -42,6 +42,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand run" -s i -l inventory
 complete -c certorch -n "__fish_certorch_using_subcommand run" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand run" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand run" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
+complete -c certorch -n "__fish_certorch_using_subcommand run" -l dry-run -d 'Prove the inventory works without touching production: issue every selected certificate from the staging CA (acme.staging) with a separate account, into dry_run_root on each host, without reloads; TXT records are published and removed as for real'
 complete -c certorch -n "__fish_certorch_using_subcommand run" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand run" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand run" -s h -l help -d 'Print help'

@@ -400,10 +400,20 @@ fn external_account_binding() {
     refused.expect_code(1);
     let o = &refused.json()["outcomes"][0];
     assert_eq!(o["stage"], "order", "{o}");
-    assert!(o["error"].as_str().unwrap().contains("refused registering an account"), "{o}");
+    assert!(
+        o["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused registering an account"),
+        "{o}"
+    );
     let text = std::fs::read_to_string(&inv).unwrap().replacen(
         "  trust_root:",
-        &format!("  eab: {{ kid: {}, hmac_key_file: {} }}\n  trust_root:", bed.get("EAB_KID"), bed.get("EAB_KEY_FILE")),
+        &format!(
+            "  eab: {{ kid: {}, hmac_key_file: {} }}\n  trust_root:",
+            bed.get("EAB_KID"),
+            bed.get("EAB_KEY_FILE")
+        ),
         1,
     );
     let inv = bed.write_inventory("eab.yaml", &text);

@@ -71,7 +71,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Issue and deploy every certificate that is missing or due (the cron job).
-    Run,
+    Run {
+        /// Prove the inventory works without touching production: issue every selected
+        /// certificate from the staging CA (acme.staging) with a separate account, into
+        /// dry_run_root on each host, without reloads; TXT records are published and removed
+        /// as for real.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Issue and deploy now, whether due or not.
     Issue {
         /// Hosts, groups or host/cert to issue for.

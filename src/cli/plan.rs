@@ -4,7 +4,9 @@ use std::io::Write;
 
 use super::{Cli, exit};
 use crate::inventory;
-use crate::report::Lines;
+use std::io::IsTerminal;
+
+use crate::report::Progress;
 use crate::run;
 use crate::state::State;
 
@@ -34,15 +36,9 @@ pub async fn execute(cli: &Cli) -> u8 {
         }
     };
     let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);
-    let report = run::plan(
-        &inv,
-        &targets,
-        &state,
-        false,
-        concurrency,
-        &Lines::new(cli.verbose),
-    )
-    .await;
+    let progress = Progress::new(cli.verbose, !cli.json && std::io::stderr().is_terminal());
+    let report = run::plan(&inv, &targets, &state, false, concurrency, &progress).await;
+    progress.finish();
     let mut out = std::io::stdout();
     if cli.json {
         let _ = serde_json::to_writer_pretty(&mut out, &report);

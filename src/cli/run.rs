@@ -7,10 +7,13 @@ use std::path::Path;
 
 use super::{Cli, Command, exit};
 use crate::inventory;
-use crate::report::{self, Lines};
+use std::io::IsTerminal;
+
+use crate::report::{self, Progress, Style};
 use crate::run::{self, Request};
 
 pub async fn execute(cli: Cli) -> u8 {
+    let dry_run = matches!(cli.command, Command::Run { dry_run: true });
     let inv = match inventory::load(&cli.inventory) {
         Ok(inv) => inv,
         Err(e) => {
@@ -18,8 +21,19 @@ pub async fn execute(cli: Cli) -> u8 {
             return exit::USAGE;
         }
     };
+    let inv = if dry_run {
+        match inv.for_dry_run() {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("error: {}: {e}", cli.inventory.display());
+                return exit::USAGE;
+            }
+        }
+    } else {
+        inv
+    };
     let (patterns, force) = match &cli.command {
-        Command::Run => (cli.limit.clone(), false),
+        Command::Run { .. } => (cli.limit.clone(), false),
         Command::Issue { targets } => (targets.clone(), true),
         Command::Generate { .. } | Command::Plan | Command::Status { .. } => {
             unreachable!("dispatched in cli::main")
@@ -32,7 +46,11 @@ pub async fn execute(cli: Cli) -> u8 {
             return exit::USAGE;
         }
     };
-    let state_dir = cli.state.clone().unwrap_or_else(super::default_state_dir);
+    let mut state_dir = cli.state.clone().unwrap_or_else(super::default_state_dir);
+    // A dry run keeps its own account, records and lock: production state never sees it.
+    if dry_run {
+        state_dir = state_dir.join("dry-run");
+    }
     let _lock = match lock(&state_dir) {
         Ok(Some(l)) => l,
         Ok(None) => {
@@ -62,25 +80,35 @@ pub async fn execute(cli: Cli) -> u8 {
     };
     let _ = state.begin_run(if force { "issue" } else { "run" });
     let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);
-    let reporter = Lines::new(cli.verbose);
+    let reporter = Progress::new(cli.verbose, !cli.json && std::io::stderr().is_terminal());
     let summary = run::run(
         &Request {
             inventory: &inv,
             targets: &targets,
-            force,
+            force: force || dry_run,
             state: &state,
             concurrency,
         },
         &reporter,
     )
     .await;
+    let mut summary = summary;
+    summary.dry_run = dry_run;
+    reporter.finish();
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
     if cli.json {
         let _ = serde_json::to_writer_pretty(&mut stdout, &summary);
         let _ = writeln!(stdout);
     } else {
-        let _ = report::render_text(&summary, &mut stdout, &mut stderr);
+        let style = if stdout.is_terminal() {
+            Style::Terminal
+        } else {
+            Style::Quiet {
+                verbose: cli.verbose,
+            }
+        };
+        let _ = report::render_text(&summary, style, &mut stdout, &mut stderr);
     }
     let _ = state.finish_run(if summary.failed() { "failed" } else { "ok" });
     if summary.failed() {

@@ -29,6 +29,8 @@ pub struct Inventory {
     pub ssh: SshConfig,
     /// How many hosts are worked on at once.
     pub concurrency: usize,
+    /// Root on each host under which a dry run writes its files.
+    pub dry_run_root: RemotePath,
     pub hosts: Vec<Host>,
     /// Group name → member host names, in inventory order.
     pub groups: BTreeMap<String, Vec<String>>,
@@ -43,6 +45,8 @@ pub struct AcmeConfig {
     pub trust_root: Option<PathBuf>,
     /// External account binding for CAs that require it.
     pub eab: Option<Eab>,
+    /// The CA for dry runs: `acme.staging`, or Let's Encrypt's staging for Let's Encrypt.
+    pub staging: Option<String>,
 }
 
 /// External account binding: the CA's key id and HMAC key (RFC 8555 §7.3.4).
@@ -177,18 +181,21 @@ impl Builder<'_> {
         }
     }
 
+    /// `letsencrypt`, `letsencrypt-staging` or an https:// URL.
+    fn directory_url(&self, d: &Spanned<String>) -> Result<String, Error> {
+        match d.value.as_str() {
+            "letsencrypt" => Ok(LETSENCRYPT.to_string()),
+            "letsencrypt-staging" => Ok(LETSENCRYPT_STAGING.to_string()),
+            url if url.starts_with("https://") => Ok(url.to_string()),
+            other => Err(self.err(
+                d.referenced,
+                format!("`{other}` is not an ACME directory: write letsencrypt, letsencrypt-staging or an https:// URL"),
+            )),
+        }
+    }
+
     fn build(&self, raw: RawInventory) -> Result<Inventory, Error> {
-        let directory = match raw.acme.directory.value.as_str() {
-            "letsencrypt" => LETSENCRYPT.to_string(),
-            "letsencrypt-staging" => LETSENCRYPT_STAGING.to_string(),
-            url if url.starts_with("https://") => url.to_string(),
-            other => {
-                return Err(self.err(
-                    raw.acme.directory.referenced,
-                    format!("`{other}` is not an ACME directory: write letsencrypt, letsencrypt-staging or an https:// URL"),
-                ));
-            }
-        };
+        let directory = self.directory_url(&raw.acme.directory)?;
         let mut contact = Vec::new();
         for c in raw.acme.contact {
             if !c.value.starts_with("mailto:") || c.value.contains(',') {
@@ -225,7 +232,13 @@ impl Builder<'_> {
                 })
             }
         };
+        let staging = match raw.acme.staging {
+            Some(s) => Some(self.directory_url(&s)?),
+            None if directory == LETSENCRYPT => Some(LETSENCRYPT_STAGING.to_string()),
+            None => None,
+        };
         let acme = AcmeConfig {
+            staging,
             directory,
             contact,
             trust_root: raw.acme.trust_root.map(|p| self.resolve(p)),
@@ -369,6 +382,10 @@ impl Builder<'_> {
         }
 
         Ok(Inventory {
+            dry_run_root: raw.dry_run_root.unwrap_or_else(|| {
+                RemotePath::try_from("/var/tmp/certorch-dry-run".to_string())
+                    .expect("constant path")
+            }),
             path: self.path.to_path_buf(),
             acme,
             dns,
@@ -490,4 +507,30 @@ fn socket_addr(s: &str) -> Option<SocketAddr> {
     s.parse::<SocketAddr>()
         .ok()
         .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
+}
+
+impl Inventory {
+    /// The same inventory for `run --dry-run`: the staging CA, every file under
+    /// `dry_run_root` on its host (`/etc/ssl/x.pem` → `<root>/etc/ssl/x.pem`), no reloads.
+    pub fn for_dry_run(&self) -> Result<Inventory, String> {
+        let staging = self.acme.staging.clone().ok_or_else(|| {
+            "a dry run needs a CA that issues test certificates: set acme.staging in the inventory (Let's Encrypt inventories get letsencrypt-staging)".to_string()
+        })?;
+        let mut inv = self.clone();
+        inv.acme.directory = staging;
+        let root = self.dry_run_root.as_str().trim_end_matches('/').to_string();
+        let move_path = |p: &RemotePath| {
+            RemotePath::try_from(format!("{root}{}", p.as_str())).map_err(|e| e.to_string())
+        };
+        for host in &mut inv.hosts {
+            for c in &mut host.certs {
+                c.key = move_path(&c.key)?;
+                c.cert = c.cert.as_ref().map(move_path).transpose()?;
+                c.chain = c.chain.as_ref().map(move_path).transpose()?;
+                c.fullchain = c.fullchain.as_ref().map(move_path).transpose()?;
+                c.reload = None;
+            }
+        }
+        Ok(inv)
+    }
 }

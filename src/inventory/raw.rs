@@ -14,6 +14,8 @@ use super::types::{AccountName, DnsName, FileMode, KeyType, RemotePath, RenewPol
 #[serde(deny_unknown_fields)]
 pub struct RawInventory {
     pub acme: RawAcme,
+    /// Where `run --dry-run` writes on hosts instead of the live paths.
+    pub dry_run_root: Option<RemotePath>,
     pub dns: RawDns,
     #[serde(default)]
     pub ssh: RawSsh,
@@ -34,6 +36,8 @@ pub struct RawAcme {
     pub contact: Vec<Spanned<String>>,
     pub trust_root: Option<PathBuf>,
     pub eab: Option<Spanned<RawEab>>,
+    /// The CA `run --dry-run` uses.
+    pub staging: Option<Spanned<String>>,
 }
 
 /// External account binding (RFC 8555 §7.3.4), for CAs that require it.

@@ -83,6 +83,8 @@ pub struct RunSummary {
     pub orders: usize,
     /// Problems that failed no certificate but need attention (a TXT record left behind).
     pub warnings: Vec<String>,
+    /// A dry run: staging CA, isolated paths, no reloads.
+    pub dry_run: bool,
 }
 
 impl RunSummary {
@@ -110,23 +112,69 @@ pub trait Reporter: Send + Sync {
     fn event(&self, event: Event<'_>);
 }
 
-/// Writes progress lines to stderr when verbose, nothing otherwise (cron gets silence).
-pub struct Lines {
-    pub verbose: bool,
+/// Progress while a run goes on: bars on a terminal (one per host and certificate, showing
+/// its phase), lines on stderr with `-v` elsewhere, nothing otherwise (cron gets silence).
+pub struct Progress {
+    verbose: bool,
+    bars: Option<
+        Mutex<(
+            indicatif::MultiProgress,
+            std::collections::BTreeMap<String, indicatif::ProgressBar>,
+        )>,
+    >,
     out: Mutex<std::io::Stderr>,
 }
 
-impl Lines {
-    pub fn new(verbose: bool) -> Self {
-        Lines {
+impl Progress {
+    /// `terminal`: stderr is a terminal and bars may be drawn.
+    pub fn new(verbose: bool, terminal: bool) -> Self {
+        let bars = terminal.then(|| {
+            Mutex::new((
+                indicatif::MultiProgress::new(),
+                std::collections::BTreeMap::new(),
+            ))
+        });
+        Progress {
             verbose,
+            bars,
             out: Mutex::new(std::io::stderr()),
+        }
+    }
+
+    /// Removes the bars before the summary is printed.
+    pub fn finish(&self) {
+        if let Some(b) = &self.bars
+            && let Ok(mut b) = b.lock()
+        {
+            for bar in b.1.values() {
+                bar.finish_and_clear();
+            }
+            let _ = b.0.clear();
+            b.1.clear();
         }
     }
 }
 
-impl Reporter for Lines {
+impl Reporter for Progress {
     fn event(&self, event: Event<'_>) {
+        if let Some(b) = &self.bars {
+            if let (Event::Stage { host, cert, stage }, Ok(mut b)) = (&event, b.lock()) {
+                let key = format!("{host}/{cert}");
+                let (multi, bars) = &mut *b;
+                let bar = bars.entry(key.clone()).or_insert_with(|| {
+                    let bar = multi.add(indicatif::ProgressBar::new_spinner());
+                    bar.set_style(
+                        indicatif::ProgressStyle::with_template("{spinner} {prefix:40} {msg}")
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+                    );
+                    bar.set_prefix(key);
+                    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                    bar
+                });
+                bar.set_message(stage.as_str());
+            }
+            return;
+        }
         if !self.verbose {
             return;
         }
@@ -140,14 +188,27 @@ impl Reporter for Lines {
     }
 }
 
-/// The human summary: one line per certificate, then each failure with its hint.
+/// How the summary is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// A table on stdout, problems on stderr.
+    Terminal,
+    /// Not a terminal (cron): nothing when all went well, unless verbose; on failure a compact
+    /// report of each failed certificate on stderr, for cron to mail.
+    Quiet { verbose: bool },
+}
+
+/// The human summary of a run.
 pub fn render_text(
     summary: &RunSummary,
+    style: Style,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> std::io::Result<()> {
-    for o in &summary.outcomes {
-        match o {
+    let rows: Vec<[String; 4]> = summary
+        .outcomes
+        .iter()
+        .map(|o| match o {
             Outcome::Issued {
                 host,
                 cert,
@@ -155,33 +216,79 @@ pub fn render_text(
                 serial,
                 not_after,
                 ..
-            } => writeln!(
-                out,
-                "{host}/{cert}: issued ({reason}), serial {serial}, expires {}",
-                date(*not_after)
-            )?,
+            } => [
+                format!("{host}/{cert}"),
+                "issued".into(),
+                date(*not_after),
+                format!("{reason}; serial {serial}"),
+            ],
             Outcome::Current {
                 host,
                 cert,
                 not_after,
                 renew_at,
-            } => writeln!(
-                out,
-                "{host}/{cert}: current, expires {}, renews from {}",
+            } => [
+                format!("{host}/{cert}"),
+                "current".into(),
                 date(*not_after),
-                date(*renew_at)
-            )?,
-            Outcome::Failed(f) => {
-                writeln!(out, "{}/{}: failed at {}", f.host, f.cert, f.stage.as_str())?
+                format!("renews from {}", date(*renew_at)),
+            ],
+            Outcome::Failed(f) => [
+                format!("{}/{}", f.host, f.cert),
+                "failed".into(),
+                String::new(),
+                format!("at {}", f.stage.as_str()),
+            ],
+        })
+        .collect();
+    match style {
+        Style::Terminal => {
+            let head = [
+                "CERTIFICATE".to_string(),
+                "RESULT".into(),
+                "EXPIRES".into(),
+                "DETAIL".into(),
+            ];
+            let mut w = [0usize; 3];
+            for r in std::iter::once(&head).chain(rows.iter()) {
+                for (i, c) in r.iter().take(3).enumerate() {
+                    w[i] = w[i].max(c.chars().count());
+                }
+            }
+            for r in std::iter::once(&head).chain(rows.iter()) {
+                writeln!(
+                    out,
+                    "{:w0$}  {:w1$}  {:w2$}  {}",
+                    r[0],
+                    r[1],
+                    r[2],
+                    r[3],
+                    w0 = w[0],
+                    w1 = w[1],
+                    w2 = w[2]
+                )?;
             }
         }
+        Style::Quiet { verbose: true } => {
+            for r in &rows {
+                writeln!(out, "{}: {} {} {}", r[0], r[1], r[2], r[3])?;
+            }
+        }
+        Style::Quiet { verbose: false } => {}
     }
     for w in &summary.warnings {
         writeln!(err, "warning: {w}")?;
     }
     for o in &summary.outcomes {
         if let Outcome::Failed(f) = o {
-            writeln!(err, "error: {}/{}: {}", f.host, f.cert, f.error)?;
+            writeln!(
+                err,
+                "error: {}/{}: {} failed: {}",
+                f.host,
+                f.cert,
+                f.stage.as_str(),
+                f.error
+            )?;
             if let Some(h) = &f.hint {
                 writeln!(err, "  hint: {h}")?;
             }
