@@ -6,6 +6,7 @@ mod dns;
 mod host;
 mod inventory;
 mod limits;
+mod notify;
 mod plan;
 mod report;
 mod run;

@@ -205,3 +205,85 @@ fn limit_selects_the_right_hosts() {
         "host2 was not selected"
     );
 }
+
+/// Reads one HTTP request from `listener`, answers 200, returns the body.
+fn receive_one(listener: std::net::TcpListener) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let (stream, _) = listener.accept().unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut len = 0usize;
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).unwrap();
+    assert!(
+        request_line.starts_with("POST /hook/s3cret "),
+        "{request_line}"
+    );
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0u8; len];
+    reader.read_exact(&mut body).unwrap();
+    let mut s = stream;
+    s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    String::from_utf8(body).unwrap()
+}
+
+/// A failed certificate is reported to the webhook (JSON POST with a chat-ready `text`) and to
+/// the exec command (same JSON on stdin), with host, certificate, phase and error.
+#[test]
+fn failures_are_notified() {
+    let bed = Bed::up(2);
+    let listener = std::net::TcpListener::bind(format!("127.{}.0.20:0", bed.net)).unwrap();
+    let url = format!("http://{}/hook/s3cret", listener.local_addr().unwrap());
+    let got = std::thread::spawn(move || receive_one(listener));
+    let exec_out = bed.scratch("notify").join("exec.json");
+    let inv = bed.standard_inventory(2);
+    let text = fs::read_to_string(&inv).unwrap().replacen(
+        "hosts:\n",
+        &format!(
+            "notify:\n  webhook: {url}\n  exec: [sh, -c, 'cat > {}']\nhosts:\n",
+            exec_out.display()
+        ),
+        1,
+    );
+    let inv = bed.write_inventory("notify.yaml", &text);
+    bed.stop_host(2);
+    let run = bed.certorch(&inv, &["run"]);
+    run.expect_code(1);
+    assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
+
+    let body = got.join().unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let events = doc["events"].as_array().unwrap();
+    assert_eq!(events.len(), 1, "only the failure: {doc}");
+    assert_eq!(events[0]["event"], "failed");
+    assert_eq!(events[0]["host"], "host2.example.test");
+    assert_eq!(events[0]["cert"], "www");
+    assert_eq!(events[0]["phase"], "connect");
+    assert!(
+        events[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot connect to ")
+    );
+    assert!(
+        doc["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("certorch: host2.example.test/www failed at connect: cannot connect to ")
+    );
+    let via_exec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&exec_out).unwrap()).unwrap();
+    assert_eq!(via_exec, doc);
+}

@@ -94,6 +94,12 @@ pub async fn execute(cli: Cli) -> u8 {
     .await;
     let mut summary = summary;
     summary.dry_run = dry_run;
+    if let Some(cfg) = &inv.notify {
+        let recorded = state.certificates().unwrap_or_default();
+        summary
+            .warnings
+            .extend(crate::notify::send(cfg, &summary, &recorded).await);
+    }
     reporter.finish();
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();

@@ -1,7 +1,7 @@
 //! The host inventory: YAML in, a validated [`Inventory`] out. Errors name file, line and
 //! column and say what to write instead.
 
-mod model;
+pub mod model;
 mod raw;
 pub mod types;
 

@@ -31,9 +31,27 @@ pub struct Inventory {
     pub concurrency: usize,
     /// Root on each host under which a dry run writes its files.
     pub dry_run_root: RemotePath,
+    pub notify: Option<NotifyConfig>,
     pub hosts: Vec<Host>,
     /// Group name → member host names, in inventory order.
     pub groups: BTreeMap<String, Vec<String>>,
+}
+
+/// When to notify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyOn {
+    Failure,
+    Always,
+}
+
+/// Notification channels.
+#[derive(Debug, Clone)]
+pub struct NotifyConfig {
+    pub on: NotifyOn,
+    /// An http(s) URL that takes a JSON POST.
+    pub webhook: Option<String>,
+    /// A command (argv, no shell) that reads the JSON on stdin.
+    pub exec: Option<Vec<String>>,
 }
 
 /// Where and as whom certorch talks ACME.
@@ -381,7 +399,47 @@ impl Builder<'_> {
             groups.insert(group, names);
         }
 
+        let notify = match raw.notify {
+            None => None,
+            Some(n) => {
+                let at = n.referenced;
+                let n = n.value;
+                let on = match n.on.as_ref().map(|o| o.value.as_str()) {
+                    None | Some("failure") => NotifyOn::Failure,
+                    Some("always") => NotifyOn::Always,
+                    Some(other) => {
+                        return Err(self.err(
+                            n.on.as_ref().map_or(at, |o| o.referenced),
+                            format!("notify.on is `{other}`: write failure or always"),
+                        ));
+                    }
+                };
+                if let Some(w) = &n.webhook
+                    && !(w.value.starts_with("https://") || w.value.starts_with("http://"))
+                {
+                    return Err(self.err(
+                        w.referenced,
+                        "notify.webhook must be an http:// or https:// URL",
+                    ));
+                }
+                if n.exec
+                    .as_ref()
+                    .is_some_and(|e| e.is_empty() || e[0].is_empty())
+                {
+                    return Err(self.err(at, "notify.exec is a command and its arguments as a list, like [/usr/local/bin/page-oncall, --team, web]"));
+                }
+                if n.webhook.is_none() && n.exec.is_none() {
+                    return Err(self.err(at, "notify needs a webhook, an exec command, or both"));
+                }
+                Some(NotifyConfig {
+                    on,
+                    webhook: n.webhook.map(|w| w.value),
+                    exec: n.exec,
+                })
+            }
+        };
         Ok(Inventory {
+            notify,
             dry_run_root: raw.dry_run_root.unwrap_or_else(|| {
                 RemotePath::try_from("/var/tmp/certorch-dry-run".to_string())
                     .expect("constant path")

@@ -14,6 +14,7 @@ use super::types::{AccountName, DnsName, FileMode, KeyType, RemotePath, RenewPol
 #[serde(deny_unknown_fields)]
 pub struct RawInventory {
     pub acme: RawAcme,
+    pub notify: Option<Spanned<RawNotify>>,
     /// Where `run --dry-run` writes on hosts instead of the live paths.
     pub dry_run_root: Option<RemotePath>,
     pub dns: RawDns,
@@ -119,4 +120,13 @@ pub struct RawCert {
     pub reload: Option<Spanned<String>>,
     pub renew_before: Option<RenewPolicy>,
     pub profile: Option<Spanned<String>>,
+}
+
+/// Who to tell about failures (and issuances).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub on: Option<Spanned<String>>,
+    pub webhook: Option<Spanned<String>>,
+    pub exec: Option<Vec<String>>,
 }
