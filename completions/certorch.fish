@@ -36,6 +36,9 @@ complete -c certorch -n "__fish_certorch_needs_command" -f -a "run" -d 'Issue an
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "issue" -d 'Issue and deploy now, whether due or not'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "plan" -d 'Show what a run would do and why, and the rate limits it would meet; changes nothing'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "status" -d 'One line per certificate from the state: names, expiry, days left, last result'
+complete -c certorch -n "__fish_certorch_needs_command" -f -a "init" -d 'Write a commented starter inventory to --inventory (never over an existing file)'
+complete -c certorch -n "__fish_certorch_needs_command" -f -a "account" -d 'The ACME account for the inventory\'s CA'
+complete -c certorch -n "__fish_certorch_needs_command" -f -a "revoke" -d 'Revoke the certificate certorch deployed at HOST/CERT; the next run replaces it'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "generate" -d 'Write man pages or shell completions into a directory (for packagers)'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certorch -n "__fish_certorch_using_subcommand run" -s i -l inventory -d 'The host inventory (YAML)' -r -F
@@ -68,6 +71,62 @@ complete -c certorch -n "__fish_certorch_using_subcommand status" -s l -l limit 
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand status" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s h -l help -d 'Print help'
+complete -c certorch -n "__fish_certorch_using_subcommand init" -s i -l inventory -d 'The host inventory (YAML)' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand init" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand init" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand init" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
+complete -c certorch -n "__fish_certorch_using_subcommand init" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand init" -l json -d 'Print the result as one JSON document on stdout'
+complete -c certorch -n "__fish_certorch_using_subcommand init" -s h -l help -d 'Print help'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s i -l inventory -d 'The host inventory (YAML)' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -l json -d 'Print the result as one JSON document on stdout'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s h -l help -d 'Print help'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -f -a "show" -d 'Show the account: directory, account URL, contact, when it was registered'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -f -a "register" -d 'Register the account now (a run does it when needed)'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -f -a "deactivate" -d 'Deactivate the account at the CA; final'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s i -l inventory -d 'The host inventory (YAML)' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -l json -d 'Print the result as one JSON document on stdout'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s i -l inventory -d 'The host inventory (YAML)' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -l json -d 'Print the result as one JSON document on stdout'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s h -l help -d 'Print help'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s i -l inventory -d 'The host inventory (YAML)' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l yes -d 'Confirm: the CA refuses the account from then on'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l json -d 'Print the result as one JSON document on stdout'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s h -l help -d 'Print help'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show the account: directory, account URL, contact, when it was registered'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "register" -d 'Register the account now (a run does it when needed)'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "deactivate" -d 'Deactivate the account at the CA; final'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l reason -d 'The reason given to the CA (RFC 5280 §5.3.1)' -r -f -a "unspecified\t''
+key-compromise\t''
+superseded\t''
+cessation-of-operation\t''
+affiliation-changed\t''"
+complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s i -l inventory -d 'The host inventory (YAML)' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
+complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l json -d 'Print the result as one JSON document on stdout'
+complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
@@ -75,9 +134,15 @@ complete -c certorch -n "__fish_certorch_using_subcommand generate" -s l -l limi
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status generate help" -f -a "run" -d 'Issue and deploy every certificate that is missing or due (the cron job)'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status generate help" -f -a "issue" -d 'Issue and deploy now, whether due or not'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status generate help" -f -a "plan" -d 'Show what a run would do and why, and the rate limits it would meet; changes nothing'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status generate help" -f -a "status" -d 'One line per certificate from the state: names, expiry, days left, last result'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status generate help" -f -a "generate" -d 'Write man pages or shell completions into a directory (for packagers)'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "run" -d 'Issue and deploy every certificate that is missing or due (the cron job)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "issue" -d 'Issue and deploy now, whether due or not'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "plan" -d 'Show what a run would do and why, and the rate limits it would meet; changes nothing'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "status" -d 'One line per certificate from the state: names, expiry, days left, last result'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "init" -d 'Write a commented starter inventory to --inventory (never over an existing file)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "account" -d 'The ACME account for the inventory\'s CA'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "revoke" -d 'Revoke the certificate certorch deployed at HOST/CERT; the next run replaces it'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "generate" -d 'Write man pages or shell completions into a directory (for packagers)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "show" -d 'Show the account: directory, account URL, contact, when it was registered'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "register" -d 'Register the account now (a run does it when needed)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "deactivate" -d 'Deactivate the account at the CA; final'

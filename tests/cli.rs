@@ -287,3 +287,84 @@ fn failures_are_notified() {
         serde_json::from_str(&fs::read_to_string(&exec_out).unwrap()).unwrap();
     assert_eq!(via_exec, doc);
 }
+
+/// `init` writes a starter inventory that loads, once; `account` shows, registers and
+/// deactivates; `revoke` revokes at the CA and the next run replaces the certificate.
+#[test]
+fn init_account_and_revoke() {
+    let bed = Bed::up(1);
+    let starter = bed.scratch("init").join("etc/certorch/inventory.yaml");
+    let init = bed.certorch(&starter, &["init"]);
+    init.expect_code(0);
+    assert!(
+        fs::read_to_string(&starter)
+            .unwrap()
+            .contains("signing_zone:")
+    );
+    bed.certorch(&starter, &["--json", "status"]).expect_code(0);
+    let again = bed.certorch(&starter, &["init"]);
+    again.expect_code(2);
+    assert!(again.stderr.contains("already exists"), "{}", again.stderr);
+
+    let inv = bed.standard_inventory(1);
+    let show = bed.certorch(&inv, &["--json", "account", "show"]);
+    show.expect_code(0);
+    assert_eq!(show.json()["registered"], false);
+    let reg = bed.certorch(&inv, &["account", "register"]);
+    reg.expect_code(0);
+    let url = reg.stdout.trim().to_string();
+    assert!(
+        url.starts_with("https://") && url.contains("/my-account/"),
+        "{url}"
+    );
+    let show = bed.certorch(&inv, &["--json", "account", "show"]).json();
+    assert_eq!(show["account_url"], url.as_str());
+
+    bed.certorch(&inv, &["run"]).expect_code(0);
+    let serial = bed.certorch(&inv, &["--json", "status"]).json()[0]["serial"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let status_url = format!("{}/cert-status-by-serial/{serial}", bed.get("PEBBLE_MGMT"));
+    let pebble_status = || {
+        let out = std::process::Command::new("curl")
+            .args(["-sf", "--cacert", bed.get("PEBBLE_CA"), &status_url])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["Status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(pebble_status(), "Valid");
+    let rev = bed.certorch(
+        &inv,
+        &["revoke", "host1.example.test/www", "--reason", "superseded"],
+    );
+    rev.expect_code(0);
+    assert_eq!(pebble_status(), "Revoked");
+    let plan = bed.certorch(&inv, &["plan"]);
+    assert!(
+        plan.stdout.contains(&format!(
+            "host1.example.test/www: would issue (serial {serial} was revoked)"
+        )),
+        "{}",
+        plan.stdout
+    );
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    run.expect_code(0);
+    let o = &run.json()["outcomes"][0];
+    assert_eq!(o["result"], "issued");
+    assert_ne!(o["serial"].as_str().unwrap(), serial);
+    bed.certorch(&inv, &["revoke", "host1.example.test/nope"])
+        .expect_code(2);
+
+    bed.certorch(&inv, &["account", "deactivate"])
+        .expect_code(2);
+    bed.certorch(&inv, &["account", "deactivate", "--yes"])
+        .expect_code(0);
+    assert_eq!(
+        bed.certorch(&inv, &["--json", "account", "show"]).json()["registered"],
+        false
+    );
+}

@@ -1,5 +1,6 @@
 //! The command line: clap definitions, and turning them into stage inputs.
 
+mod admin;
 mod generate;
 mod plan;
 mod run;
@@ -93,6 +94,21 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         prometheus: Option<PathBuf>,
     },
+    /// Write a commented starter inventory to --inventory (never over an existing file).
+    Init,
+    /// The ACME account for the inventory's CA.
+    Account {
+        #[command(subcommand)]
+        action: AccountAction,
+    },
+    /// Revoke the certificate certorch deployed at HOST/CERT; the next run replaces it.
+    Revoke {
+        #[arg(value_name = "HOST/CERT")]
+        target: String,
+        /// The reason given to the CA (RFC 5280 §5.3.1).
+        #[arg(long, value_enum, default_value = "unspecified")]
+        reason: RevokeReason,
+    },
     /// Write man pages or shell completions into a directory (for packagers).
     #[command(hide = true)]
     Generate {
@@ -100,6 +116,31 @@ pub enum Command {
         what: Generated,
         dir: PathBuf,
     },
+}
+
+/// What `certorch account` does.
+#[derive(Debug, Subcommand)]
+pub enum AccountAction {
+    /// Show the account: directory, account URL, contact, when it was registered.
+    Show,
+    /// Register the account now (a run does it when needed).
+    Register,
+    /// Deactivate the account at the CA; final.
+    Deactivate {
+        /// Confirm: the CA refuses the account from then on.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Why a certificate is revoked.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RevokeReason {
+    Unspecified,
+    KeyCompromise,
+    Superseded,
+    CessationOfOperation,
+    AffiliationChanged,
 }
 
 /// What `certorch generate` writes.
@@ -129,6 +170,9 @@ pub async fn main(cli: Cli) -> u8 {
     match cli.command {
         Command::Plan => plan::execute(&cli).await,
         Command::Status { .. } => status::execute(&cli).await,
+        Command::Init => admin::init(&cli),
+        Command::Account { .. } => admin::account(&cli).await,
+        Command::Revoke { .. } => admin::revoke(&cli).await,
         _ => run::execute(cli).await,
     }
 }
@@ -154,4 +198,58 @@ pub fn default_state_dir() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/state/certorch")
+}
+
+/// Loads the inventory, printing the error (exit 2 is the caller's).
+pub(crate) fn load_inventory(cli: &Cli) -> Result<crate::inventory::Inventory, ()> {
+    crate::inventory::load(&cli.inventory).map_err(|e| eprintln!("error: {e}"))
+}
+
+/// The state directory from --state or the default.
+pub(crate) fn state_dir(cli: &Cli) -> PathBuf {
+    cli.state.clone().unwrap_or_else(default_state_dir)
+}
+
+/// Prints a state error with its hint; returns the exit code.
+pub(crate) fn state_error(e: &crate::state::Error) -> u8 {
+    eprintln!("error: {e}");
+    eprintln!("  hint: {}", e.hint());
+    exit::USAGE
+}
+
+/// Takes the run lock in `state`, printing why not when it cannot. The lock lives as long as
+/// the returned file and is released by the kernel if the process dies.
+pub(crate) fn lock(state: &std::path::Path) -> Result<std::fs::File, u8> {
+    use std::os::unix::fs::PermissionsExt;
+    let f = std::fs::create_dir_all(state)
+        .and_then(|()| std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o700)))
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(state.join("lock"))
+        });
+    let f = match f {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!(
+                "error: cannot use the state directory {}: {e}",
+                state.display()
+            );
+            eprintln!("  hint: create it or pass --state with a writable directory");
+            return Err(exit::USAGE);
+        }
+    };
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(_) => {
+            eprintln!(
+                "error: another certorch run holds the lock on {}",
+                state.display()
+            );
+            eprintln!("  hint: wait for it to finish; cron runs that overlap are skipped safely");
+            Err(exit::LOCKED)
+        }
+    }
 }

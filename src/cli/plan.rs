@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::{Cli, exit};
-use crate::inventory;
+
 use std::io::IsTerminal;
 
 use crate::report::Progress;
@@ -12,12 +12,8 @@ use crate::state::State;
 
 pub async fn execute(cli: &Cli) -> u8 {
     let limit = &cli.limit;
-    let inv = match inventory::load(&cli.inventory) {
-        Ok(inv) => inv,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
+    let Ok(inv) = super::load_inventory(cli) else {
+        return exit::USAGE;
     };
     let targets = match inv.select(limit) {
         Ok(t) => t,
@@ -26,14 +22,10 @@ pub async fn execute(cli: &Cli) -> u8 {
             return exit::USAGE;
         }
     };
-    let state_dir = cli.state.clone().unwrap_or_else(super::default_state_dir);
+    let state_dir = super::state_dir(cli);
     let state = match State::open_read_only(&state_dir) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!("  hint: {}", e.hint());
-            return exit::USAGE;
-        }
+        Err(e) => return super::state_error(&e),
     };
     let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);
     let progress = Progress::new(cli.verbose, !cli.json && std::io::stderr().is_terminal());

@@ -1,12 +1,9 @@
 //! `certorch run` and `certorch issue`: the same pipeline, `issue` forcing issuance.
 
-use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 use super::{Cli, Command, exit};
-use crate::inventory;
+
 use std::io::IsTerminal;
 
 use crate::report::{self, Progress, Style};
@@ -14,12 +11,8 @@ use crate::run::{self, Request};
 
 pub async fn execute(cli: Cli) -> u8 {
     let dry_run = matches!(cli.command, Command::Run { dry_run: true });
-    let inv = match inventory::load(&cli.inventory) {
-        Ok(inv) => inv,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
+    let Ok(inv) = super::load_inventory(&cli) else {
+        return exit::USAGE;
     };
     let inv = if dry_run {
         match inv.for_dry_run() {
@@ -35,7 +28,7 @@ pub async fn execute(cli: Cli) -> u8 {
     let (patterns, force) = match &cli.command {
         Command::Run { .. } => (cli.limit.clone(), false),
         Command::Issue { targets } => (targets.clone(), true),
-        Command::Generate { .. } | Command::Plan | Command::Status { .. } => {
+        _ => {
             unreachable!("dispatched in cli::main")
         }
     };
@@ -46,37 +39,18 @@ pub async fn execute(cli: Cli) -> u8 {
             return exit::USAGE;
         }
     };
-    let mut state_dir = cli.state.clone().unwrap_or_else(super::default_state_dir);
+    let mut state_dir = super::state_dir(&cli);
     // A dry run keeps its own account, records and lock: production state never sees it.
     if dry_run {
         state_dir = state_dir.join("dry-run");
     }
-    let _lock = match lock(&state_dir) {
-        Ok(Some(l)) => l,
-        Ok(None) => {
-            eprintln!(
-                "error: another certorch run holds the lock on {}",
-                state_dir.display()
-            );
-            eprintln!("  hint: wait for it to finish; cron runs that overlap are skipped safely");
-            return exit::LOCKED;
-        }
-        Err(e) => {
-            eprintln!(
-                "error: cannot use the state directory {}: {e}",
-                state_dir.display()
-            );
-            eprintln!("  hint: create it or pass --state with a writable directory");
-            return exit::USAGE;
-        }
+    let _lock = match super::lock(&state_dir) {
+        Ok(l) => l,
+        Err(code) => return code,
     };
     let state = match crate::state::State::open(&state_dir) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!("  hint: {}", e.hint());
-            return exit::USAGE;
-        }
+        Err(e) => return super::state_error(&e),
     };
     let _ = state.begin_run(if force { "issue" } else { "run" });
     let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);
@@ -121,22 +95,5 @@ pub async fn execute(cli: Cli) -> u8 {
         exit::SOME_FAILED
     } else {
         exit::OK
-    }
-}
-
-/// Takes the run lock in `state`; `None` when another process holds it. The lock lives as long
-/// as the returned file and is released by the kernel if the process dies.
-fn lock(state: &Path) -> std::io::Result<Option<fs::File>> {
-    fs::create_dir_all(state)?;
-    fs::set_permissions(state, fs::Permissions::from_mode(0o700))?;
-    let f = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(state.join("lock"))?;
-    match f.try_lock() {
-        Ok(()) => Ok(Some(f)),
-        Err(fs::TryLockError::WouldBlock) => Ok(None),
-        Err(fs::TryLockError::Error(e)) => Err(e),
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use super::{Cli, Command, exit};
-use crate::inventory;
+
 use crate::state::{Recorded, State, fmt_time};
 
 /// One line of `status`.
@@ -31,12 +31,8 @@ pub async fn execute(cli: &Cli) -> u8 {
         unreachable!("dispatched on Status")
     };
     let limit = &cli.limit;
-    let inv = match inventory::load(&cli.inventory) {
-        Ok(inv) => inv,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
+    let Ok(inv) = super::load_inventory(cli) else {
+        return exit::USAGE;
     };
     let targets = match inv.select(limit) {
         Ok(t) => t,
@@ -45,14 +41,10 @@ pub async fn execute(cli: &Cli) -> u8 {
             return exit::USAGE;
         }
     };
-    let state_dir = cli.state.clone().unwrap_or_else(super::default_state_dir);
+    let state_dir = super::state_dir(cli);
     let recorded = match State::open_read_only(&state_dir).and_then(|s| s.certificates()) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            eprintln!("  hint: {}", e.hint());
-            return exit::USAGE;
-        }
+        Err(e) => return super::state_error(&e),
     };
     let now = OffsetDateTime::now_utc();
     let mut lines = Vec::new();

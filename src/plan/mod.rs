@@ -50,6 +50,10 @@ pub enum Reason {
     Removed {
         deployed: String,
     },
+    /// The deployed certificate was revoked (`certorch revoke`).
+    Revoked {
+        serial: String,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -85,6 +89,7 @@ impl fmt::Display for Reason {
                     "the host has serial {found}, not serial {deployed} that certorch deployed: reissuing"
                 )
             }
+            Reason::Revoked { serial } => write!(f, "serial {serial} was revoked"),
             Reason::Removed { deployed } => write!(
                 f,
                 "serial {deployed} that certorch deployed is gone from the host: reissuing"
@@ -135,13 +140,18 @@ pub fn decide(
         Current::Unreadable => return Decision::Due(Reason::Unreadable),
         Current::Present(d) => d,
     };
-    if let Some(r) = known.recorded
-        && r.fingerprint != d.cert.fingerprint
-    {
-        return Decision::Due(Reason::Drift {
-            deployed: r.serial.clone(),
-            found: d.cert.serial.clone(),
-        });
+    if let Some(r) = known.recorded {
+        if r.fingerprint != d.cert.fingerprint {
+            return Decision::Due(Reason::Drift {
+                deployed: r.serial.clone(),
+                found: d.cert.serial.clone(),
+            });
+        }
+        if r.last_result == "revoked" {
+            return Decision::Due(Reason::Revoked {
+                serial: r.serial.clone(),
+            });
+        }
     }
     let want: BTreeSet<String> = spec.names.iter().map(|n| n.as_str().to_string()).collect();
     if want != d.cert.names {

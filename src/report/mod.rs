@@ -271,7 +271,12 @@ pub fn render_text(
         }
         Style::Quiet { verbose: true } => {
             for r in &rows {
-                writeln!(out, "{}: {} {} {}", r[0], r[1], r[2], r[3])?;
+                let expires = if r[2].is_empty() {
+                    String::new()
+                } else {
+                    format!(", expires {}", r[2])
+                };
+                writeln!(out, "{}: {}{expires} ({})", r[0], r[1], r[3])?;
             }
         }
         Style::Quiet { verbose: false } => {}

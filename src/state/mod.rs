@@ -490,6 +490,40 @@ impl State {
     }
 }
 
+impl State {
+    /// The archived chain (PEM) of the certificate with `fingerprint`.
+    pub fn archived_chain(&self, fingerprint: &str) -> Result<Option<String>, Error> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT chain_pem FROM archive WHERE fingerprint = ?1",
+                [fingerprint],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// Forgets the account at `directory` (after it was deactivated at the CA).
+    pub fn delete_account(&self, directory: &str) -> Result<(), Error> {
+        self.with(|c| {
+            c.execute("DELETE FROM accounts WHERE directory = ?1", [directory])
+                .map(|_| ())
+        })
+    }
+
+    /// When the account at `directory` was registered.
+    pub fn account_created(&self, directory: &str) -> Result<Option<String>, Error> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT created_at FROM accounts WHERE directory = ?1",
+                [directory],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

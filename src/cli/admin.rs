@@ -1,0 +1,260 @@
+//! `certorch init`, `account` and `revoke`: the commands an operator runs now and then.
+
+use std::io::Write;
+
+use instant_acme::{RevocationReason, RevocationRequest};
+use rustls_pki_types::CertificateDer;
+
+use super::{AccountAction, Cli, Command, RevokeReason, exit};
+use crate::acme;
+use crate::state::State;
+
+/// The starter inventory `init` writes: the commented production example.
+const STARTER: &str = include_str!("../../inventory/example.yaml");
+
+/// `certorch init`: writes a commented starter inventory, never over an existing file.
+pub fn init(cli: &Cli) -> u8 {
+    let path = &cli.inventory;
+    if path.exists() {
+        eprintln!("error: {} already exists", path.display());
+        eprintln!("  hint: edit it, or pass --inventory with a new path");
+        return exit::USAGE;
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("error: cannot create {}: {e}", dir.display());
+        return exit::USAGE;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(STARTER.as_bytes()))
+    {
+        Ok(()) => {
+            println!(
+                "wrote {}: set acme, dns and hosts, then run `certorch plan`",
+                path.display()
+            );
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            exit::USAGE
+        }
+    }
+}
+
+/// `certorch account show|register|deactivate`.
+pub async fn account(cli: &Cli) -> u8 {
+    let Command::Account { action } = &cli.command else {
+        unreachable!("dispatched on Account")
+    };
+    let Ok(inv) = super::load_inventory(cli) else {
+        return exit::USAGE;
+    };
+    let state_dir = super::state_dir(cli);
+    let directory = inv.acme.directory.clone();
+    match action {
+        AccountAction::Show => {
+            let state = match State::open_read_only(&state_dir) {
+                Ok(s) => s,
+                Err(e) => return super::state_error(&e),
+            };
+            let created = state.account_created(&directory).ok().flatten();
+            let account = match acme::account::load(&inv, &state).await {
+                Ok(a) => a,
+                Err(e) => return acme_error(&e),
+            };
+            let doc = serde_json::json!({
+                "directory": directory,
+                "registered": account.is_some(),
+                "account_url": account.as_ref().map(|a| a.id().to_string()),
+                "contact": inv.acme.contact,
+                "created_at": created,
+            });
+            if cli.json {
+                println!("{doc:#}");
+            } else if let Some(a) = &account {
+                println!(
+                    "{directory}\n  account {}\n  contact {}\n  registered {}",
+                    a.id(),
+                    inv.acme.contact.join(", "),
+                    created.unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "{directory}\n  no account yet: `certorch account register` (or the first run) creates one"
+                );
+            }
+            exit::OK
+        }
+        AccountAction::Register => {
+            let _lock = match super::lock(&state_dir) {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            let state = match State::open(&state_dir) {
+                Ok(s) => s,
+                Err(e) => return super::state_error(&e),
+            };
+            match acme::load_or_create(&inv, &state).await {
+                Ok(a) => {
+                    println!("{}", a.id());
+                    exit::OK
+                }
+                Err(e) => acme_error(&e),
+            }
+        }
+        AccountAction::Deactivate { yes } => {
+            if !yes {
+                eprintln!(
+                    "error: deactivating an account is final: the CA will refuse it from then on"
+                );
+                eprintln!("  hint: run again with --yes if that is what you want");
+                return exit::USAGE;
+            }
+            let _lock = match super::lock(&state_dir) {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            let state = match State::open(&state_dir) {
+                Ok(s) => s,
+                Err(e) => return super::state_error(&e),
+            };
+            let account = match acme::account::load(&inv, &state).await {
+                Ok(Some(a)) => a,
+                Ok(None) => {
+                    eprintln!(
+                        "error: there is no account for {directory} in {}",
+                        state_dir.display()
+                    );
+                    return exit::USAGE;
+                }
+                Err(e) => return acme_error(&e),
+            };
+            let id = account.id().to_string();
+            if let Err(e) = account.deactivate().await {
+                return acme_error(&acme::Error::from_acme(
+                    &directory,
+                    "deactivating the account",
+                    e,
+                ));
+            }
+            let _ = state.delete_account(&directory);
+            let _ = state.audit("*", "*", "account", "ok", &format!("deactivated {id}"));
+            println!("deactivated {id}");
+            exit::OK
+        }
+    }
+}
+
+/// `certorch revoke host/cert`: revokes the certificate certorch deployed there; the next run
+/// replaces it.
+pub async fn revoke(cli: &Cli) -> u8 {
+    let Command::Revoke { target, reason } = &cli.command else {
+        unreachable!("dispatched on Revoke")
+    };
+    let Ok(inv) = super::load_inventory(cli) else {
+        return exit::USAGE;
+    };
+    let Some((host, label)) = target.split_once('/') else {
+        eprintln!("error: `{target}` is not host/cert");
+        eprintln!("  hint: name one certificate, like web1.example.org/www");
+        return exit::USAGE;
+    };
+    if let Err(e) = inv.select(&[target.clone()]) {
+        eprintln!("error: {e}");
+        return exit::USAGE;
+    }
+    let state_dir = super::state_dir(cli);
+    let _lock = match super::lock(&state_dir) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let state = match State::open(&state_dir) {
+        Ok(s) => s,
+        Err(e) => return super::state_error(&e),
+    };
+    let recorded = state.certificates().unwrap_or_default();
+    let Some(rec) = recorded.iter().find(|r| r.host == host && r.label == label) else {
+        eprintln!("error: {target}: certorch has no record of deploying a certificate there");
+        eprintln!("  hint: `certorch status` lists what certorch deployed");
+        return exit::USAGE;
+    };
+    let pem = match state.archived_chain(&rec.fingerprint) {
+        Ok(Some(p)) => p,
+        _ => {
+            eprintln!(
+                "error: {target}: the archive holds no chain for serial {}",
+                rec.serial
+            );
+            return exit::USAGE;
+        }
+    };
+    let Some(leaf) = crate::x509::pem_certificates(pem.as_bytes())
+        .ok()
+        .and_then(|c| c.into_iter().next())
+    else {
+        eprintln!("error: {target}: the archived chain is unreadable");
+        return exit::USAGE;
+    };
+    let account = match acme::account::load(&inv, &state).await {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            eprintln!(
+                "error: no account for {} in {}",
+                inv.acme.directory,
+                state_dir.display()
+            );
+            return exit::USAGE;
+        }
+        Err(e) => return acme_error(&e),
+    };
+    let der = CertificateDer::from(leaf);
+    let req = RevocationRequest {
+        certificate: &der,
+        reason: Some(reason.acme()),
+    };
+    if let Err(e) = account.revoke(&req).await {
+        return acme_error(&acme::Error::from_acme(
+            &inv.acme.directory,
+            "revoking the certificate",
+            e,
+        ));
+    }
+    let _ = state.set_result(host, label, "revoked");
+    let _ = state.audit(
+        host,
+        label,
+        "revoke",
+        "ok",
+        &format!("serial {} revoked ({reason:?})", rec.serial),
+    );
+    println!(
+        "{target}: serial {} revoked; the next `certorch run` replaces it",
+        rec.serial
+    );
+    exit::OK
+}
+
+fn acme_error(e: &acme::Error) -> u8 {
+    eprintln!("error: {e}");
+    if let Some(h) = e.hint() {
+        eprintln!("  hint: {h}");
+    }
+    exit::SOME_FAILED
+}
+
+impl RevokeReason {
+    fn acme(self) -> RevocationReason {
+        match self {
+            RevokeReason::Unspecified => RevocationReason::Unspecified,
+            RevokeReason::KeyCompromise => RevocationReason::KeyCompromise,
+            RevokeReason::Superseded => RevocationReason::Superseded,
+            RevokeReason::CessationOfOperation => RevocationReason::CessationOfOperation,
+            RevokeReason::AffiliationChanged => RevocationReason::AffiliationChanged,
+        }
+    }
+}
