@@ -164,7 +164,7 @@ pub async fn revoke(cli: &Cli) -> u8 {
         eprintln!("  hint: name one certificate, like web1.example.org/www");
         return exit::USAGE;
     };
-    if let Err(e) = inv.select(&[target.clone()]) {
+    if let Err(e) = inv.select(std::slice::from_ref(target)) {
         eprintln!("error: {e}");
         return exit::USAGE;
     }
