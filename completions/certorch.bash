@@ -19,6 +19,9 @@ _certorch() {
             certorch,account)
                 cmd="certorch__subcmd__account"
                 ;;
+            certorch,check)
+                cmd="certorch__subcmd__check"
+                ;;
             certorch,generate)
                 cmd="certorch__subcmd__generate"
                 ;;
@@ -70,6 +73,9 @@ _certorch() {
             certorch__subcmd__help,account)
                 cmd="certorch__subcmd__help__subcmd__account"
                 ;;
+            certorch__subcmd__help,check)
+                cmd="certorch__subcmd__help__subcmd__check"
+                ;;
             certorch__subcmd__help,generate)
                 cmd="certorch__subcmd__help__subcmd__generate"
                 ;;
@@ -110,7 +116,7 @@ _certorch() {
 
     case "${cmd}" in
         certorch)
-            opts="-i -l -v -h -V --inventory --state --concurrency --limit --verbose --json --help --version run issue plan status init account revoke generate help"
+            opts="-i -l -v -h -V --inventory --state --concurrency --limit --verbose --json --help --version run issue plan check status init account revoke generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -369,6 +375,44 @@ _certorch() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        certorch__subcmd__check)
+            opts="-i -l -v -h --inventory --state --concurrency --limit --verbose --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --inventory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         certorch__subcmd__generate)
             opts="-i -l -v -h --inventory --state --concurrency --limit --verbose --json --help man completions"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -408,7 +452,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__help)
-            opts="run issue plan status init account revoke generate help"
+            opts="run issue plan check status init account revoke generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -466,6 +510,20 @@ _certorch() {
         certorch__subcmd__help__subcmd__account__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certorch__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

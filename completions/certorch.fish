@@ -35,6 +35,7 @@ complete -c certorch -n "__fish_certorch_needs_command" -s V -l version -d 'Prin
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "run" -d 'Issue and deploy every certificate that is missing or due (the cron job)'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "issue" -d 'Issue and deploy now, whether due or not'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "plan" -d 'Show what a run would do and why, and the rate limits it would meet; changes nothing'
+complete -c certorch -n "__fish_certorch_needs_command" -f -a "check" -d 'Preflight: SSH, the hosts, every _acme-challenge CNAME, the signing zone and the CA; one line per problem with its fix. Orders nothing, writes no live file'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "status" -d 'One line per certificate from the state: names, expiry, days left, last result'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "init" -d 'Write a commented starter inventory to --inventory (never over an existing file)'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "account" -d 'The ACME account for the inventory\'s CA'
@@ -63,6 +64,13 @@ complete -c certorch -n "__fish_certorch_using_subcommand plan" -s l -l limit -d
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s h -l help -d 'Print help'
+complete -c certorch -n "__fish_certorch_using_subcommand check" -s i -l inventory -d 'The host inventory (YAML)' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand check" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand check" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand check" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
+complete -c certorch -n "__fish_certorch_using_subcommand check" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand check" -l json -d 'Print the result as one JSON document on stdout'
+complete -c certorch -n "__fish_certorch_using_subcommand check" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand status" -l prometheus -d 'Also write the metrics for node_exporter\'s textfile collector to this file' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand status" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
@@ -134,15 +142,16 @@ complete -c certorch -n "__fish_certorch_using_subcommand generate" -s l -l limi
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "run" -d 'Issue and deploy every certificate that is missing or due (the cron job)'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "issue" -d 'Issue and deploy now, whether due or not'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "plan" -d 'Show what a run would do and why, and the rate limits it would meet; changes nothing'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "status" -d 'One line per certificate from the state: names, expiry, days left, last result'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "init" -d 'Write a commented starter inventory to --inventory (never over an existing file)'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "account" -d 'The ACME account for the inventory\'s CA'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "revoke" -d 'Revoke the certificate certorch deployed at HOST/CERT; the next run replaces it'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "generate" -d 'Write man pages or shell completions into a directory (for packagers)'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan status init account revoke generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "run" -d 'Issue and deploy every certificate that is missing or due (the cron job)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "issue" -d 'Issue and deploy now, whether due or not'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "plan" -d 'Show what a run would do and why, and the rate limits it would meet; changes nothing'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "check" -d 'Preflight: SSH, the hosts, every _acme-challenge CNAME, the signing zone and the CA; one line per problem with its fix. Orders nothing, writes no live file'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "status" -d 'One line per certificate from the state: names, expiry, days left, last result'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "init" -d 'Write a commented starter inventory to --inventory (never over an existing file)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "account" -d 'The ACME account for the inventory\'s CA'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "revoke" -d 'Revoke the certificate certorch deployed at HOST/CERT; the next run replaces it'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "generate" -d 'Write man pages or shell completions into a directory (for packagers)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certorch -n "__fish_certorch_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "show" -d 'Show the account: directory, account URL, contact, when it was registered'
 complete -c certorch -n "__fish_certorch_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "register" -d 'Register the account now (a run does it when needed)'
 complete -c certorch -n "__fish_certorch_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "deactivate" -d 'Deactivate the account at the CA; final'

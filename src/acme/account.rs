@@ -75,3 +75,24 @@ pub async fn load_or_create(inv: &Inventory, state: &State) -> Result<Account, E
         })?;
     Ok(account)
 }
+
+/// Whether the CA's directory answers, without registering anything: asks for the account of
+/// a throwaway key with `onlyReturnExisting` (RFC 8555 §7.3.1), which the CA refuses with
+/// `accountDoesNotExist` when it works.
+pub async fn reachable(inv: &Inventory) -> Result<(), Error> {
+    let directory = &inv.acme.directory;
+    let (key, der) = instant_acme::Key::generate_pkcs8()
+        .map_err(|e| Error::from_acme(directory, "making a throwaway key", e))?;
+    match builder(inv)?
+        .from_key((key, der.into()), directory.clone())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(instant_acme::Error::Api(p))
+            if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(Error::from_acme(directory, "reading the directory", e)),
+    }
+}

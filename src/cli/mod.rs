@@ -1,6 +1,7 @@
 //! The command line: clap definitions, and turning them into stage inputs.
 
 mod admin;
+mod check;
 mod generate;
 mod plan;
 mod run;
@@ -88,6 +89,9 @@ pub enum Command {
     },
     /// Show what a run would do and why, and the rate limits it would meet; changes nothing.
     Plan,
+    /// Preflight: SSH, the hosts, every _acme-challenge CNAME, the signing zone and the CA;
+    /// one line per problem with its fix. Orders nothing, writes no live file.
+    Check,
     /// One line per certificate from the state: names, expiry, days left, last result.
     Status {
         /// Also write the metrics for node_exporter's textfile collector to this file.
@@ -171,6 +175,7 @@ pub async fn main(cli: Cli) -> u8 {
         Command::Plan => plan::execute(&cli).await,
         Command::Status { .. } => status::execute(&cli).await,
         Command::Init => admin::init(&cli),
+        Command::Check => check::execute(&cli).await,
         Command::Account { .. } => admin::account(&cli).await,
         Command::Revoke { .. } => admin::revoke(&cli).await,
         _ => run::execute(cli).await,

@@ -146,14 +146,69 @@ impl DnsHandles {
                 ),
             )),
             Some(end) if self.zone.zone_of(end) => Ok(end.clone()),
-            Some(end) => Err((
-                format!(
-                    "{challenge} leads to {end}, outside the signing zone {}",
-                    self.zone
-                ),
-                format!("replace it with: {record}"),
-            )),
+            Some(end) => {
+                // A wildcard one level up answers for every name below it that has no record
+                // of its own, the classic silent capture of _acme-challenge (RFC 4592 §2.2).
+                // The wildcard's owner is the highest ancestor under which an invented name still gets
+                // the same CNAME.
+                let mut owner = None;
+                let mut parent = challenge.base_name();
+                while parent.num_labels() > 1 {
+                    let Ok(probe) = Name::from_ascii(format!("_certorch-wildcard-probe.{parent}"))
+                    else {
+                        break;
+                    };
+                    if lookup::cname_target(self.resolver, &probe)
+                        .await
+                        .ok()
+                        .flatten()
+                        .as_ref()
+                        != chain.first()
+                    {
+                        break;
+                    }
+                    owner = Some(parent.clone());
+                    parent = parent.base_name();
+                }
+                if let Some(parent) = owner {
+                    Err((
+                        format!(
+                            "{challenge} is answered by the wildcard *.{parent} (CNAME to {end}), outside the signing zone {}",
+                            self.zone
+                        ),
+                        format!(
+                            "add a record of its own, which takes precedence over the wildcard: {record}"
+                        ),
+                    ))
+                } else {
+                    Err((
+                        format!(
+                            "{challenge} leads to {end}, outside the signing zone {}",
+                            self.zone
+                        ),
+                        format!("replace it with: {record}"),
+                    ))
+                }
+            }
         }
+    }
+
+    /// Checks one name for `check`: where its challenge record leads, or what to fix.
+    pub async fn check_name(
+        &self,
+        name: &crate::inventory::DnsName,
+    ) -> Result<Name, (String, String)> {
+        self.target(name).await
+    }
+
+    /// The signing zone.
+    pub fn zone(&self) -> &Name {
+        &self.zone
+    }
+
+    /// The resolver used for lookups.
+    pub fn resolver(&self) -> SocketAddr {
+        self.resolver
     }
 }
 

@@ -4,6 +4,7 @@
 //! lands in the summary; the others go on.
 
 mod challenge;
+pub mod check;
 mod deploy;
 mod hosts;
 mod repair;

@@ -1,0 +1,58 @@
+//! `certorch check`: the preflight, one line per problem with its fix.
+
+use std::io::{IsTerminal, Write};
+
+use super::{Cli, exit};
+use crate::report::Progress;
+use crate::run::check;
+use crate::state::State;
+
+pub async fn execute(cli: &Cli) -> u8 {
+    let Ok(inv) = super::load_inventory(cli) else {
+        return exit::USAGE;
+    };
+    let targets = match inv.select(&cli.limit) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    let state = match State::open_read_only(&super::state_dir(cli)) {
+        Ok(s) => s,
+        Err(e) => return super::state_error(&e),
+    };
+    let progress = Progress::new(cli.verbose, !cli.json && std::io::stderr().is_terminal());
+    let findings = check::check(
+        &inv,
+        &targets,
+        &state,
+        cli.concurrency.unwrap_or(inv.concurrency).max(1),
+        &progress,
+    )
+    .await;
+    progress.finish();
+    let mut out = std::io::stdout();
+    if cli.json {
+        let _ = serde_json::to_writer_pretty(&mut out, &findings);
+        let _ = writeln!(out);
+    } else {
+        for f in &findings {
+            if f.ok {
+                if cli.verbose || out.is_terminal() {
+                    let _ = writeln!(out, "ok    {}/{} {}: {}", f.host, f.cert, f.area, f.what);
+                }
+            } else {
+                let _ = writeln!(out, "FAIL  {}/{} {}: {}", f.host, f.cert, f.area, f.what);
+                if let Some(fix) = &f.fix {
+                    let _ = writeln!(out, "      fix: {fix}");
+                }
+            }
+        }
+    }
+    if findings.iter().any(|f| !f.ok) {
+        exit::SOME_FAILED
+    } else {
+        exit::OK
+    }
+}
