@@ -32,6 +32,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| filter.into()),
         )
         .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

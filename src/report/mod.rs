@@ -122,7 +122,6 @@ pub struct Progress {
             std::collections::BTreeMap<String, indicatif::ProgressBar>,
         )>,
     >,
-    out: Mutex<std::io::Stderr>,
 }
 
 impl Progress {
@@ -134,11 +133,7 @@ impl Progress {
                 std::collections::BTreeMap::new(),
             ))
         });
-        Progress {
-            verbose,
-            bars,
-            out: Mutex::new(std::io::stderr()),
-        }
+        Progress { verbose, bars }
     }
 
     /// Removes the bars before the summary is printed.
@@ -178,12 +173,13 @@ impl Reporter for Progress {
         if !self.verbose {
             return;
         }
-        let line = match event {
-            Event::Stage { host, cert, stage } => format!("{host}/{cert}: {}", stage.as_str()),
-            Event::Info(s) => s.to_string(),
-        };
-        if let Ok(mut out) = self.out.lock() {
-            let _ = writeln!(out, "{line}");
+        // -v without a terminal: structured log lines with host and cert fields, through
+        // tracing, so they can be filtered and parsed.
+        match event {
+            Event::Stage { host, cert, stage } => {
+                tracing::info!(host, cert, stage = stage.as_str(), "stage")
+            }
+            Event::Info(s) => tracing::info!("{s}"),
         }
     }
 }
