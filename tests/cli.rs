@@ -21,12 +21,12 @@ fn cron_runs_are_silent_when_all_is_well() {
     let verbose = bed.certorch(&inv, &["-v", "run"]);
     verbose.expect_code(0);
     assert!(
-        verbose.stdout.contains("host1.example.test/www: current "),
+        verbose.stdout.contains("host1.example.test/www: current, expires "),
         "{}",
         verbose.stdout
     );
     assert!(
-        verbose.stdout.contains("host2.example.test/www: current "),
+        verbose.stdout.contains("host2.example.test/www: current, expires "),
         "{}",
         verbose.stdout
     );
