@@ -21,12 +21,16 @@ fn cron_runs_are_silent_when_all_is_well() {
     let verbose = bed.certorch(&inv, &["-v", "run"]);
     verbose.expect_code(0);
     assert!(
-        verbose.stdout.contains("host1.example.test/www: current, expires "),
+        verbose
+            .stdout
+            .contains("host1.example.test/www: current, expires "),
         "{}",
         verbose.stdout
     );
     assert!(
-        verbose.stdout.contains("host2.example.test/www: current, expires "),
+        verbose
+            .stdout
+            .contains("host2.example.test/www: current, expires "),
         "{}",
         verbose.stdout
     );
@@ -367,4 +371,121 @@ fn init_account_and_revoke() {
         bed.certorch(&inv, &["--json", "account", "show"]).json()["registered"],
         false
     );
+}
+
+fn keys(v: &serde_json::Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+fn sorted(k: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = k.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// Every `--json` document has exactly the fields docs/json.md lists.
+#[test]
+fn json_documents_match_the_documented_schema() {
+    let doc = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/json.md")).unwrap();
+    let bed = Bed::up(2);
+    let inv = bed.standard_inventory(2);
+    bed.stop_host(2);
+    let run = bed.certorch(&inv, &["--json", "run"]).json();
+    assert_eq!(
+        keys(&run),
+        sorted(&["outcomes", "orders", "warnings", "dry_run"])
+    );
+    let issued = &run["outcomes"][0];
+    assert_eq!(issued["result"], "issued");
+    assert_eq!(
+        keys(issued),
+        sorted(&[
+            "result",
+            "host",
+            "cert",
+            "reason",
+            "names",
+            "serial",
+            "fingerprint",
+            "not_after"
+        ])
+    );
+    let failed = &run["outcomes"][1];
+    assert_eq!(failed["result"], "failed");
+    assert_eq!(
+        keys(failed),
+        sorted(&["result", "host", "cert", "stage", "error", "hint"])
+    );
+    let again = bed
+        .certorch(&inv, &["--json", "--limit", "host1.example.test", "run"])
+        .json();
+    assert_eq!(
+        keys(&again["outcomes"][0]),
+        sorted(&["result", "host", "cert", "not_after", "renew_at"])
+    );
+
+    let plan = bed.certorch(&inv, &["--json", "plan"]).json();
+    assert_eq!(keys(&plan), sorted(&["items", "limits", "warnings"]));
+    assert_eq!(
+        keys(&plan["items"][0]),
+        sorted(&[
+            "host",
+            "cert",
+            "action",
+            "reason",
+            "names",
+            "not_after",
+            "renew_at",
+            "error",
+            "hint"
+        ])
+    );
+    let status = bed.certorch(&inv, &["--json", "status"]).json();
+    assert_eq!(
+        keys(&status[0]),
+        sorted(&[
+            "host",
+            "cert",
+            "names",
+            "deployed",
+            "serial",
+            "not_after",
+            "days_left",
+            "last_result"
+        ])
+    );
+    let check = bed.certorch(&inv, &["--json", "check"]).json();
+    assert_eq!(
+        keys(&check[0]),
+        sorted(&["host", "cert", "area", "ok", "what", "fix"])
+    );
+    let account = bed.certorch(&inv, &["--json", "account", "show"]).json();
+    assert_eq!(
+        keys(&account),
+        sorted(&[
+            "directory",
+            "registered",
+            "account_url",
+            "contact",
+            "created_at"
+        ])
+    );
+    // The document names every field the tests hold the output to.
+    for field in [
+        "fingerprint",
+        "renew_at",
+        "days_left",
+        "last_result",
+        "account_url",
+        "dry_run",
+        "limits",
+        "area",
+    ] {
+        assert!(
+            doc.contains(&format!("`{field}`")) || doc.contains(&format!("\"{field}\"")),
+            "docs/json.md lacks {field}"
+        );
+    }
 }

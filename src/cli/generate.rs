@@ -11,7 +11,8 @@ use clap_complete::Shell;
 
 use super::Cli;
 
-/// Writes `certorch.1` and one `certorch-<sub>.1` per subcommand into `dir`.
+/// Writes `certorch.1`, one `certorch-<sub>.1` per subcommand and `certorch-inventory.5`
+/// into `dir`.
 pub fn man_pages(dir: &Path) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     let cmd = Cli::command();
@@ -26,6 +27,7 @@ pub fn man_pages(dir: &Path) -> io::Result<()> {
     out.extend_from_slice(EXIT_STATUS_ROFF.as_bytes());
     man.render_version_section(&mut out)?;
     fs::write(dir.join("certorch.1"), out)?;
+    fs::write(dir.join("certorch-inventory.5"), super::inventory_man::PAGE)?;
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         let name = format!("certorch-{}", sub.get_name());
         let sub = sub.clone().bin_name(format!("certorch {}", sub.get_name()));

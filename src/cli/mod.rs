@@ -3,6 +3,7 @@
 mod admin;
 mod check;
 mod generate;
+mod inventory_man;
 mod plan;
 mod run;
 mod status;

@@ -1,0 +1,107 @@
+//! The certorch-inventory(5) man page: the inventory format, kept in one place beside the
+//! generator so `man/` stays current with it.
+
+/// roff source of certorch-inventory(5).
+pub const PAGE: &str = r#".TH certorch-inventory 5 "" "certorch" "File Formats"
+.SH NAME
+certorch-inventory \- the host inventory certorch reads
+.SH SYNOPSIS
+/etc/certorch/inventory.yaml (or \fB\-\-inventory\fR, \fBCERTORCH_INVENTORY\fR)
+.SH DESCRIPTION
+A YAML document naming the CA, the signing zone certorch may update, how to reach hosts,
+and the certificates each host needs. Every value is data: names must be DNS names, paths
+absolute, users and groups portable names; a bad value is reported as
+\fIfile\fR:\fIline\fR:\fIcolumn\fR with what to write instead. Relative file paths are
+resolved against the inventory's directory. YAML anchors and merge keys (\fB<<: *name\fR)
+may be used to share certificate settings.
+.SH TOP-LEVEL KEYS
+.TP
+\fBacme\fR
+\fBdirectory\fR: \fBletsencrypt\fR, \fBletsencrypt\-staging\fR or an https:// directory URL.
+\fBcontact\fR: list of mailto: addresses. \fBtrust_root\fR: a PEM root for the CA's own TLS.
+\fBeab\fR: \fB{ kid: \fIid\fB, hmac_key_file: \fIpath\fB }\fR for CAs that require external
+account binding. \fBstaging\fR: the CA \fBrun \-\-dry\-run\fR uses (default for Let's Encrypt:
+letsencrypt\-staging).
+.TP
+\fBdns\fR
+\fBsigning_zone\fR: the zone certorch writes TXT records into; every
+\fB_acme\-challenge.\fIname\fR must be a CNAME into it. \fBresolver\fR: recursive resolver for
+CNAME and NS lookups (default: /etc/resolv.conf). \fBttl\fR: TTL of the TXT records (60).
+\fBpropagation_timeout\fR: how long every authoritative server may take (120s).
+\fBrfc2136\fR: \fBserver\fR (ip[:port]), \fBsecret_file\fR (a BIND key file or a bare base64
+secret) or \fBsecret_env\fR (an environment variable), \fBkey_name\fR and \fBalgorithm\fR
+(hmac\-sha256, hmac\-sha384, hmac\-sha512) when the file holds a bare secret.
+.TP
+\fBssh\fR
+\fBconfig\fR, \fBknown_hosts\fR, \fBidentity\fR, \fBconnect_timeout\fR (10s). Host keys are
+always checked strictly.
+.TP
+\fBconcurrency\fR
+Hosts worked on at once (20).
+.TP
+\fBdry_run_root\fR
+Where \fBrun \-\-dry\-run\fR writes on hosts (/var/tmp/certorch\-dry\-run); each path is moved
+under it.
+.TP
+\fBnotify\fR
+\fBon\fR: \fBfailure\fR (default) or \fBalways\fR. \fBwebhook\fR: an http(s) URL that takes a
+JSON POST. \fBexec\fR: a command and its arguments as a list, given the same JSON on stdin.
+.TP
+\fBdefaults\fR
+\fBuser\fR, \fBport\fR, \fBkey_type\fR, \fBrenew_before\fR, \fBowner\fR, \fBgroup\fR,
+\fBmode\fR, \fBkey_mode\fR, \fBreload\fR, \fBprofile\fR for every host and certificate.
+.TP
+\fBhosts\fR
+A map from host name to \fBaddress\fR (default: the name), \fBport\fR, \fBuser\fR and
+\fBcerts\fR.
+.TP
+\fBgroups\fR
+A map from group name to a list of host names, for \fB\-\-limit\fR and \fBissue\fR.
+.SH CERTIFICATES
+Each entry under \fBcerts\fR is named by a label and has:
+.TP
+\fBnames\fR
+1 to 100 DNS names; \fB*.\fR wildcards allowed.
+.TP
+\fBkey_type\fR
+\fBecdsa\-p256\fR (default), \fBecdsa\-p384\fR, \fBrsa\-2048\fR, \fBrsa\-3072\fR, \fBrsa\-4096\fR.
+.TP
+\fBkey\fR, \fBcert\fR, \fBchain\fR, \fBfullchain\fR
+Absolute paths on the host: the private key (made there, never copied), the leaf, the
+intermediates, leaf plus intermediates. At least one of \fBcert\fR and \fBfullchain\fR.
+.TP
+\fBowner\fR, \fBgroup\fR, \fBmode\fR, \fBkey_mode\fR
+Ownership and modes; \fBmode\fR defaults to "0644", \fBkey_mode\fR to "0600" and may never
+grant other users access.
+.TP
+\fBreload\fR
+A shell command run on the host after the files are in place, once per distinct command per
+host.
+.TP
+\fBrenew_before\fR
+A share of the lifetime (\fB1/3\fR, \fB0.25\fR) or a time (\fB30d\fR). Default: a third, half
+for lifetimes under ten days.
+.TP
+\fBprofile\fR
+The ACME profile to order (for example \fBtlsserver\fR or \fBshortlived\fR).
+.SH EXAMPLE
+.nf
+acme:
+  directory: letsencrypt
+  contact: [mailto:ops@example.org]
+dns:
+  signing_zone: acme.example.net
+  rfc2136: { server: 192.0.2.53:53, secret_file: /etc/certorch/tsig.key }
+hosts:
+  web1.example.org:
+    address: 192.0.2.10
+    certs:
+      www:
+        names: [www.example.org, example.org]
+        key: /etc/ssl/private/www.key
+        fullchain: /etc/ssl/certs/www.pem
+        reload: systemctl reload nginx
+.fi
+.SH SEE ALSO
+\fBcertorch\fR(1)
+"#;
