@@ -489,3 +489,129 @@ fn json_documents_match_the_documented_schema() {
         );
     }
 }
+
+/// Certificates without a public CA: `internal` (the bastion's CA signs the host's CSR and its
+/// certificate is pushed to the host's trust path) and `self-signed` (the host signs its own
+/// key). Neither needs DNS or an ACME order: the update server here does not even exist.
+#[test]
+fn self_signed_and_internal_certificates() {
+    let bed = Bed::up(2);
+    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE")).replace(
+        &format!("server: {}:53", bed.get("BIND_ADDR")),
+        &format!("server: 127.{}.0.9:53", bed.net),
+    );
+    let text = format!(
+        r#"{head}internal_ca:
+  trust_path: /usr/local/share/ca-certificates/certorch-internal.crt
+hosts:
+  host1.example.test:
+    address: {a1}
+    certs:
+      www:
+        issuer: internal
+        names: [host1.example.test, internal.example.test]
+        key: /etc/ssl/private/www.key
+        cert: /etc/ssl/certs/www.crt
+        fullchain: /etc/ssl/certs/www.pem
+        reload: "touch /root/reloaded-www"
+  host2.example.test:
+    address: {a2}
+    certs:
+      www:
+        issuer: self-signed
+        validity: 10d
+        key_type: rsa-2048
+        names: [host2.example.test]
+        key: /etc/ssl/private/www.key
+        cert: /etc/ssl/certs/www.crt
+"#,
+        a1 = bed.host_addr(1),
+        a2 = bed.host_addr(2)
+    );
+    let inv = bed.write_inventory("local.yaml", &text);
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    run.expect_code(0);
+    let doc = run.json();
+    assert_eq!(doc["orders"], 0);
+    assert!(
+        doc["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "issued"),
+        "{doc}"
+    );
+
+    // host1: verifies against the internal CA the host now trusts; the key matches.
+    let verify = bed.ssh_ok(1, "openssl verify -CAfile /usr/local/share/ca-certificates/certorch-internal.crt /etc/ssl/certs/www.crt");
+    assert!(verify.trim().ends_with(": OK"), "{verify}");
+    assert!(
+        bed.ssh_ok(
+            1,
+            "openssl x509 -in /etc/ssl/certs/www.crt -noout -ext subjectAltName"
+        )
+        .contains("DNS:internal.example.test")
+    );
+    assert_eq!(
+        bed.ssh_ok(1, "openssl x509 -in /etc/ssl/certs/www.crt -noout -pubkey"),
+        bed.ssh_ok(1, "openssl pkey -in /etc/ssl/private/www.key -pubout")
+    );
+    bed.ssh_ok(1, "test -f /root/reloaded-www");
+    // host2: self-signed, its own RSA key, ten days.
+    let subj = bed.ssh_ok(
+        2,
+        "openssl x509 -in /etc/ssl/certs/www.crt -noout -subject -issuer",
+    );
+    let lines: Vec<&str> = subj.lines().collect();
+    assert_eq!(
+        lines[0].trim_start_matches("subject="),
+        lines[1].trim_start_matches("issuer=")
+    );
+    assert!(
+        bed.ssh(
+            2,
+            "openssl x509 -in /etc/ssl/certs/www.crt -noout -checkend 950400"
+        )
+        .status
+        .code()
+            == Some(1),
+        "valid beyond 11 days"
+    );
+    assert!(
+        bed.ssh(
+            2,
+            "openssl x509 -in /etc/ssl/certs/www.crt -noout -checkend 777600"
+        )
+        .status
+        .success(),
+        "not valid for 9 days"
+    );
+    assert_eq!(
+        bed.ssh_ok(2, "openssl x509 -in /etc/ssl/certs/www.crt -noout -pubkey"),
+        bed.ssh_ok(2, "openssl pkey -in /etc/ssl/private/www.key -pubout")
+    );
+
+    // A second run has nothing to do; the internal CA is the same one.
+    let ca_before = bed.ssh_ok(
+        1,
+        "cat /usr/local/share/ca-certificates/certorch-internal.crt",
+    );
+    let again = bed.certorch(&inv, &["--json", "issue", "host1.example.test"]);
+    again.expect_code(0);
+    assert_eq!(
+        ca_before,
+        bed.ssh_ok(
+            1,
+            "cat /usr/local/share/ca-certificates/certorch-internal.crt"
+        )
+    );
+    let current = bed.certorch(&inv, &["--json", "run"]).json();
+    assert!(
+        current["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "current"),
+        "{current}"
+    );
+}

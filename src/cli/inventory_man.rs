@@ -47,9 +47,15 @@ under it.
 \fBon\fR: \fBfailure\fR (default) or \fBalways\fR. \fBwebhook\fR: an http(s) URL that takes a
 JSON POST. \fBexec\fR: a command and its arguments as a list, given the same JSON on stdin.
 .TP
+\fBinternal_ca\fR
+\fBtrust_path\fR: where hosts with \fBissuer: internal\fR certificates get the internal CA's
+certificate. The CA itself (ECDSA P\-256, ten years) is made on first use and kept in the
+state database.
+.TP
 \fBdefaults\fR
 \fBuser\fR, \fBport\fR, \fBkey_type\fR, \fBrenew_before\fR, \fBowner\fR, \fBgroup\fR,
-\fBmode\fR, \fBkey_mode\fR, \fBreload\fR, \fBprofile\fR for every host and certificate.
+\fBmode\fR, \fBkey_mode\fR, \fBreload\fR, \fBprofile\fR, \fBissuer\fR, \fBvalidity\fR for
+every host and certificate.
 .TP
 \fBhosts\fR
 A map from host name to \fBaddress\fR (default: the name), \fBport\fR, \fBuser\fR and
@@ -84,6 +90,13 @@ for lifetimes under ten days.
 .TP
 \fBprofile\fR
 The ACME profile to order (for example \fBtlsserver\fR or \fBshortlived\fR).
+.TP
+\fBissuer\fR
+\fBacme\fR (default), \fBself\-signed\fR (the host signs its own key) or \fBinternal\fR
+(the bastion's internal CA signs the host's CSR). The last two need no DNS and no CA.
+.TP
+\fBvalidity\fR
+Lifetime of self\-signed and internal certificates (90d).
 .SH EXAMPLE
 .nf
 acme:

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 #[allow(unused_imports)]
 pub use model::Eab;
+pub use model::Issuer;
 #[cfg(test)]
 pub use model::parse;
 pub use model::{CertSpec, Host, Inventory, SecretSource, SshConfig, load};

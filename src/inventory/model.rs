@@ -31,10 +31,23 @@ pub struct Inventory {
     pub concurrency: usize,
     /// Root on each host under which a dry run writes its files.
     pub dry_run_root: RemotePath,
+    /// Where hosts with internal certificates get the internal CA's certificate.
+    pub internal_ca_trust_path: Option<RemotePath>,
     pub notify: Option<NotifyConfig>,
     pub hosts: Vec<Host>,
     /// Group name → member host names, in inventory order.
     pub groups: BTreeMap<String, Vec<String>>,
+}
+
+/// Who signs a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Issuer {
+    /// The inventory's ACME CA.
+    Acme,
+    /// The host signs its own key; no DNS, no CA.
+    SelfSigned,
+    /// The bastion's internal CA signs the host's CSR; no DNS, no rate limits.
+    Internal,
 }
 
 /// When to notify.
@@ -143,6 +156,10 @@ pub struct CertSpec {
     pub renew: RenewPolicy,
     /// The ACME profile to order (`tlsserver`, `shortlived`, …), if any.
     pub profile: Option<String>,
+    /// Who signs the certificate.
+    pub issuer: Issuer,
+    /// Lifetime of certificates certorch signs itself (self-signed, internal).
+    pub validity: Duration,
 }
 
 impl CertSpec {
@@ -157,6 +174,8 @@ impl CertSpec {
 }
 
 const DEFAULT_CONCURRENCY: usize = 20;
+/// Lifetime of self-signed and internal certificates unless the inventory says otherwise.
+const DEFAULT_LOCAL_VALIDITY: Duration = Duration::from_secs(90 * 86400);
 const DEFAULT_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -439,6 +458,7 @@ impl Builder<'_> {
             }
         };
         Ok(Inventory {
+            internal_ca_trust_path: raw.internal_ca.trust_path,
             notify,
             dry_run_root: raw.dry_run_root.unwrap_or_else(|| {
                 RemotePath::try_from("/var/tmp/certorch-dry-run".to_string())
@@ -522,7 +542,30 @@ impl Builder<'_> {
             }
             p => p.map(|p| p.value),
         };
+        let issuer = match c.issuer.or_else(|| d.issuer.clone()) {
+            None => Issuer::Acme,
+            Some(i) => match i.value.as_str() {
+                "acme" => Issuer::Acme,
+                "self-signed" => Issuer::SelfSigned,
+                "internal" => Issuer::Internal,
+                other => {
+                    return Err(self.err(
+                        i.referenced,
+                        format!("unknown issuer `{other}`: write acme, self-signed or internal"),
+                    ));
+                }
+            },
+        };
+        let validity = c
+            .validity
+            .or(d.validity)
+            .map_or(DEFAULT_LOCAL_VALIDITY, |s| s.0);
+        if validity < Duration::from_secs(3600) {
+            return Err(self.err(at, format!("{host}/{label}: validity under an hour would renew on every run: give at least 1h")));
+        }
         Ok(CertSpec {
+            issuer,
+            validity,
             profile,
             label,
             names,

@@ -14,6 +14,8 @@ use super::types::{AccountName, DnsName, FileMode, KeyType, RemotePath, RenewPol
 #[serde(deny_unknown_fields)]
 pub struct RawInventory {
     pub acme: RawAcme,
+    #[serde(default)]
+    pub internal_ca: RawInternalCa,
     pub notify: Option<Spanned<RawNotify>>,
     /// Where `run --dry-run` writes on hosts instead of the live paths.
     pub dry_run_root: Option<RemotePath>,
@@ -92,6 +94,8 @@ pub struct RawDefaults {
     pub key_mode: Option<FileMode>,
     pub reload: Option<Spanned<String>>,
     pub profile: Option<Spanned<String>>,
+    pub issuer: Option<Spanned<String>>,
+    pub validity: Option<Span>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +124,8 @@ pub struct RawCert {
     pub reload: Option<Spanned<String>>,
     pub renew_before: Option<RenewPolicy>,
     pub profile: Option<Spanned<String>>,
+    pub issuer: Option<Spanned<String>>,
+    pub validity: Option<Span>,
 }
 
 /// Who to tell about failures (and issuances).
@@ -129,4 +135,12 @@ pub struct RawNotify {
     pub on: Option<Spanned<String>>,
     pub webhook: Option<Spanned<String>>,
     pub exec: Option<Vec<String>>,
+}
+
+/// The bastion's own small CA for `issuer: internal`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInternalCa {
+    /// Where hosts with internal certificates get the CA certificate (their trust store).
+    pub trust_path: Option<RemotePath>,
 }

@@ -353,6 +353,7 @@ pub(crate) async fn answer<'a>(
                 Ok((leaf, chain)) => Ok(Issued {
                     keyed: o.keyed,
                     order_url: o.open.url,
+                    extra: Vec::new(),
                     leaf,
                     chain,
                 }),

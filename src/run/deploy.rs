@@ -126,6 +126,9 @@ async fn write(c: &Issued<'_>) -> Result<Vec<String>, (String, String)> {
     if let Some(p) = &spec.fullchain {
         wanted.push((p, &full));
     }
+    for (p, content) in &c.extra {
+        wanted.push((p, content));
+    }
     let mut paths: Vec<&RemotePath> = vec![&spec.key];
     for (path, content) in &wanted {
         let file = FileSpec {

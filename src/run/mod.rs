@@ -7,6 +7,7 @@ mod challenge;
 pub mod check;
 mod deploy;
 mod hosts;
+mod local;
 mod repair;
 mod survey;
 
@@ -16,7 +17,7 @@ use futures::StreamExt;
 use instant_acme::Account;
 
 use crate::acme::{self, OpenOrder};
-use crate::inventory::{CertSpec, Host, Inventory, Target};
+use crate::inventory::{CertSpec, Host, Inventory, Issuer, RemotePath, Target};
 use crate::plan::Reason;
 use crate::report::{Event, Failure, Outcome, Reporter, RunSummary, Stage};
 use crate::state::State;
@@ -86,6 +87,8 @@ pub(crate) struct Ordered<'a> {
 pub(crate) struct Issued<'a> {
     keyed: Keyed<'a>,
     order_url: String,
+    /// Further files to put in place with the certificate (the internal CA for trust stores).
+    extra: Vec<(RemotePath, String)>,
     leaf: CertInfo,
     chain: Vec<Vec<u8>>,
 }
@@ -164,7 +167,81 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
     if due.is_empty() {
         return finish(inv, state, summary);
     }
+    // Self-signed and internal certificates need no DNS and no CA order.
+    let (acme_due, local_due): (Vec<Due>, Vec<Due>) = due
+        .into_iter()
+        .partition(|d| d.item.spec.issuer == Issuer::Acme);
+    let mut issued = Vec::new();
+    if !local_due.is_empty() {
+        let routed = local_due
+            .into_iter()
+            .map(|due| Routed {
+                due,
+                targets: Default::default(),
+            })
+            .collect();
+        let keyed = make_keys(routed, reporter, req.concurrency, &mut summary).await;
+        issued.extend(
+            local::issue_all(keyed, inv, state, reporter, req.concurrency, &mut summary).await,
+        );
+    }
+    if !acme_due.is_empty() {
+        issued.extend(
+            via_acme(
+                acme_due,
+                account,
+                dns,
+                inv,
+                state,
+                reporter,
+                req.concurrency,
+                &mut summary,
+            )
+            .await,
+        );
+    }
+    let deployed = deploy::deploy_all(issued, state, reporter, req.concurrency).await;
+    summary.outcomes.extend(deployed);
+    finish(inv, state, summary)
+}
 
+/// Keys and CSRs, made on the hosts.
+async fn make_keys<'a>(
+    routed: Vec<Routed<'a>>,
+    reporter: &dyn Reporter,
+    concurrency: usize,
+    summary: &mut RunSummary,
+) -> Vec<Keyed<'a>> {
+    let keyed: Vec<Result<Keyed, Outcome>> = futures::stream::iter(routed)
+        .map(|r| async move {
+            let item = &r.due.item;
+            item.stage(reporter, Stage::Key);
+            match crate::host::keygen::make_key_and_csr(item.conn.as_ref(), item.spec).await {
+                Ok(csr) => Ok(Keyed { routed: r, csr }),
+                Err(e) => {
+                    let hint = e.hint();
+                    Err(item.fail(Stage::Key, e, hint))
+                }
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    split(keyed, summary)
+}
+
+/// The ACME path: DNS preflight, keys, orders, one publish and one wait, validation.
+#[allow(clippy::too_many_arguments)]
+async fn via_acme<'a>(
+    due: Vec<Due<'a>>,
+    account: Option<Account>,
+    dns: Option<challenge::DnsHandles>,
+    inv: &Inventory,
+    state: &State,
+    reporter: &dyn Reporter,
+    concurrency: usize,
+    summary: &mut RunSummary,
+) -> Vec<Issued<'a>> {
     // Nothing is ordered for a name whose _acme-challenge does not lead into the signing
     // zone, nor while the signing zone refuses our key.
     let dns = match dns {
@@ -177,7 +254,7 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
                         .outcomes
                         .push(d.item.fail(Stage::Preflight, &error, hint.clone()));
                 }
-                return finish(inv, state, summary);
+                return Vec::new();
             }
         },
     };
@@ -187,32 +264,14 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
                 .outcomes
                 .push(d.item.fail(Stage::Preflight, &error, hint.clone()));
         }
-        return finish(inv, state, summary);
+        return Vec::new();
     }
-    let (due, failed) = challenge::preflight(&dns, due, reporter, req.concurrency).await;
+    let (routed, failed) = challenge::preflight(&dns, due, reporter, concurrency).await;
     summary.outcomes.extend(failed);
-
-    // Keys and CSRs, made on the hosts.
-    let keyed: Vec<Result<Keyed, Outcome>> = futures::stream::iter(due)
-        .map(|r| async move {
-            let item = &r.due.item;
-            item.stage(reporter, Stage::Key);
-            match crate::host::keygen::make_key_and_csr(item.conn.as_ref(), item.spec).await {
-                Ok(csr) => Ok(Keyed { routed: r, csr }),
-                Err(e) => {
-                    let hint = e.hint();
-                    Err(item.fail(Stage::Key, e, hint))
-                }
-            }
-        })
-        .buffered(req.concurrency)
-        .collect()
-        .await;
-    let keyed = split(keyed, &mut summary);
+    let keyed = make_keys(routed, reporter, concurrency, summary).await;
     if keyed.is_empty() {
-        return finish(inv, state, summary);
+        return Vec::new();
     }
-
     let account = match account {
         Some(a) => a,
         None => match acme::load_or_create(inv, state).await {
@@ -225,36 +284,13 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
                         .push(k.routed.due.item.fail(Stage::Order, &e, hint.clone()));
                     deploy::discard_key(&k).await;
                 }
-                return finish(inv, state, summary);
+                return Vec::new();
             }
         },
     };
-    let ordered = open_orders(
-        &account,
-        inv,
-        state,
-        keyed,
-        reporter,
-        req.concurrency,
-        &mut summary,
-    )
-    .await;
-
+    let ordered = open_orders(&account, inv, state, keyed, reporter, concurrency, summary).await;
     // One publish, one wait, then validation, then withdrawal whatever happened.
-    let issued = challenge::answer(
-        &dns,
-        inv,
-        state,
-        ordered,
-        reporter,
-        req.concurrency,
-        &mut summary,
-    )
-    .await;
-
-    let deployed = deploy::deploy_all(issued, state, reporter, req.concurrency).await;
-    summary.outcomes.extend(deployed);
-    finish(inv, state, summary)
+    challenge::answer(&dns, inv, state, ordered, reporter, concurrency, summary).await
 }
 
 async fn open_orders<'a>(

@@ -524,6 +524,40 @@ impl State {
     }
 }
 
+impl State {
+    /// The internal CA's certificate and key (PEM), if one was made.
+    pub fn internal_ca(&self) -> Result<Option<(String, crate::secret::Secret<String>)>, Error> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT cert_pem, key_pem FROM internal_ca WHERE id = 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        crate::secret::Secret::new(r.get::<_, String>(1)?),
+                    ))
+                },
+            )
+            .optional()
+        })
+    }
+
+    /// Stores a new internal CA.
+    pub fn save_internal_ca(
+        &self,
+        cert_pem: &str,
+        key_pem: &crate::secret::Secret<String>,
+    ) -> Result<(), Error> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO internal_ca (id, cert_pem, key_pem, created_at) VALUES (1, ?1, ?2, ?3)",
+                params![cert_pem, key_pem.expose(), now()],
+            )
+            .map(|_| ())
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -84,4 +84,14 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX archive_issued ON archive (issued_at);
     "#,
+    // 2: the internal CA for `issuer: internal`; its key is the bastion's own, like the
+    // account keys, and lives only in this 0600 file.
+    r#"
+    CREATE TABLE internal_ca (
+        id           INTEGER PRIMARY KEY CHECK (id = 1),
+        cert_pem     TEXT NOT NULL,
+        key_pem      TEXT NOT NULL,
+        created_at   TEXT NOT NULL
+    );
+    "#,
 ];

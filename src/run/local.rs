@@ -1,0 +1,229 @@
+//! Certificates without a public CA, through the same keys, files, reloads and checks:
+//! `issuer: self-signed` (the host signs its own key) and `issuer: internal` (a small CA kept in
+//! the bastion's state signs the host's CSR with rcgen). No DNS, no orders, no rate limits.
+
+use futures::StreamExt;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256, SerialNumber,
+};
+use rustls_pki_types::CertificateSigningRequestDer;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::{Issued, Keyed};
+use crate::host::STAGED;
+use crate::host::sh::Cmd;
+use crate::inventory::{Inventory, Issuer as Kind, RemotePath};
+use crate::report::{Outcome, Reporter, RunSummary, Stage};
+use crate::secret::Secret;
+use crate::state::State;
+use crate::x509;
+
+/// How long the internal CA's own certificate lives.
+const CA_LIFETIME: time::Duration = time::Duration::days(3650);
+
+/// The internal CA: its certificate and key.
+pub struct InternalCa {
+    pub cert_pem: String,
+    key: KeyPair,
+}
+
+/// Loads the internal CA from the state, or makes one (ECDSA P-256, ten years).
+pub fn internal_ca(state: &State) -> Result<InternalCa, String> {
+    if let Some((cert_pem, key_pem)) = state.internal_ca().map_err(|e| e.to_string())? {
+        let key = KeyPair::from_pem(key_pem.expose())
+            .map_err(|_| "the internal CA's key in the state is unreadable".to_string())?;
+        return Ok(InternalCa { cert_pem, key });
+    }
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
+    let mut p = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "certorch internal CA");
+    p.distinguished_name = dn;
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let now = OffsetDateTime::now_utc();
+    p.not_before = now - time::Duration::hours(1);
+    p.not_after = now + CA_LIFETIME;
+    p.serial_number = Some(serial(b"certorch internal CA"));
+    let cert = p.self_signed(&key).map_err(|e| e.to_string())?;
+    let cert_pem = cert.pem();
+    state
+        .save_internal_ca(&cert_pem, &Secret::new(key.serialize_pem()))
+        .map_err(|e| e.to_string())?;
+    Ok(InternalCa { cert_pem, key })
+}
+
+/// A positive 128-bit serial, unique per call (RFC 5280 §4.1.2.2 allows up to 20 octets).
+fn serial(seed: &[u8]) -> SerialNumber {
+    let mut h = Sha256::new();
+    h.update(seed);
+    h.update(
+        OffsetDateTime::now_utc()
+            .unix_timestamp_nanos()
+            .to_be_bytes(),
+    );
+    h.update(std::process::id().to_be_bytes());
+    let mut bytes = h.finalize()[..16].to_vec();
+    bytes[0] &= 0x7f;
+    SerialNumber::from(bytes)
+}
+
+impl InternalCa {
+    /// Signs a host's CSR for `validity`; returns the leaf and the chain (leaf, CA).
+    pub fn sign(
+        &self,
+        csr_der: &[u8],
+        validity: std::time::Duration,
+    ) -> Result<(x509::CertInfo, Vec<Vec<u8>>), String> {
+        let issuer =
+            Issuer::from_ca_cert_pem(&self.cert_pem, &self.key).map_err(|e| e.to_string())?;
+        let mut csr = CertificateSigningRequestParams::from_der(
+            &CertificateSigningRequestDer::from(csr_der.to_vec()),
+        )
+        .map_err(|e| e.to_string())?;
+        let now = OffsetDateTime::now_utc();
+        csr.params.not_before = now - time::Duration::minutes(5);
+        csr.params.not_after = now + validity;
+        csr.params.serial_number = Some(serial(csr_der));
+        csr.params.is_ca = IsCa::ExplicitNoCa;
+        csr.params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        csr.params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        csr.params.use_authority_key_identifier_extension = true;
+        let leaf = csr.signed_by(&issuer).map_err(|e| e.to_string())?;
+        let ca_der = x509::pem_certificates(self.cert_pem.as_bytes())?
+            .into_iter()
+            .next()
+            .ok_or("no CA certificate")?;
+        let leaf_der = leaf.der().to_vec();
+        Ok((x509::cert_info(&leaf_der)?, vec![leaf_der, ca_der]))
+    }
+}
+
+/// `$1` staged key, `$2` subject, `$3` subjectAltName value, `$4` days. Prints the certificate.
+const SELF_SIGN: &str = r#"set -eu
+openssl req -x509 -new -key "$1" -subj "$2" -addext "subjectAltName=$3" -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" -days "$4" -outform PEM
+"#;
+
+/// Has the host sign its staged key.
+async fn self_sign(k: &Keyed<'_>) -> Result<(x509::CertInfo, Vec<Vec<u8>>), (String, String)> {
+    let item = &k.routed.due.item;
+    let spec = item.spec;
+    let first = spec.names[0].as_str();
+    let subject = if first.len() <= 64 {
+        format!("/CN={first}")
+    } else {
+        "/".to_string()
+    };
+    let san: Vec<String> = spec.names.iter().map(|n| format!("DNS:{n}")).collect();
+    let days = spec.validity.as_secs().div_ceil(86400).max(1);
+    let cmd = Cmd::script(SELF_SIGN, "certorch-self-sign")
+        .arg(format!("{}{STAGED}", spec.key.as_str()))
+        .arg(subject)
+        .arg(san.join(","))
+        .arg(days.to_string());
+    let fail = |e: String| {
+        (
+            e,
+            "check that openssl 1.1.1 or later is installed on the host".to_string(),
+        )
+    };
+    let out = item
+        .conn
+        .run(&cmd, None)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if !out.success() {
+        return Err(fail(format!(
+            "self-signing failed on the host: {}",
+            out.stderr_tail()
+        )));
+    }
+    let der = x509::pem_certificates(&out.stdout)
+        .map_err(fail)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| fail("the host printed no certificate".into()))?;
+    let leaf = x509::cert_info(&der).map_err(fail)?;
+    if leaf.spki != k.csr.spki {
+        return Err(fail(
+            "the self-signed certificate is not for the staged key".into(),
+        ));
+    }
+    Ok((leaf, vec![der]))
+}
+
+/// Issues every self-signed and internal certificate.
+pub(crate) async fn issue_all<'a>(
+    keyed: Vec<Keyed<'a>>,
+    inv: &Inventory,
+    state: &State,
+    reporter: &dyn Reporter,
+    concurrency: usize,
+    summary: &mut RunSummary,
+) -> Vec<Issued<'a>> {
+    let needs_ca = keyed
+        .iter()
+        .any(|k| k.routed.due.item.spec.issuer == Kind::Internal);
+    let ca = if needs_ca {
+        Some(internal_ca(state))
+    } else {
+        None
+    };
+    let ca = ca.as_ref();
+    let trust: Option<&RemotePath> = inv.internal_ca_trust_path.as_ref();
+    let results: Vec<Result<Issued, Outcome>> = futures::stream::iter(keyed)
+        .map(|k| async move {
+            let item = &k.routed.due.item;
+            item.stage(reporter, Stage::Validate);
+            let issued = match item.spec.issuer {
+                Kind::SelfSigned => self_sign(&k)
+                    .await
+                    .map(|(leaf, chain)| (leaf, chain, Vec::new(), "self-signed".to_string())),
+                _ => match ca {
+                    Some(Ok(ca)) => ca
+                        .sign(&k.csr.der, item.spec.validity)
+                        .map(|(leaf, chain)| {
+                            let extra = trust
+                                .map(|p| vec![(p.clone(), ca.cert_pem.clone())])
+                                .unwrap_or_default();
+                            (leaf, chain, extra, "internal-ca".to_string())
+                        })
+                        .map_err(|e| {
+                            (
+                                format!("the internal CA could not sign: {e}"),
+                                "check the state directory; run again".to_string(),
+                            )
+                        }),
+                    Some(Err(e)) => Err((
+                        format!("the internal CA is not usable: {e}"),
+                        "check the state directory's permissions".to_string(),
+                    )),
+                    None => Err(("no internal CA".to_string(), String::new())),
+                },
+            };
+            match issued {
+                Ok((leaf, chain, extra, order_url)) => Ok(Issued {
+                    keyed: k,
+                    order_url,
+                    leaf,
+                    chain,
+                    extra,
+                }),
+                Err((e, hint)) => {
+                    super::deploy::discard_key(&k).await;
+                    Err(k.routed.due.item.fail(Stage::Validate, e, Some(hint)))
+                }
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    super::split(results, summary)
+}
