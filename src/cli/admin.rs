@@ -91,13 +91,9 @@ pub async fn account(cli: &Cli) -> u8 {
             exit::OK
         }
         AccountAction::Register => {
-            let _lock = match super::lock(&state_dir) {
-                Ok(l) => l,
+            let (_lock, state) = match super::open_state_locked(&state_dir) {
+                Ok(x) => x,
                 Err(code) => return code,
-            };
-            let state = match State::open(&state_dir) {
-                Ok(s) => s,
-                Err(e) => return super::state_error(&e),
             };
             match acme::load_or_create(&inv, &state).await {
                 Ok(a) => {
@@ -115,13 +111,9 @@ pub async fn account(cli: &Cli) -> u8 {
                 eprintln!("  hint: run again with --yes if that is what you want");
                 return exit::USAGE;
             }
-            let _lock = match super::lock(&state_dir) {
-                Ok(l) => l,
+            let (_lock, state) = match super::open_state_locked(&state_dir) {
+                Ok(x) => x,
                 Err(code) => return code,
-            };
-            let state = match State::open(&state_dir) {
-                Ok(s) => s,
-                Err(e) => return super::state_error(&e),
             };
             let account = match acme::account::load(&inv, &state).await {
                 Ok(Some(a)) => a,
@@ -169,13 +161,9 @@ pub async fn revoke(cli: &Cli) -> u8 {
         return exit::USAGE;
     }
     let state_dir = super::state_dir(cli);
-    let _lock = match super::lock(&state_dir) {
-        Ok(l) => l,
+    let (_lock, state) = match super::open_state_locked(&state_dir) {
+        Ok(x) => x,
         Err(code) => return code,
-    };
-    let state = match State::open(&state_dir) {
-        Ok(s) => s,
-        Err(e) => return super::state_error(&e),
     };
     let recorded = state.certificates().unwrap_or_default();
     let Some(rec) = recorded.iter().find(|r| r.host == host && r.label == label) else {

@@ -8,15 +8,9 @@ use crate::run::check;
 use crate::state::State;
 
 pub async fn execute(cli: &Cli) -> u8 {
-    let Ok(inv) = super::load_inventory(cli) else {
-        return exit::USAGE;
-    };
-    let targets = match inv.select(&cli.limit) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
+    let (inv, targets) = match super::load_targets(cli, &cli.limit) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let state = match State::open_read_only(&super::state_dir(cli)) {
         Ok(s) => s,

@@ -211,6 +211,32 @@ pub(crate) fn load_inventory(cli: &Cli) -> Result<crate::inventory::Inventory, (
     crate::inventory::load(&cli.inventory).map_err(|e| eprintln!("error: {e}"))
 }
 
+/// Loads the inventory and resolves --limit (or `patterns`), printing the error.
+pub(crate) fn load_targets(
+    cli: &Cli,
+    patterns: &[String],
+) -> Result<(crate::inventory::Inventory, Vec<crate::inventory::Target>), u8> {
+    let inv = load_inventory(cli).map_err(|()| exit::USAGE)?;
+    match inv.select(patterns) {
+        Ok(t) => Ok((inv, t)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(exit::USAGE)
+        }
+    }
+}
+
+/// Takes the lock and opens the state for writing.
+pub(crate) fn open_state_locked(
+    dir: &std::path::Path,
+) -> Result<(std::fs::File, crate::state::State), u8> {
+    let lock = lock(dir)?;
+    match crate::state::State::open(dir) {
+        Ok(s) => Ok((lock, s)),
+        Err(e) => Err(state_error(&e)),
+    }
+}
+
 /// The state directory from --state or the default.
 pub(crate) fn state_dir(cli: &Cli) -> PathBuf {
     cli.state.clone().unwrap_or_else(default_state_dir)

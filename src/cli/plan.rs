@@ -12,15 +12,9 @@ use crate::state::State;
 
 pub async fn execute(cli: &Cli) -> u8 {
     let limit = &cli.limit;
-    let Ok(inv) = super::load_inventory(cli) else {
-        return exit::USAGE;
-    };
-    let targets = match inv.select(limit) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
+    let (inv, targets) = match super::load_targets(cli, limit) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let state_dir = super::state_dir(cli);
     let state = match State::open_read_only(&state_dir) {

@@ -11,9 +11,15 @@ use crate::run::{self, Request};
 
 pub async fn execute(cli: Cli) -> u8 {
     let dry_run = matches!(cli.command, Command::Run { dry_run: true });
-    let Ok(inv) = super::load_inventory(&cli) else {
-        return exit::USAGE;
+    let (patterns, force) = match &cli.command {
+        Command::Issue { targets } => (targets.clone(), true),
+        _ => (cli.limit.clone(), false),
     };
+    let (inv, targets) = match super::load_targets(&cli, &patterns) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    // The dry-run inventory keeps every host in its place, so the targets stay valid.
     let inv = if dry_run {
         match inv.for_dry_run() {
             Ok(i) => i,
@@ -25,32 +31,14 @@ pub async fn execute(cli: Cli) -> u8 {
     } else {
         inv
     };
-    let (patterns, force) = match &cli.command {
-        Command::Run { .. } => (cli.limit.clone(), false),
-        Command::Issue { targets } => (targets.clone(), true),
-        _ => {
-            unreachable!("dispatched in cli::main")
-        }
-    };
-    let targets = match inv.select(&patterns) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
-    };
     let mut state_dir = super::state_dir(&cli);
     // A dry run keeps its own account, records and lock: production state never sees it.
     if dry_run {
         state_dir = state_dir.join("dry-run");
     }
-    let _lock = match super::lock(&state_dir) {
-        Ok(l) => l,
+    let (_lock, state) = match super::open_state_locked(&state_dir) {
+        Ok(x) => x,
         Err(code) => return code,
-    };
-    let state = match crate::state::State::open(&state_dir) {
-        Ok(s) => s,
-        Err(e) => return super::state_error(&e),
     };
     let _ = state.begin_run(if force { "issue" } else { "run" });
     let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);

@@ -31,15 +31,9 @@ pub async fn execute(cli: &Cli) -> u8 {
         unreachable!("dispatched on Status")
     };
     let limit = &cli.limit;
-    let Ok(inv) = super::load_inventory(cli) else {
-        return exit::USAGE;
-    };
-    let targets = match inv.select(limit) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return exit::USAGE;
-        }
+    let (inv, targets) = match super::load_targets(cli, limit) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let state_dir = super::state_dir(cli);
     let recorded = match State::open_read_only(&state_dir).and_then(|s| s.certificates()) {

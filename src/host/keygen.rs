@@ -39,10 +39,8 @@ fn genpkey_args(k: KeyType) -> (&'static str, &'static str) {
     }
 }
 
-/// Has the host generate a fresh key for `spec` and return its CSR, checked against the
-/// inventory (names, key type, signature).
-pub async fn make_key_and_csr(t: &dyn Transport, spec: &CertSpec) -> Result<CheckedCsr, Error> {
-    let (alg, opt) = genpkey_args(spec.key_type);
+/// The `-subj` and `subjectAltName` arguments openssl gets for `spec`'s names.
+pub fn subject_and_san(spec: &CertSpec) -> (String, String) {
     // The CN is limited to 64 characters (RFC 5280 ub-common-name); CAs take the names from
     // the SAN extension anyway, so an empty subject is fine for longer first names.
     let first = spec.names[0].as_str();
@@ -52,12 +50,20 @@ pub async fn make_key_and_csr(t: &dyn Transport, spec: &CertSpec) -> Result<Chec
         "/".to_string()
     };
     let san: Vec<String> = spec.names.iter().map(|n| format!("DNS:{n}")).collect();
+    (subject, san.join(","))
+}
+
+/// Has the host generate a fresh key for `spec` and return its CSR, checked against the
+/// inventory (names, key type, signature).
+pub async fn make_key_and_csr(t: &dyn Transport, spec: &CertSpec) -> Result<CheckedCsr, Error> {
+    let (alg, opt) = genpkey_args(spec.key_type);
+    let (subject, san) = subject_and_san(spec);
     let cmd = Cmd::script(SCRIPT, "certorch-keygen")
         .arg(spec.key.as_str())
         .arg(alg)
         .arg(opt)
         .arg(subject)
-        .arg(san.join(","))
+        .arg(san)
         .arg(spec.key_mode.octal())
         .arg(spec.owner.as_ref().map_or("", |o| o.as_str()))
         .arg(spec.group.as_ref().map_or("", |g| g.as_str()))

@@ -115,18 +115,12 @@ openssl req -x509 -new -key "$1" -subj "$2" -addext "subjectAltName=$3" -addext 
 async fn self_sign(k: &Keyed<'_>) -> Result<(x509::CertInfo, Vec<Vec<u8>>), (String, String)> {
     let item = &k.routed.due.item;
     let spec = item.spec;
-    let first = spec.names[0].as_str();
-    let subject = if first.len() <= 64 {
-        format!("/CN={first}")
-    } else {
-        "/".to_string()
-    };
-    let san: Vec<String> = spec.names.iter().map(|n| format!("DNS:{n}")).collect();
+    let (subject, san) = crate::host::keygen::subject_and_san(spec);
     let days = spec.validity.as_secs().div_ceil(86400).max(1);
     let cmd = Cmd::script(SELF_SIGN, "certorch-self-sign")
         .arg(format!("{}{STAGED}", spec.key.as_str()))
         .arg(subject)
-        .arg(san.join(","))
+        .arg(san)
         .arg(days.to_string());
     let fail = |e: String| {
         (
