@@ -112,13 +112,13 @@ impl Bed {
 dns:
   signing_zone: signing.test
   resolver: {resolver}
-  propagation_timeout: 30s
+  propagation_timeout: 60s
   rfc2136:
     server: {bind}:53
     secret_file: {tsig}
 ssh:
   config: {ssh}
-  connect_timeout: 5s
+  connect_timeout: 20s
 "#,
             dir = self.get("PEBBLE_DIRECTORY"),
             ca = self.get("PEBBLE_CA"),
