@@ -116,7 +116,7 @@ _certorch() {
 
     case "${cmd}" in
         certorch)
-            opts="-i -l -v -h -V --inventory --state --concurrency --limit --verbose --json --help --version run issue plan check status init account revoke generate help"
+            opts="-i -l -v -q -h -V --inventory --state --concurrency --limit --verbose --quiet --json --help --version run issue plan check status init account revoke generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -154,7 +154,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__account)
-            opts="-i -l -v -h --inventory --state --concurrency --limit --verbose --json --help show register deactivate help"
+            opts="-i -l -v -q -h --inventory --state --concurrency --limit --verbose --quiet --json --help show register deactivate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -192,7 +192,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__account__subcmd__deactivate)
-            opts="-i -l -v -h --yes --inventory --state --concurrency --limit --verbose --json --help"
+            opts="-i -l -v -q -h --yes --inventory --state --concurrency --limit --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -300,7 +300,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__account__subcmd__register)
-            opts="-i -l -v -h --inventory --state --concurrency --limit --verbose --json --help"
+            opts="-i -l -v -q -h --inventory --state --concurrency --limit --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -338,7 +338,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__account__subcmd__show)
-            opts="-i -l -v -h --inventory --state --concurrency --limit --verbose --json --help"
+            opts="-i -l -v -q -h --inventory --state --concurrency --limit --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -376,7 +376,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__check)
-            opts="-i -l -v -h --inventory --state --concurrency --limit --verbose --json --help"
+            opts="-i -l -v -q -h --inventory --state --concurrency --limit --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -414,7 +414,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__generate)
-            opts="-i -l -v -h --inventory --state --concurrency --limit --verbose --json --help man completions"
+            opts="-i -l -v -q -h --inventory --state --concurrency --limit --verbose --quiet --json --help man completions"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -648,7 +648,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__init)
-            opts="-i -l -v -h --inventory --state --concurrency --limit --verbose --json --help"
+            opts="-i -l -v -q -h --inventory --state --concurrency --limit --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -686,7 +686,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__issue)
-            opts="-i -l -v -h --inventory --state --concurrency --limit --verbose --json --help"
+            opts="-i -l -v -q -h --inventory --state --concurrency --limit --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -724,7 +724,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__plan)
-            opts="-i -l -v -h --inventory --state --concurrency --limit --verbose --json --help"
+            opts="-i -l -v -q -h --inventory --state --concurrency --limit --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -762,7 +762,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__revoke)
-            opts="-i -l -v -h --reason --inventory --state --concurrency --limit --verbose --json --help"
+            opts="-i -l -v -q -h --reason --inventory --state --concurrency --limit --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -804,7 +804,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__run)
-            opts="-i -l -v -h --dry-run --inventory --state --concurrency --limit --verbose --json --help"
+            opts="-i -l -v -q -h --dry-run --inventory --state --concurrency --limit --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -842,7 +842,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__status)
-            opts="-i -l -v -h --prometheus --inventory --state --concurrency --limit --verbose --json --help"
+            opts="-i -l -v -q -h --prometheus --inventory --state --concurrency --limit --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

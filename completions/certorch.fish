@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_certorch_global_optspecs
-    string join \n i/inventory= state= concurrency= l/limit= v/verbose json h/help V/version
+    string join \n i/inventory= state= concurrency= l/limit= v/verbose q/quiet json h/help V/version
 end
 
 function __fish_certorch_needs_command
@@ -29,6 +29,7 @@ complete -c certorch -n "__fish_certorch_needs_command" -l state -d 'State direc
 complete -c certorch -n "__fish_certorch_needs_command" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_needs_command" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_needs_command" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_needs_command" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_needs_command" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_needs_command" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_needs_command" -s V -l version -d 'Print version'
@@ -48,6 +49,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand run" -l concurrency -d
 complete -c certorch -n "__fish_certorch_using_subcommand run" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand run" -l dry-run -d 'Prove the inventory works without touching production: issue every selected certificate from the staging CA (acme.staging) with a separate account, into dry_run_root on each host, without reloads; TXT records are published and removed as for real'
 complete -c certorch -n "__fish_certorch_using_subcommand run" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand run" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand run" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand run" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -s i -l inventory -d 'The host inventory (YAML)' -r -F
@@ -55,6 +57,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand issue" -l state -d 'St
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand issue" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s i -l inventory -d 'The host inventory (YAML)' -r -F
@@ -62,6 +65,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand plan" -l state -d 'Sta
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand plan" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand check" -s i -l inventory -d 'The host inventory (YAML)' -r -F
@@ -69,6 +73,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand check" -l state -d 'St
 complete -c certorch -n "__fish_certorch_using_subcommand check" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand check" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand check" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand check" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand check" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand check" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand status" -l prometheus -d 'Also write the metrics for node_exporter\'s textfile collector to this file' -r -F
@@ -77,6 +82,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand status" -l state -d 'S
 complete -c certorch -n "__fish_certorch_using_subcommand status" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand status" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand status" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand init" -s i -l inventory -d 'The host inventory (YAML)' -r -F
@@ -84,6 +90,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand init" -l state -d 'Sta
 complete -c certorch -n "__fish_certorch_using_subcommand init" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand init" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand init" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand init" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand init" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand init" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s i -l inventory -d 'The host inventory (YAML)' -r -F
@@ -91,6 +98,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fis
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -f -a "show" -d 'Show the account: directory, account URL, contact, when it was registered'
@@ -102,6 +110,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_se
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s i -l inventory -d 'The host inventory (YAML)' -r -F
@@ -109,6 +118,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_se
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s i -l inventory -d 'The host inventory (YAML)' -r -F
@@ -117,6 +127,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_se
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l yes -d 'Confirm: the CA refuses the account from then on'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show the account: directory, account URL, contact, when it was registered'
@@ -133,6 +144,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l state -d 'S
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s i -l inventory -d 'The host inventory (YAML)' -r -F
@@ -140,6 +152,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand generate" -l state -d 
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand generate" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "run" -d 'Issue and deploy every certificate that is missing or due (the cron job)'

@@ -615,3 +615,41 @@ hosts:
         "{current}"
     );
 }
+
+/// On a terminal (a pty from `script`): progress and a summary table; with `-q` nothing but
+/// problems.
+#[test]
+fn a_terminal_gets_a_table_and_quiet_silences_it() {
+    let bed = Bed::up(1);
+    let inv = bed.standard_inventory(1);
+    let on_tty = |extra: &str| -> (i32, String) {
+        let cmd = format!(
+            "{} --inventory {} --state {} {extra} run",
+            env!("CARGO_BIN_EXE_certorch"),
+            inv.display(),
+            bed.state_dir().display()
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("TERM", "xterm")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, screen) = on_tty("");
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("CERTIFICATE") && screen.contains("RESULT") && screen.contains("EXPIRES"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("host1.example.test/www") && screen.contains("issued"),
+        "{screen}"
+    );
+    let (code, screen) = on_tty("-q");
+    assert_eq!(code, 0, "{screen}");
+    assert_eq!(screen.trim(), "", "quiet printed: {screen}");
+}

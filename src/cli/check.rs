@@ -16,7 +16,10 @@ pub async fn execute(cli: &Cli) -> u8 {
         Ok(s) => s,
         Err(e) => return super::state_error(&e),
     };
-    let progress = Progress::new(cli.verbose, !cli.json && std::io::stderr().is_terminal());
+    let progress = Progress::new(
+        cli.verbose,
+        !cli.json && !cli.quiet && std::io::stderr().is_terminal(),
+    );
     let findings = check::check(
         &inv,
         &targets,

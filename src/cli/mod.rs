@@ -60,8 +60,12 @@ pub struct Cli {
     pub limit: Vec<String>,
 
     /// Print each step as it happens.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
     pub verbose: bool,
+
+    /// Print only errors and warnings, even on a terminal.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 
     /// Print the result as one JSON document on stdout.
     #[arg(long, global = true)]

@@ -22,7 +22,10 @@ pub async fn execute(cli: &Cli) -> u8 {
         Err(e) => return super::state_error(&e),
     };
     let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);
-    let progress = Progress::new(cli.verbose, !cli.json && std::io::stderr().is_terminal());
+    let progress = Progress::new(
+        cli.verbose,
+        !cli.json && !cli.quiet && std::io::stderr().is_terminal(),
+    );
     let report = run::plan(&inv, &targets, &state, false, concurrency, &progress).await;
     progress.finish();
     let mut out = std::io::stdout();

@@ -42,7 +42,10 @@ pub async fn execute(cli: Cli) -> u8 {
     };
     let _ = state.begin_run(if force { "issue" } else { "run" });
     let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);
-    let reporter = Progress::new(cli.verbose, !cli.json && std::io::stderr().is_terminal());
+    let reporter = Progress::new(
+        cli.verbose,
+        !cli.json && !cli.quiet && std::io::stderr().is_terminal(),
+    );
     let summary = run::run(
         &Request {
             inventory: &inv,
@@ -69,7 +72,7 @@ pub async fn execute(cli: Cli) -> u8 {
         let _ = serde_json::to_writer_pretty(&mut stdout, &summary);
         let _ = writeln!(stdout);
     } else {
-        let style = if stdout.is_terminal() {
+        let style = if stdout.is_terminal() && !cli.quiet {
             Style::Terminal
         } else {
             Style::Quiet {
