@@ -57,6 +57,8 @@ pub enum Error {
     KeyFile { path: PathBuf, detail: String },
     #[error("TSIG key: {0}")]
     Key(String),
+    #[error("the publish command `{command}`: {detail}")]
+    Exec { command: String, detail: String },
     #[error("CNAME loop at {0}")]
     CnameLoop(String),
     #[error("{zone} has no name servers that resolve to an address")]
@@ -85,6 +87,9 @@ impl Error {
             Error::BadResponse { .. } => "someone may be tampering with DNS traffic, or the server signs with another key: check the key".to_string(),
             Error::KeyFile { .. } | Error::Key(_) => {
                 "give a BIND key file (tsig-keygen output) or a file with just the base64 secret plus key_name and algorithm in the inventory".to_string()
+            }
+            Error::Exec { command, .. } => {
+                format!("run `{command}` by hand with the JSON batch on stdin (see certorch-inventory(5)) to see why it fails")
             }
             Error::CnameLoop(_) => "fix the CNAME records so the chain ends in the signing zone".to_string(),
             Error::NoServers { zone } => format!("check the NS records of {zone} and that their addresses resolve"),

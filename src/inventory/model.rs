@@ -96,7 +96,16 @@ pub struct DnsConfig {
     pub resolver: Option<SocketAddr>,
     pub ttl: u32,
     pub propagation_timeout: Duration,
-    pub rfc2136: Rfc2136Config,
+    pub publisher: PublisherConfig,
+}
+
+/// How TXT records get into the signing zone.
+#[derive(Debug, Clone)]
+pub enum PublisherConfig {
+    /// RFC 2136 dynamic updates signed with TSIG.
+    Rfc2136(Rfc2136Config),
+    /// An operator's command (argv, no shell) that gets the batch as JSON on stdin.
+    Exec { command: Vec<String> },
 }
 
 /// RFC 2136 dynamic updates signed with TSIG (RFC 8945).
@@ -231,6 +240,41 @@ impl Builder<'_> {
         }
     }
 
+    fn rfc2136(&self, rfc: Spanned<super::raw::RawRfc2136>) -> Result<Rfc2136Config, Error> {
+        let at = rfc.referenced;
+        let rfc = rfc.value;
+        let server = socket_addr(&rfc.server.value).ok_or_else(|| {
+            self.err(rfc.server.referenced, format!("`{}` is not an address: write an IP address, optionally with :port, like 192.0.2.53:53", rfc.server.value))
+        })?;
+        if let Some(alg) = &rfc.algorithm
+            && !["hmac-sha256", "hmac-sha384", "hmac-sha512"].contains(&alg.value.as_str())
+        {
+            return Err(self.err(
+                alg.referenced,
+                format!(
+                    "unknown TSIG algorithm `{}`: write hmac-sha256, hmac-sha384 or hmac-sha512",
+                    alg.value
+                ),
+            ));
+        }
+        let secret = match (rfc.secret_file, rfc.secret_env) {
+            (Some(f), None) => SecretSource::File(self.resolve(f)),
+            (None, Some(e)) => SecretSource::Env(e),
+            _ => {
+                return Err(self.err(
+                    at,
+                    "give the TSIG secret as exactly one of secret_file (a BIND key file or a file with the base64 secret) or secret_env (the name of an environment variable)",
+                ));
+            }
+        };
+        Ok(Rfc2136Config {
+            server,
+            key_name: rfc.key_name,
+            algorithm: rfc.algorithm.map(|a| a.value),
+            secret,
+        })
+    }
+
     fn build(&self, raw: RawInventory) -> Result<Inventory, Error> {
         let directory = self.directory_url(&raw.acme.directory)?;
         let mut contact = Vec::new();
@@ -294,29 +338,24 @@ impl Builder<'_> {
                 )
             })?),
         };
-        let rfc = raw.dns.rfc2136.value;
-        let server = socket_addr(&rfc.server.value).ok_or_else(|| {
-            self.err(rfc.server.referenced, format!("`{}` is not an address: write an IP address, optionally with :port, like 192.0.2.53:53", rfc.server.value))
-        })?;
-        if let Some(alg) = &rfc.algorithm
-            && !["hmac-sha256", "hmac-sha384", "hmac-sha512"].contains(&alg.value.as_str())
-        {
-            return Err(self.err(
-                alg.referenced,
-                format!(
-                    "unknown TSIG algorithm `{}`: write hmac-sha256, hmac-sha384 or hmac-sha512",
-                    alg.value
-                ),
-            ));
-        }
-        let secret = match (rfc.secret_file, rfc.secret_env) {
-            (Some(f), None) => SecretSource::File(self.resolve(f)),
-            (None, Some(e)) => SecretSource::Env(e),
-            _ => {
-                return Err(self.err(
-                    raw.dns.rfc2136.referenced,
-                    "give the TSIG secret as exactly one of secret_file (a BIND key file or a file with the base64 secret) or secret_env (the name of an environment variable)",
-                ));
+        let publisher = match (raw.dns.rfc2136, raw.dns.exec) {
+            (Some(rfc), None) => PublisherConfig::Rfc2136(self.rfc2136(rfc)?),
+            (None, Some(e)) => {
+                if e.value.command.is_empty() || e.value.command[0].is_empty() {
+                    return Err(self.err(e.referenced, "dns.exec.command is a command and its arguments as a list, like [/usr/local/bin/dns-api, --zone, acme.example.net]"));
+                }
+                PublisherConfig::Exec {
+                    command: e.value.command,
+                }
+            }
+            (None, None) => {
+                return Err(Error::Unplaced {
+                    path: self.path.to_path_buf(),
+                    message: "dns needs a publisher: rfc2136 (TSIG-signed updates) or exec (your script gets the records as JSON)".into(),
+                });
+            }
+            (Some(r), Some(_)) => {
+                return Err(self.err(r.referenced, "dns has both rfc2136 and exec: keep one"));
             }
         };
         let dns = DnsConfig {
@@ -327,12 +366,7 @@ impl Builder<'_> {
                 .dns
                 .propagation_timeout
                 .map_or(DEFAULT_PROPAGATION_TIMEOUT, |s| s.0),
-            rfc2136: Rfc2136Config {
-                server,
-                key_name: rfc.key_name,
-                algorithm: rfc.algorithm.map(|a| a.value),
-                secret,
-            },
+            publisher,
         };
 
         let ssh = SshConfig {

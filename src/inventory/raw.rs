@@ -58,7 +58,8 @@ pub struct RawDns {
     pub resolver: Option<Spanned<String>>,
     pub ttl: Option<u32>,
     pub propagation_timeout: Option<Span>,
-    pub rfc2136: Spanned<RawRfc2136>,
+    pub rfc2136: Option<Spanned<RawRfc2136>>,
+    pub exec: Option<Spanned<RawExecPublisher>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -143,4 +144,11 @@ pub struct RawNotify {
 pub struct RawInternalCa {
     /// Where hosts with internal certificates get the CA certificate (their trust store).
     pub trust_path: Option<RemotePath>,
+}
+
+/// An operator's script that publishes the whole batch (JSON on stdin).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExecPublisher {
+    pub command: Vec<String>,
 }

@@ -11,10 +11,12 @@ use hickory_proto::rr::Name;
 
 use super::{Due, Issued, Ordered};
 use crate::acme;
+use crate::dns::publisher::exec::Exec;
 use crate::dns::{
     self, lookup, propagation, publisher::Publisher, publisher::rfc2136::Rfc2136, tsig::TsigKey,
     txt::TxtRecord, txt::TxtSet,
 };
+use crate::inventory::model::{PublisherConfig, Rfc2136Config};
 use crate::inventory::{Inventory, SecretSource};
 use crate::limits;
 use crate::report::{Event, Outcome, Reporter, RunSummary, Stage};
@@ -23,11 +25,47 @@ use crate::state::State;
 /// The DNS side of a run: where to look names up and how to publish.
 pub struct DnsHandles {
     resolver: SocketAddr,
-    server: SocketAddr,
+    /// What publishes, for the state's record of TXT rows (a server address, or the command).
+    describe: String,
+    /// The TSIG key's name, when updates are signed.
+    key_name: Option<String>,
     zone: Name,
-    publisher: Rfc2136,
+    publisher: Box<dyn Publisher>,
     ttl: u32,
     propagation_timeout: Duration,
+}
+
+/// Loads the TSIG key from a file or the environment; never from the command line.
+fn tsig_key(rfc: &Rfc2136Config) -> Result<TsigKey, Setup> {
+    let alg = match rfc.algorithm.as_deref() {
+        None => None,
+        Some(a) => Some(
+            a.parse::<dns::tsig::TsigAlgorithm>()
+                .map_err(|e| Setup(e.to_string(), None))?,
+        ),
+    };
+    let key = match &rfc.secret {
+        SecretSource::File(path) => TsigKey::load(path, rfc.key_name.as_deref(), alg),
+        SecretSource::Env(var) => match std::env::var(var) {
+            Ok(b64) => TsigKey::from_base64(
+                rfc.key_name.as_deref().unwrap_or("certorch"),
+                alg.unwrap_or_default(),
+                b64.trim(),
+            ),
+            Err(_) => {
+                return Err(Setup(
+                    format!("the TSIG secret variable {var} is not set"),
+                    Some(format!(
+                        "export {var} with the base64 secret before running certorch (cron: set it in the crontab or a wrapper)"
+                    )),
+                ));
+            }
+        },
+    };
+    key.map_err(|e| {
+        let hint = e.hint();
+        Setup(e.to_string(), hint)
+    })
 }
 
 /// A failure before any host-specific work: message and hint.
@@ -39,34 +77,23 @@ impl DnsHandles {
     /// Loads the TSIG key and picks the resolver.
     pub async fn new(inv: &Inventory) -> Result<DnsHandles, Setup> {
         let cfg = &inv.dns;
-        let rfc = &cfg.rfc2136;
-        let alg = match rfc.algorithm.as_deref() {
-            None => None,
-            Some(a) => Some(
-                a.parse::<dns::tsig::TsigAlgorithm>()
-                    .map_err(|e| Setup(e.to_string(), None))?,
-            ),
-        };
-        let key = match &rfc.secret {
-            SecretSource::File(path) => TsigKey::load(path, rfc.key_name.as_deref(), alg),
-            SecretSource::Env(var) => match std::env::var(var) {
-                Ok(b64) => TsigKey::from_base64(
-                    rfc.key_name.as_deref().unwrap_or("certorch"),
-                    alg.unwrap_or_default(),
-                    b64.trim(),
-                ),
-                Err(_) => {
-                    return Err(Setup(
-                        format!("the TSIG secret variable {var} is not set"),
-                        Some(format!("export {var} with the base64 secret before running certorch (cron: set it in the crontab or a wrapper)")),
-                    ));
+        let (publisher, describe, key_name): (Box<dyn Publisher>, String, Option<String>) =
+            match &cfg.publisher {
+                PublisherConfig::Rfc2136(rfc) => {
+                    let key = tsig_key(rfc)?;
+                    let name = key.name.clone();
+                    (
+                        Box::new(Rfc2136::new(rfc.server, key, DNS_TIMEOUT)),
+                        rfc.server.to_string(),
+                        Some(name),
+                    )
                 }
-            },
-        }
-        .map_err(|e| {
-            let hint = e.hint();
-            Setup(e.to_string(), hint)
-        })?;
+                PublisherConfig::Exec { command } => (
+                    Box::new(Exec::new(command.clone())),
+                    format!("exec:{}", command[0]),
+                    None,
+                ),
+            };
         let resolver = cfg
             .resolver
             .or_else(lookup::system_resolver)
@@ -85,8 +112,9 @@ impl DnsHandles {
         Ok(DnsHandles {
             resolver,
             zone,
-            server: rfc.server,
-            publisher: Rfc2136::new(rfc.server, key, DNS_TIMEOUT),
+            describe,
+            key_name,
+            publisher,
             ttl: cfg.ttl,
             propagation_timeout: cfg.propagation_timeout,
         })
@@ -206,6 +234,11 @@ impl DnsHandles {
         &self.zone
     }
 
+    /// The TSIG key's name, when updates are signed.
+    pub fn key_name(&self) -> Option<&str> {
+        self.key_name.as_deref()
+    }
+
     /// The resolver used for lookups.
     pub fn resolver(&self) -> SocketAddr {
         self.resolver
@@ -310,7 +343,7 @@ pub(crate) async fn answer<'a>(
             .map(|r| (r.zone.to_string(), r.name.to_string(), r.value.clone()))
             .collect();
         txt_ids = state
-            .record_txt(&dns.server.to_string(), &rows, set.ttl)
+            .record_txt(&dns.describe, &rows, set.ttl)
             .unwrap_or_default();
         if let Err(e) = dns.publisher.publish(&set).await {
             let hint = e.hint();

@@ -123,11 +123,9 @@ pub async fn check(
                 )),
             )),
         }
-        let probe = dns.probe().await.map(|()| {
-            format!(
-                "key `{}` may add and remove TXT records in {zone}",
-                key_name(inv)
-            )
+        let probe = dns.probe().await.map(|()| match dns.key_name() {
+            Some(k) => format!("key `{k}` may add and remove TXT records in {zone}"),
+            None => format!("the publisher can add and remove TXT records in {zone}"),
         });
         out.push(finding(
             "*",
@@ -207,14 +205,6 @@ pub async fn check(
         .await;
     out.extend(per_target.into_iter().flatten());
     out
-}
-
-fn key_name(inv: &Inventory) -> String {
-    inv.dns
-        .rfc2136
-        .key_name
-        .clone()
-        .unwrap_or_else(|| "from the key file".into())
 }
 
 async fn host_checks(

@@ -2,6 +2,7 @@
 //! takes the whole run's batch at once: a publisher that talks to an API makes one call per
 //! zone, not one per record.
 
+pub mod exec;
 pub mod rfc2136;
 
 use std::future::Future;
