@@ -52,8 +52,11 @@ fn a_good_inventory_applies_defaults() {
     assert_eq!(c.key_type, KeyType::EcdsaP384);
     assert_eq!(c.key_mode.octal(), "0600");
     assert_eq!(c.mode.octal(), "0644");
-    assert_eq!(inv.dns.rfc2136.server.to_string(), "192.0.2.53:53");
-    match &inv.dns.rfc2136.secret {
+    let super::model::PublisherConfig::Rfc2136(rfc) = &inv.dns.publisher else {
+        panic!("{:?}", inv.dns.publisher)
+    };
+    assert_eq!(rfc.server.to_string(), "192.0.2.53:53");
+    match &rfc.secret {
         SecretSource::File(p) => assert_eq!(p, Path::new("/etc/certorch/tsig.key")),
         other => panic!("{other:?}"),
     }
@@ -196,4 +199,32 @@ fn shipped_examples_load() {
     assert_eq!(h3.key.as_str(), "/etc/ssl/private/www.key");
     assert_eq!(h3.key_type, KeyType::Rsa2048);
     assert_eq!(h3.names[0].as_str(), "host3.example.test");
+}
+
+#[test]
+fn exactly_one_publisher() {
+    let both = GOOD.replacen(
+        "  rfc2136:",
+        "  exec: { command: [/bin/true] }\n  rfc2136:",
+        1,
+    );
+    let err = parse_at(&both).unwrap_err().to_string();
+    assert!(
+        err.ends_with("dns has both rfc2136 and exec: keep one"),
+        "{err}"
+    );
+    let start = GOOD.find("  rfc2136:").unwrap();
+    let end = GOOD.find("defaults:").unwrap();
+    let none = format!("{}{}", &GOOD[..start], &GOOD[end..]);
+    let err = parse_at(&none).unwrap_err().to_string();
+    assert!(err.contains("dns needs a publisher: rfc2136"), "{err}");
+    let exec = format!(
+        "{}  exec: {{ command: [/usr/local/bin/dns-api, --zone, x] }}\n{}",
+        &GOOD[..start],
+        &GOOD[end..]
+    );
+    let inv = parse_at(&exec).unwrap();
+    assert!(
+        matches!(&inv.dns.publisher, super::model::PublisherConfig::Exec { command } if command.len() == 3)
+    );
 }
