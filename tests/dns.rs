@@ -99,3 +99,100 @@ action=$(printf '%s' "$batch" | sed -n 's/.*"action":"\([a-z]*\)".*/\1/p')
         );
     }
 }
+
+/// Every authoritative server must serve the values before the CA is asked to validate: with
+/// a second name server that gets them three seconds late, the run waits for it, says which
+/// server it waited for, and only then validates.
+#[test]
+fn a_run_waits_for_a_lagging_name_server() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let bed = Bed::up_with(1, &["--second-ns"]);
+    let inv = bed.standard_inventory(1);
+    let (primary, ns2, admin) = (
+        bed.get("BIND_ADDR").to_string(),
+        bed.get("NS2_ADDR").to_string(),
+        bed.get("ADMIN_TSIG_KEY_FILE").to_string(),
+    );
+    let names = [
+        "host1.example.test.signing.test",
+        "www.host1.example.test.signing.test",
+    ];
+    let copier = std::thread::spawn(move || {
+        let txt = |server: &str, name: &str| -> Vec<String> {
+            let out = Command::new("dig")
+                .args(["+short", "+norecurse", &format!("@{server}"), "TXT", name])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| l.trim_matches('"').to_string())
+                .collect()
+        };
+        let start = Instant::now();
+        let mut values = Vec::new();
+        // Wait for the run's records (not the probe's) on the primary.
+        while values.len() < names.len() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "certorch never published"
+            );
+            values = names
+                .iter()
+                .filter_map(|n| {
+                    txt(&primary, n)
+                        .into_iter()
+                        .next()
+                        .map(|v| (n.to_string(), v))
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_secs(3));
+        let mut script = format!("server {ns2} 53\nzone signing.test\n");
+        for (n, v) in &values {
+            script.push_str(&format!("update add {n} 60 TXT \"{v}\"\n"));
+        }
+        script.push_str("send\n");
+        let mut child = Command::new("nsupdate")
+            .args(["-k", &admin])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
+    });
+    let run = bed.certorch(&inv, &["-v", "--json", "run"]);
+    copier.join().unwrap();
+    run.expect_code(0);
+    assert_eq!(run.json()["outcomes"][0]["result"], "issued");
+
+    let log = &run.stderr;
+    let ns2 = bed.get("NS2_ADDR");
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("propagation: {ns2}:53 served every value after ")))
+        .unwrap_or_else(|| panic!("no evidence for {ns2}: {log}"));
+    let secs: f32 = line
+        .rsplit("after ")
+        .next()
+        .unwrap()
+        .trim_end_matches('s')
+        .parse()
+        .unwrap();
+    assert!(
+        secs >= 2.5,
+        "the run did not wait for the lagging server: {line}"
+    );
+    assert!(
+        log.contains("propagation: 1/2 name servers serve every value"),
+        "{log}"
+    );
+    let waited_at = log.find(line).unwrap();
+    let validated_at = log.find("stage=\"validate\"").expect("a validate stage");
+    assert!(
+        validated_at > waited_at,
+        "validation started before every server had the values"
+    );
+}
