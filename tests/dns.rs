@@ -196,3 +196,88 @@ fn a_run_waits_for_a_lagging_name_server() {
         "validation started before every server had the values"
     );
 }
+
+/// The zone-file publisher: certorch rewrites the signing zone's file on a DNS host over SSH
+/// (here host1, which sees the bed's BIND files), reloads it with rndc, and waits for the new
+/// serial; afterwards the file holds no TXT record and a higher serial.
+#[test]
+fn the_zonefile_publisher_issues_certificates() {
+    let bed = Bed::up_with(2, &["--zonefile"]);
+    let template = bed.scratch("zonefile").join("signing.test.tmpl");
+    fs::write(
+        &template,
+        format!("$TTL 1\n@ 1 IN SOA ns1 hostmaster {{serial}} 3600 600 86400 1\n@ IN NS ns1\nns1 IN A {}\n", bed.get("BIND_ADDR")),
+    )
+    .unwrap();
+    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
+    let start = head.find("  rfc2136:").unwrap();
+    let end = head.find("ssh:").unwrap();
+    let head = format!(
+        "{}  zonefile:\n    host: host1.example.test\n    address: {}\n    path: {}\n    template: {}\n    reload: {}\n    server: {}\n{}",
+        &head[..start],
+        bed.host_addr(1),
+        bed.get("ZONE_FILE"),
+        template.display(),
+        bed.get("RNDC_RELOAD"),
+        bed.get("BIND_ADDR"),
+        &head[end..]
+    );
+    let mut text = head;
+    text.push_str("hosts:\n");
+    for i in 1..=2 {
+        text.push_str(&format!(
+            "  {}:\n    address: {}\n    certs:\n",
+            bed.host_name(i),
+            bed.host_addr(i)
+        ));
+        text.push_str(&bed.www_cert(i));
+    }
+    let inv = bed.write_inventory("zonefile.yaml", &text);
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    run.expect_code(0);
+    assert!(
+        run.json()["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["result"] == "issued"),
+        "{}",
+        run.stdout
+    );
+    let zone = fs::read_to_string(bed.get("ZONE_FILE")).unwrap();
+    assert!(
+        !zone.contains(" IN TXT "),
+        "records left in the zone file:\n{zone}"
+    );
+    assert!(
+        zone.contains("; TXT records published by certorch"),
+        "{zone}"
+    );
+    let serial: u64 = zone
+        .lines()
+        .find(|l| l.contains(" SOA "))
+        .unwrap()
+        .split_whitespace()
+        .nth(6)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(serial > 1_700_000_000, "serial {serial}");
+    let served = std::process::Command::new("dig")
+        .args([
+            "+short",
+            &format!("@{}", bed.get("BIND_ADDR")),
+            "SOA",
+            "signing.test",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&served.stdout).contains(&serial.to_string()));
+    assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
+    for i in 1..=2 {
+        assert_eq!(
+            bed.ssh_ok(i, "openssl x509 -in /etc/ssl/certs/www.pem -noout -pubkey"),
+            bed.ssh_ok(i, "openssl pkey -in /etc/ssl/private/www.key -pubout")
+        );
+    }
+}

@@ -59,6 +59,12 @@ pub enum Error {
     Key(String),
     #[error("the publish command `{command}`: {detail}")]
     Exec { command: String, detail: String },
+    #[error("zone file {path} on {host}: {detail}")]
+    ZoneFile {
+        host: String,
+        path: String,
+        detail: String,
+    },
     #[error("CNAME loop at {0}")]
     CnameLoop(String),
     #[error("{zone} has no name servers that resolve to an address")]
@@ -90,6 +96,9 @@ impl Error {
             }
             Error::Exec { command, .. } => {
                 format!("run `{command}` by hand with the JSON batch on stdin (see certorch-inventory(5)) to see why it fails")
+            }
+            Error::ZoneFile { host, .. } => {
+                format!("check SSH to {host}, that the zone file is writable there and the reload command works by hand")
             }
             Error::CnameLoop(_) => "fix the CNAME records so the chain ends in the signing zone".to_string(),
             Error::NoServers { zone } => format!("check the NS records of {zone} and that their addresses resolve"),

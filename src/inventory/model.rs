@@ -106,6 +106,20 @@ pub enum PublisherConfig {
     Rfc2136(Rfc2136Config),
     /// An operator's command (argv, no shell) that gets the batch as JSON on stdin.
     Exec { command: Vec<String> },
+    /// certorch rewrites the signing zone's file on a DNS host over SSH.
+    ZoneFile(ZoneFileConfig),
+}
+
+/// The zone-file publisher's settings.
+#[derive(Debug, Clone)]
+pub struct ZoneFileConfig {
+    /// The DNS host, reached like any host.
+    pub host: Host,
+    pub path: RemotePath,
+    /// The template's text, read at load: SOA with `{serial}`, NS records.
+    pub template: String,
+    pub reload: String,
+    pub server: SocketAddr,
 }
 
 /// RFC 2136 dynamic updates signed with TSIG (RFC 8945).
@@ -275,6 +289,66 @@ impl Builder<'_> {
         })
     }
 
+    fn zonefile(
+        &self,
+        z: Spanned<super::raw::RawZoneFile>,
+        default_user: Option<AccountName>,
+    ) -> Result<ZoneFileConfig, Error> {
+        let at = z.referenced;
+        let z = z.value;
+        let template_path = self.resolve(z.template);
+        let template = std::fs::read_to_string(&template_path).map_err(|e| {
+            self.err(
+                at,
+                format!(
+                    "cannot read the zone template {}: {e}",
+                    template_path.display()
+                ),
+            )
+        })?;
+        if !template.contains("{serial}") {
+            return Err(self.err(at, format!("the zone template {} has no {{serial}} in its SOA record: certorch must raise the serial on every rewrite", template_path.display())));
+        }
+        if !is_host_name(&z.host)
+            || z.address
+                .as_ref()
+                .is_some_and(|a| !is_host_name(a) && a.parse::<IpAddr>().is_err())
+        {
+            return Err(self.err(
+                at,
+                "dns.zonefile.host (and address) must be a host name or an IP address",
+            ));
+        }
+        if z.reload.trim().is_empty() || z.reload.contains('\0') {
+            return Err(self.err(at, "dns.zonefile.reload must be the command that reloads the zone, like `rndc reload acme.example.net`"));
+        }
+        let server = socket_addr(&z.server.value).ok_or_else(|| {
+            self.err(
+                z.server.referenced,
+                format!(
+                    "`{}` is not an address: write an IP address, optionally with :port",
+                    z.server.value
+                ),
+            )
+        })?;
+        Ok(ZoneFileConfig {
+            host: Host {
+                address: z.address.unwrap_or_else(|| z.host.clone()),
+                name: z.host,
+                port: z.port.unwrap_or(22),
+                user: z
+                    .user
+                    .or(default_user)
+                    .map_or_else(|| "root".to_string(), |u| u.as_str().to_string()),
+                certs: Vec::new(),
+            },
+            path: z.path,
+            template,
+            reload: z.reload,
+            server,
+        })
+    }
+
     fn build(&self, raw: RawInventory) -> Result<Inventory, Error> {
         let directory = self.directory_url(&raw.acme.directory)?;
         let mut contact = Vec::new();
@@ -338,9 +412,11 @@ impl Builder<'_> {
                 )
             })?),
         };
-        let publisher = match (raw.dns.rfc2136, raw.dns.exec) {
-            (Some(rfc), None) => PublisherConfig::Rfc2136(self.rfc2136(rfc)?),
-            (None, Some(e)) => {
+        let default_user = raw.defaults.user.clone();
+        let publisher = match (raw.dns.rfc2136, raw.dns.exec, raw.dns.zonefile) {
+            (None, None, Some(z)) => PublisherConfig::ZoneFile(self.zonefile(z, default_user)?),
+            (Some(rfc), None, None) => PublisherConfig::Rfc2136(self.rfc2136(rfc)?),
+            (None, Some(e), None) => {
                 if e.value.command.is_empty() || e.value.command[0].is_empty() {
                     return Err(self.err(e.referenced, "dns.exec.command is a command and its arguments as a list, like [/usr/local/bin/dns-api, --zone, acme.example.net]"));
                 }
@@ -348,14 +424,23 @@ impl Builder<'_> {
                     command: e.value.command,
                 }
             }
-            (None, None) => {
+            (None, None, None) => {
                 return Err(Error::Unplaced {
                     path: self.path.to_path_buf(),
-                    message: "dns needs a publisher: rfc2136 (TSIG-signed updates) or exec (your script gets the records as JSON)".into(),
+                    message: "dns needs a publisher: rfc2136 (TSIG-signed updates), exec (your script gets the records as JSON) or zonefile (certorch rewrites the zone file over SSH)".into(),
                 });
             }
-            (Some(r), Some(_)) => {
-                return Err(self.err(r.referenced, "dns has both rfc2136 and exec: keep one"));
+            (Some(r), _, _) => {
+                return Err(self.err(
+                    r.referenced,
+                    "dns has more than one publisher (rfc2136, exec, zonefile): keep one",
+                ));
+            }
+            (None, Some(e), Some(_)) => {
+                return Err(self.err(
+                    e.referenced,
+                    "dns has more than one publisher (rfc2136, exec, zonefile): keep one",
+                ));
             }
         };
         let dns = DnsConfig {

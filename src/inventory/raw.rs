@@ -60,6 +60,7 @@ pub struct RawDns {
     pub propagation_timeout: Option<Span>,
     pub rfc2136: Option<Spanned<RawRfc2136>>,
     pub exec: Option<Spanned<RawExecPublisher>>,
+    pub zonefile: Option<Spanned<RawZoneFile>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -151,4 +152,23 @@ pub struct RawInternalCa {
 #[serde(deny_unknown_fields)]
 pub struct RawExecPublisher {
     pub command: Vec<String>,
+}
+
+/// certorch owns the signing zone's file on a DNS host reached over SSH.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZoneFile {
+    /// The DNS host's name (for messages, and the SSH destination unless `address` is set).
+    pub host: String,
+    pub address: Option<String>,
+    pub port: Option<u16>,
+    pub user: Option<AccountName>,
+    /// The zone file on that host.
+    pub path: RemotePath,
+    /// A file on the bastion: the zone's fixed part (SOA with `{serial}`, NS records).
+    pub template: PathBuf,
+    /// Run on the DNS host after each rewrite, e.g. `rndc reload acme.example.net`.
+    pub reload: String,
+    /// Where the new serial must be served before certorch goes on (ip[:port]).
+    pub server: Spanned<String>,
 }

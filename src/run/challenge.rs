@@ -12,6 +12,7 @@ use hickory_proto::rr::Name;
 use super::{Due, Issued, Ordered};
 use crate::acme;
 use crate::dns::publisher::exec::Exec;
+use crate::dns::publisher::zonefile::ZoneFile;
 use crate::dns::{
     self, lookup, propagation, publisher::Publisher, publisher::rfc2136::Rfc2136, tsig::TsigKey,
     txt::TxtRecord, txt::TxtSet,
@@ -87,6 +88,14 @@ impl DnsHandles {
                         rfc.server.to_string(),
                         Some(name),
                     )
+                }
+                PublisherConfig::ZoneFile(z) => {
+                    let zone = Name::from_ascii(format!("{}.", cfg.signing_zone))
+                        .map_err(|e| Setup(e.to_string(), None))?;
+                    let describe = format!("zonefile:{}:{}", z.host.name, z.path);
+                    let p = ZoneFile::new(z.clone(), inv.ssh.clone(), zone)
+                        .map_err(|e| Setup(e.to_string(), e.hint()))?;
+                    (Box::new(p), describe, None)
                 }
                 PublisherConfig::Exec { command } => (
                     Box::new(Exec::new(command.clone())),

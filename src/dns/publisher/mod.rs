@@ -4,6 +4,7 @@
 
 pub mod exec;
 pub mod rfc2136;
+pub mod zonefile;
 
 use std::future::Future;
 use std::pin::Pin;
