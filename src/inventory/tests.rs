@@ -210,7 +210,7 @@ fn exactly_one_publisher() {
     );
     let err = parse_at(&both).unwrap_err().to_string();
     assert!(
-        err.ends_with("dns has both rfc2136 and exec: keep one"),
+        err.ends_with("dns has more than one publisher (rfc2136, exec, zonefile): keep one"),
         "{err}"
     );
     let start = GOOD.find("  rfc2136:").unwrap();
