@@ -281,3 +281,44 @@ fn the_zonefile_publisher_issues_certificates() {
         );
     }
 }
+
+/// http-01: the token goes into the host's webroot, Pebble fetches it from the host's own web
+/// server (nginx), the token is removed afterwards. No TXT record is published: the update
+/// server here does not even exist.
+#[test]
+fn http01_issues_a_certificate_through_the_hosts_web_server() {
+    let bed = Bed::up_with(1, &["--http"]);
+    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE")).replace(
+        &format!("server: {}:53", bed.get("BIND_ADDR")),
+        &format!("server: 127.{}.0.9:53", bed.net),
+    );
+    let text = format!(
+        "{head}hosts:\n  host1.example.test:\n    address: {}\n    certs:\n      web:\n        challenge: http-01\n        webroot: /root/www\n        names: [host1.example.test, www.host1.example.test]\n        key: /etc/ssl/private/web.key\n        fullchain: /etc/ssl/certs/web.pem\n",
+        bed.host_addr(1)
+    );
+    let inv = bed.write_inventory("http01.yaml", &text);
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    run.expect_code(0);
+    assert_eq!(
+        run.json()["outcomes"][0]["result"],
+        "issued",
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        bed.ssh_ok(1, "openssl x509 -in /etc/ssl/certs/web.pem -noout -pubkey"),
+        bed.ssh_ok(1, "openssl pkey -in /etc/ssl/private/web.key -pubout")
+    );
+    let left = bed.ssh_ok(1, "ls -A /root/www/.well-known/acme-challenge");
+    assert_eq!(left.trim(), "", "tokens left in the webroot");
+
+    // A wildcard cannot be proved by http-01: refused at load, with the line.
+    let wild = text.replace(
+        "names: [host1.example.test, www.host1.example.test]",
+        "names: [\"*.host1.example.test\"]",
+    );
+    let inv = bed.write_inventory("http01-wild.yaml", &wild);
+    let refused = bed.certorch(&inv, &["run"]);
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("is a wildcard, which http-01 cannot prove (RFC 8555 §8.3): use dns-01 for this certificate"), "{}", refused.stderr);
+}

@@ -9,20 +9,31 @@ use instant_acme::{
 };
 
 use super::Error;
-use crate::inventory::DnsName;
+use crate::inventory::{ChallengeKind, DnsName};
 use crate::x509::{self, CertInfo, CheckedCsr};
 
 /// How long to wait for the CA to validate, and then to issue.
 const VALIDATION_TIMEOUT: Duration = Duration::from_secs(180);
 const ISSUANCE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A dns-01 challenge the CA wants answered: the TXT value for `_acme-challenge.<identifier>`.
+/// A challenge the CA wants answered.
 #[derive(Debug, Clone)]
 pub struct Challenge {
     /// The identifier as ordered (`*.example.org` for a wildcard).
     pub identifier: String,
-    /// base64url(SHA-256(key authorization)) (RFC 8555 §8.4).
+    /// dns-01: base64url(SHA-256(key authorization)), the TXT value (RFC 8555 §8.4).
     pub value: String,
+    /// http-01: the token, the file name under /.well-known/acme-challenge/ (RFC 8555 §8.3).
+    pub token: String,
+    /// http-01: the key authorization, the file's content.
+    pub key_authorization: String,
+}
+
+fn challenge_type(kind: ChallengeKind) -> ChallengeType {
+    match kind {
+        ChallengeKind::Dns01 => ChallengeType::Dns01,
+        ChallengeKind::Http01 => ChallengeType::Http01,
+    }
 }
 
 /// An order whose challenges are known but not yet answered.
@@ -40,6 +51,7 @@ pub async fn open(
     names: &[DnsName],
     replaces: Option<CertificateIdentifier<'static>>,
     profile: Option<&str>,
+    kind: ChallengeKind,
 ) -> Result<OpenOrder, Error> {
     let identifiers: Vec<Identifier> = names
         .iter()
@@ -82,15 +94,25 @@ pub async fn open(
         }
         let identifier = authz.identifier().to_string();
         let challenge = authz
-            .challenge(ChallengeType::Dns01)
+            .challenge(challenge_type(kind))
             .ok_or_else(|| Error::Refused {
                 directory: directory.into(),
                 step: "the order",
-                detail: format!("the CA offers no dns-01 challenge for {identifier}"),
+                detail: format!(
+                    "the CA offers no {} challenge for {identifier}",
+                    if kind == ChallengeKind::Http01 {
+                        "http-01"
+                    } else {
+                        "dns-01"
+                    }
+                ),
             })?;
+        let key_auth = challenge.key_authorization();
         challenges.push(Challenge {
             identifier,
-            value: challenge.key_authorization().dns_value(),
+            value: key_auth.dns_value(),
+            token: challenge.token.clone(),
+            key_authorization: key_auth.as_str().to_string(),
         });
     }
     Ok(OpenOrder {
@@ -100,8 +122,12 @@ pub async fn open(
     })
 }
 
-/// Tells the CA every pending dns-01 challenge of the order is ready to be checked.
-pub async fn set_ready(order: &mut Order, directory: &str) -> Result<(), Error> {
+/// Tells the CA every pending challenge of the order is ready to be checked.
+pub async fn set_ready(
+    order: &mut Order,
+    directory: &str,
+    kind: ChallengeKind,
+) -> Result<(), Error> {
     let mut authzs = order.authorizations();
     while let Some(authz) = authzs.next().await {
         let mut authz =
@@ -109,7 +135,7 @@ pub async fn set_ready(order: &mut Order, directory: &str) -> Result<(), Error> 
         if authz.status != AuthorizationStatus::Pending {
             continue;
         }
-        if let Some(mut challenge) = authz.challenge(ChallengeType::Dns01) {
+        if let Some(mut challenge) = authz.challenge(challenge_type(kind)) {
             challenge
                 .set_ready()
                 .await

@@ -6,6 +6,7 @@ pub mod files;
 pub mod inspect;
 pub mod keygen;
 pub mod sh;
+pub mod webroot;
 
 use crate::transport::{self, Output};
 

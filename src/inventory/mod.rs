@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 #[allow(unused_imports)]
 pub use model::Eab;
-pub use model::Issuer;
 #[cfg(test)]
 pub use model::parse;
 pub use model::{CertSpec, Host, Inventory, SecretSource, SshConfig, load};
+pub use model::{ChallengeKind, Issuer};
 pub use types::{DnsName, KeyType, RemotePath, RenewPolicy};
 
 /// Why an inventory could not be used.

@@ -39,6 +39,15 @@ pub struct Inventory {
     pub groups: BTreeMap<String, Vec<String>>,
 }
 
+/// How the CA checks control of the names (RFC 8555 §8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeKind {
+    /// TXT records in the signing zone (the default).
+    Dns01,
+    /// A file under the host's webroot, served on port 80.
+    Http01,
+}
+
 /// Who signs a certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Issuer {
@@ -183,6 +192,10 @@ pub struct CertSpec {
     pub issuer: Issuer,
     /// Lifetime of certificates certorch signs itself (self-signed, internal).
     pub validity: Duration,
+    /// How the CA checks the names.
+    pub challenge: ChallengeKind,
+    /// With http-01: the directory the host's web server serves for the names.
+    pub webroot: Option<RemotePath>,
 }
 
 impl CertSpec {
@@ -682,7 +695,31 @@ impl Builder<'_> {
         if validity < Duration::from_secs(3600) {
             return Err(self.err(at, format!("{host}/{label}: validity under an hour would renew on every run: give at least 1h")));
         }
+        let challenge = match c.challenge.or_else(|| d.challenge.clone()) {
+            None => ChallengeKind::Dns01,
+            Some(ch) => match ch.value.as_str() {
+                "dns-01" => ChallengeKind::Dns01,
+                "http-01" => ChallengeKind::Http01,
+                other => {
+                    return Err(self.err(
+                        ch.referenced,
+                        format!("unknown challenge `{other}`: write dns-01 or http-01"),
+                    ));
+                }
+            },
+        };
+        let webroot = c.webroot.or_else(|| d.webroot.clone());
+        if challenge == ChallengeKind::Http01 {
+            if webroot.is_none() {
+                return Err(self.err(at, format!("{host}/{label} uses http-01 but has no webroot: add `webroot:` with the directory the web server serves for these names")));
+            }
+            if let Some(w) = names.iter().find(|n| n.as_str().starts_with("*.")) {
+                return Err(self.err(names_at, format!("{host}/{label}: `{w}` is a wildcard, which http-01 cannot prove (RFC 8555 §8.3): use dns-01 for this certificate")));
+            }
+        }
         Ok(CertSpec {
+            challenge,
+            webroot,
             issuer,
             validity,
             profile,

@@ -98,6 +98,8 @@ pub struct RawDefaults {
     pub profile: Option<Spanned<String>>,
     pub issuer: Option<Spanned<String>>,
     pub validity: Option<Span>,
+    pub challenge: Option<Spanned<String>>,
+    pub webroot: Option<RemotePath>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +130,8 @@ pub struct RawCert {
     pub profile: Option<Spanned<String>>,
     pub issuer: Option<Spanned<String>>,
     pub validity: Option<Span>,
+    pub challenge: Option<Spanned<String>>,
+    pub webroot: Option<RemotePath>,
 }
 
 /// Who to tell about failures (and issuances).

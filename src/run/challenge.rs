@@ -17,8 +17,9 @@ use crate::dns::{
     self, lookup, propagation, publisher::Publisher, publisher::rfc2136::Rfc2136, tsig::TsigKey,
     txt::TxtRecord, txt::TxtSet,
 };
+use crate::host::webroot;
 use crate::inventory::model::{PublisherConfig, Rfc2136Config};
-use crate::inventory::{Inventory, SecretSource};
+use crate::inventory::{ChallengeKind, Inventory, SecretSource};
 use crate::limits;
 use crate::report::{Event, Outcome, Reporter, RunSummary, Stage};
 use crate::state::State;
@@ -316,7 +317,7 @@ pub(crate) async fn preflight<'a>(
 /// Publishes every TXT value of the run, waits once for every authoritative server, has the
 /// CA validate and finalizes each order, then withdraws the records.
 pub(crate) async fn answer<'a>(
-    dns: &DnsHandles,
+    dns: Option<&DnsHandles>,
     inv: &Inventory,
     state: &State,
     mut ordered: Vec<Ordered<'a>>,
@@ -326,8 +327,13 @@ pub(crate) async fn answer<'a>(
 ) -> Vec<Issued<'a>> {
     let directory = &inv.acme.directory;
     let mut txt_ids = Vec::new();
-    let mut set = TxtSet::new(dns.ttl);
+    let mut set = TxtSet::new(dns.map_or(limits::TXT_TTL, |d| d.ttl));
     for o in &ordered {
+        let Some(dns) =
+            dns.filter(|_| o.keyed.routed.due.item.spec.challenge == ChallengeKind::Dns01)
+        else {
+            continue;
+        };
         for ch in &o.open.challenges {
             let base = ch.identifier.trim_start_matches("*.");
             // Preflight routed every name of the order; an identifier the CA added would be a
@@ -342,7 +348,7 @@ pub(crate) async fn answer<'a>(
         }
     }
 
-    if !set.is_empty() {
+    if let Some(dns) = dns.filter(|_| !set.is_empty()) {
         for o in &ordered {
             o.keyed.routed.due.item.stage(reporter, Stage::Publish);
         }
@@ -385,12 +391,37 @@ pub(crate) async fn answer<'a>(
     let results: Vec<Result<Issued, Outcome>> = futures::stream::iter(ordered.drain(..))
         .map(|mut o| async move {
             o.keyed.routed.due.item.stage(reporter, Stage::Validate);
-            let names = &o.keyed.routed.due.item.spec.names;
-            let r = async {
-                acme::order::set_ready(&mut o.open.order, directory).await?;
-                acme::order::finalize(&mut o.open.order, directory, &o.keyed.csr, names).await
+            let item = &o.keyed.routed.due.item;
+            let spec = item.spec;
+            // http-01: the tokens go into the host's webroot before the CA looks, and away after.
+            let tokens: Vec<(String, String)> = match (&spec.webroot, spec.challenge) {
+                (Some(_), ChallengeKind::Http01) => o
+                    .open
+                    .challenges
+                    .iter()
+                    .map(|c| (c.token.clone(), c.key_authorization.clone()))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let r: Result<_, (String, Option<String>)> = async {
+                if let (Some(webroot), false) = (&spec.webroot, tokens.is_empty()) {
+                    webroot::place(item.conn.as_ref(), webroot, &tokens)
+                        .await
+                        .map_err(|e| (e.to_string(), e.hint()))?;
+                }
+                let acme_err = |e: acme::Error| (e.to_string(), e.hint());
+                acme::order::set_ready(&mut o.open.order, directory, spec.challenge)
+                    .await
+                    .map_err(acme_err)?;
+                acme::order::finalize(&mut o.open.order, directory, &o.keyed.csr, &spec.names)
+                    .await
+                    .map_err(acme_err)
             }
             .await;
+            if let (Some(webroot), false) = (&spec.webroot, tokens.is_empty()) {
+                let names: Vec<String> = tokens.iter().map(|(t, _)| t.clone()).collect();
+                webroot::remove(item.conn.as_ref(), webroot, &names).await;
+            }
             match r {
                 Ok((leaf, chain)) => Ok(Issued {
                     keyed: o.keyed,
@@ -399,11 +430,10 @@ pub(crate) async fn answer<'a>(
                     leaf,
                     chain,
                 }),
-                Err(e) => {
+                Err((e, hint)) => {
                     acme::order::abandon(&mut o.open.order).await;
                     let _ = state.set_order_status(&o.open.url, "abandoned");
                     super::deploy::discard_key(&o.keyed).await;
-                    let hint = e.hint();
                     Err(o.keyed.routed.due.item.fail(
                         Stage::Validate,
                         format!("{e} (order {})", o.open.url),
@@ -415,7 +445,7 @@ pub(crate) async fn answer<'a>(
         .buffered(concurrency)
         .collect()
         .await;
-    if !set.is_empty() {
+    if let Some(dns) = dns.filter(|_| !set.is_empty()) {
         withdraw(dns, state, &set, &txt_ids, summary).await;
     }
     super::split(results, summary)

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use instant_acme::Account;
 
 use crate::acme::{self, OpenOrder};
-use crate::inventory::{CertSpec, Host, Inventory, Issuer, RemotePath, Target};
+use crate::inventory::{CertSpec, ChallengeKind, Host, Inventory, Issuer, RemotePath, Target};
 use crate::plan::Reason;
 use crate::report::{Event, Failure, Outcome, Reporter, RunSummary, Stage};
 use crate::state::State;
@@ -242,32 +242,47 @@ async fn via_acme<'a>(
     concurrency: usize,
     summary: &mut RunSummary,
 ) -> Vec<Issued<'a>> {
-    // Nothing is ordered for a name whose _acme-challenge does not lead into the signing
-    // zone, nor while the signing zone refuses our key.
-    let dns = match dns {
-        Some(d) => d,
-        None => match challenge::DnsHandles::new(inv).await {
-            Ok(d) => d,
+    // http-01 needs no DNS; dns-01 names must lead into the signing zone, and nothing is
+    // ordered while the signing zone refuses our key.
+    let (dns_due, http_due): (Vec<Due>, Vec<Due>) = due
+        .into_iter()
+        .partition(|d| d.item.spec.challenge == ChallengeKind::Dns01);
+    let mut routed: Vec<Routed> = http_due
+        .into_iter()
+        .map(|due| Routed {
+            due,
+            targets: Default::default(),
+        })
+        .collect();
+    let mut dns = dns;
+    if !dns_due.is_empty() {
+        let handles = match dns.take() {
+            Some(d) => Ok(d),
+            None => challenge::DnsHandles::new(inv).await,
+        };
+        let ready = match handles {
+            Ok(d) => match d.probe().await {
+                Ok(()) => Ok(d),
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match ready {
+            Ok(d) => {
+                let (ok, failed) = challenge::preflight(&d, dns_due, reporter, concurrency).await;
+                summary.outcomes.extend(failed);
+                routed.extend(ok);
+                dns = Some(d);
+            }
             Err(challenge::Setup(error, hint)) => {
-                for d in due {
+                for d in dns_due {
                     summary
                         .outcomes
                         .push(d.item.fail(Stage::Preflight, &error, hint.clone()));
                 }
-                return Vec::new();
             }
-        },
-    };
-    if let Err(challenge::Setup(error, hint)) = dns.probe().await {
-        for d in due {
-            summary
-                .outcomes
-                .push(d.item.fail(Stage::Preflight, &error, hint.clone()));
         }
-        return Vec::new();
     }
-    let (routed, failed) = challenge::preflight(&dns, due, reporter, concurrency).await;
-    summary.outcomes.extend(failed);
     let keyed = make_keys(routed, reporter, concurrency, summary).await;
     if keyed.is_empty() {
         return Vec::new();
@@ -290,7 +305,16 @@ async fn via_acme<'a>(
     };
     let ordered = open_orders(&account, inv, state, keyed, reporter, concurrency, summary).await;
     // One publish, one wait, then validation, then withdrawal whatever happened.
-    challenge::answer(&dns, inv, state, ordered, reporter, concurrency, summary).await
+    challenge::answer(
+        dns.as_ref(),
+        inv,
+        state,
+        ordered,
+        reporter,
+        concurrency,
+        summary,
+    )
+    .await
 }
 
 async fn open_orders<'a>(
@@ -313,6 +337,7 @@ async fn open_orders<'a>(
                 &spec.names,
                 k.routed.due.replaces.clone(),
                 spec.profile.as_deref(),
+                spec.challenge,
             )
             .await
             {

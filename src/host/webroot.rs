@@ -1,0 +1,92 @@
+//! http-01 tokens in a host's webroot (RFC 8555 §8.3): each file
+//! `<webroot>/.well-known/acme-challenge/<token>` holds the key authorization, readable by the
+//! web server, and is removed after validation.
+
+use super::Error;
+use super::sh::Cmd;
+use crate::inventory::RemotePath;
+use crate::transport::Transport;
+
+/// `$1` webroot, then token/content pairs.
+const PLACE: &str = r#"set -eu
+dir=$1/.well-known/acme-challenge
+shift
+(umask 022 && mkdir -p -- "$dir")
+while [ $# -ge 2 ]; do
+  tmp=$dir/.$1.certorch-tmp
+  printf '%s' "$2" > "$tmp"
+  chmod 0644 -- "$tmp"
+  mv -f -- "$tmp" "$dir/$1"
+  shift 2
+done
+"#;
+
+/// `$1` webroot, then tokens.
+const REMOVE: &str = r#"dir=$1/.well-known/acme-challenge
+shift
+for t in "$@"; do rm -f -- "$dir/$t"; done
+"#;
+
+/// A token is base64url (RFC 8555 §8.1); anything else from the CA is refused before it
+/// becomes a file name.
+fn valid_token(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 256
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Writes each (token, key authorization) into the webroot.
+pub async fn place(
+    t: &dyn Transport,
+    webroot: &RemotePath,
+    tokens: &[(String, String)],
+) -> Result<(), Error> {
+    if let Some((bad, _)) = tokens
+        .iter()
+        .find(|(tok, auth)| !valid_token(tok) || !auth.starts_with(tok.as_str()))
+    {
+        return Err(Error::Rejected {
+            step: "placing http-01 tokens",
+            reason: format!("the CA sent a token that is not base64url: {bad:?}"),
+            hint: "report this to the CA; certorch writes no such file".into(),
+        });
+    }
+    let mut cmd = Cmd::script(PLACE, "certorch-http01").arg(webroot.as_str());
+    for (tok, auth) in tokens {
+        cmd = cmd.arg(tok.clone()).arg(auth.clone());
+    }
+    let out = t.run(&cmd, None).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(Error::failed(
+            "placing http-01 tokens",
+            &out,
+            format!(
+                "check that {webroot} exists and is writable by the login user, and that the web server serves it on port 80"
+            ),
+        ))
+    }
+}
+
+/// Removes the tokens again; best effort.
+pub async fn remove(t: &dyn Transport, webroot: &RemotePath, tokens: &[String]) {
+    let cmd = Cmd::script(REMOVE, "certorch-http01-clean")
+        .arg(webroot.as_str())
+        .args(tokens.iter().filter(|t| valid_token(t)).cloned());
+    let _ = t.run(&cmd, None).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_token;
+
+    #[test]
+    fn tokens_are_base64url_only() {
+        assert!(valid_token("LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0"));
+        for bad in ["", "../etc/passwd", "a/b", "a b", "$(id)", "a.b"] {
+            assert!(!valid_token(bad), "{bad}");
+        }
+    }
+}
