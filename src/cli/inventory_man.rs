@@ -31,6 +31,13 @@ CNAME and NS lookups (default: /etc/resolv.conf). \fBttl\fR: TTL of the TXT reco
 \fBrfc2136\fR: \fBserver\fR (ip[:port]), \fBsecret_file\fR (a BIND key file or a bare base64
 secret) or \fBsecret_env\fR (an environment variable), \fBkey_name\fR and \fBalgorithm\fR
 (hmac\-sha256, hmac\-sha384, hmac\-sha512) when the file holds a bare secret.
+Instead of \fBrfc2136\fR: \fBexec\fR: \fB{ command: [\fIprogram\fB, \fIargs\fB...] }\fR gets the
+run's batch as JSON on stdin (\fBaction\fR add or remove, \fBttl\fR, \fBrecords\fR of
+\fBzone\fR, \fBname\fR, \fBvalue\fR), once per publish and once per withdraw; or
+\fBzonefile\fR: \fBhost\fR, \fBaddress\fR, \fBuser\fR, \fBport\fR, \fBpath\fR (the zone file
+on that host), \fBtemplate\fR (a bastion file with the SOA carrying \fB{serial}\fR and the NS
+records), \fBreload\fR (run there after each rewrite) and \fBserver\fR (where the new serial
+must be served).
 .TP
 \fBssh\fR
 \fBconfig\fR, \fBknown_hosts\fR, \fBidentity\fR, \fBconnect_timeout\fR (10s). Host keys are
@@ -90,6 +97,10 @@ for lifetimes under ten days.
 .TP
 \fBprofile\fR
 The ACME profile to order (for example \fBtlsserver\fR or \fBshortlived\fR).
+.TP
+\fBchallenge\fR
+\fBdns\-01\fR (default) or \fBhttp\-01\fR, which needs \fBwebroot\fR: the directory the
+host's web server serves on port 80 for the names. No wildcards with http\-01.
 .TP
 \fBissuer\fR
 \fBacme\fR (default), \fBself\-signed\fR (the host signs its own key) or \fBinternal\fR
