@@ -133,3 +133,27 @@ fn check_finds_each_seeded_mistake() {
     );
     assert!(!out.contains("FAIL  */* ca"), "{out}");
 }
+
+/// The records to add are printed once more at the end, each alone on a line, ready to paste.
+#[test]
+fn check_prints_paste_ready_records() {
+    let bed = Bed::up(1);
+    let mut text = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
+    text.push_str(&format!(
+        "hosts:\n  host1.example.test:\n    address: {}\n    certs:\n      bad:\n        names: [nocname.example.test, outside.example.test]\n        key: /etc/ssl/private/bad.key\n        fullchain: /etc/ssl/certs/bad.pem\n",
+        bed.host_addr(1)
+    ));
+    let inv = bed.write_inventory("paste.yaml", &text);
+    let run = bed.certorch(&inv, &["check"]);
+    run.expect_code(1);
+    let tail = run
+        .stdout
+        .split("; records to add (zone-file lines):\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{}", run.stdout));
+    assert_eq!(
+        tail,
+        "_acme-challenge.nocname.example.test. IN CNAME nocname.example.test.signing.test.\n\
+         _acme-challenge.outside.example.test. IN CNAME outside.example.test.signing.test.\n"
+    );
+}

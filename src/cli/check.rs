@@ -46,6 +46,20 @@ pub async fn execute(cli: &Cli) -> u8 {
                 }
             }
         }
+        // Every missing or wrong _acme-challenge record once more, ready to paste into the zones.
+        let records: Vec<&str> = findings
+            .iter()
+            .filter(|f| !f.ok && f.area == "dns")
+            .filter_map(|f| f.fix.as_deref())
+            .filter_map(|fix| fix.find("_acme-challenge.").map(|i| &fix[i..]))
+            .filter(|r| r.contains(" IN CNAME "))
+            .collect();
+        if !records.is_empty() {
+            let _ = writeln!(out, "\n; records to add (zone-file lines):");
+            for r in records {
+                let _ = writeln!(out, "{r}");
+            }
+        }
     }
     if findings.iter().any(|f| !f.ok) {
         exit::SOME_FAILED

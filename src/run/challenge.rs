@@ -244,6 +244,23 @@ impl DnsHandles {
         &self.zone
     }
 
+    /// How long resolvers may cache a missing record in the signing zone: the smaller of the
+    /// SOA's minimum and its TTL (RFC 2308 §5), asked of the resolver.
+    pub async fn negative_ttl(&self) -> Option<u32> {
+        let m = lookup::query(
+            self.resolver,
+            &self.zone,
+            hickory_proto::rr::RecordType::SOA,
+            true,
+        )
+        .await
+        .ok()?;
+        m.answers.iter().find_map(|r| match &r.data {
+            hickory_proto::rr::RData::SOA(soa) => Some(soa.minimum.min(r.ttl)),
+            _ => None,
+        })
+    }
+
     /// The TSIG key's name, when updates are signed.
     pub fn key_name(&self) -> Option<&str> {
         self.key_name.as_deref()
@@ -388,8 +405,14 @@ pub(crate) async fn answer<'a>(
         }
     }
 
+    let negative_ttl = match dns.filter(|_| !set.is_empty()) {
+        Some(d) => d.negative_ttl().await,
+        None => None,
+    };
+    let negative_ttl = &negative_ttl;
     let results: Vec<Result<Issued, Outcome>> = futures::stream::iter(ordered.drain(..))
         .map(|mut o| async move {
+            let negative_ttl = *negative_ttl;
             o.keyed.routed.due.item.stage(reporter, Stage::Validate);
             let item = &o.keyed.routed.due.item;
             let spec = item.spec;
@@ -430,7 +453,16 @@ pub(crate) async fn answer<'a>(
                     leaf,
                     chain,
                 }),
-                Err((e, hint)) => {
+                Err((e, mut hint)) => {
+                    // A CA resolver that asked too early remembers the miss for the zone's
+                    // negative TTL: a retry before then fails the same way.
+                    if let (Some(ttl), ChallengeKind::Dns01) = (negative_ttl, spec.challenge) {
+                        let wait = format!("resolvers may remember a missing record in the signing zone for up to {ttl}s (its negative TTL): wait that long before retrying");
+                        hint = Some(match hint {
+                            Some(h) => format!("{h}; {wait}"),
+                            None => wait,
+                        });
+                    }
                     acme::order::abandon(&mut o.open.order).await;
                     let _ = state.set_order_status(&o.open.url, "abandoned");
                     super::deploy::discard_key(&o.keyed).await;
