@@ -51,16 +51,7 @@ action=$(printf '%s' "$batch" | sed -n 's/.*"action":"\([a-z]*\)".*/\1/p')
         script.display(),
         &head[end..]
     );
-    let mut text = head;
-    text.push_str("hosts:\n");
-    for i in 1..=2 {
-        text.push_str(&format!(
-            "  {}:\n    address: {}\n    certs:\n",
-            bed.host_name(i),
-            bed.host_addr(i)
-        ));
-        text.push_str(&bed.www_cert(i));
-    }
+    let text = head + &bed.hosts_yaml(2);
     let inv = bed.write_inventory("exec.yaml", &text);
     let run = bed.certorch(&inv, &["--json", "run"]);
     run.expect_code(0);
@@ -93,10 +84,7 @@ action=$(printf '%s' "$batch" | sed -n 's/.*"action":"\([a-z]*\)".*/\1/p')
     assert_eq!(batches[2]["records"][0]["zone"], "signing.test.");
     assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
     for i in 1..=2 {
-        assert_eq!(
-            bed.ssh_ok(i, "openssl x509 -in /etc/ssl/certs/www.pem -noout -pubkey"),
-            bed.ssh_ok(i, "openssl pkey -in /etc/ssl/private/www.key -pubout")
-        );
+        bed.assert_key_matches(i, "/etc/ssl/certs/www.pem", "/etc/ssl/private/www.key");
     }
 }
 
@@ -222,16 +210,7 @@ fn the_zonefile_publisher_issues_certificates() {
         bed.get("BIND_ADDR"),
         &head[end..]
     );
-    let mut text = head;
-    text.push_str("hosts:\n");
-    for i in 1..=2 {
-        text.push_str(&format!(
-            "  {}:\n    address: {}\n    certs:\n",
-            bed.host_name(i),
-            bed.host_addr(i)
-        ));
-        text.push_str(&bed.www_cert(i));
-    }
+    let text = head + &bed.hosts_yaml(2);
     let inv = bed.write_inventory("zonefile.yaml", &text);
     let run = bed.certorch(&inv, &["--json", "run"]);
     run.expect_code(0);
@@ -275,10 +254,7 @@ fn the_zonefile_publisher_issues_certificates() {
     assert!(String::from_utf8_lossy(&served.stdout).contains(&serial.to_string()));
     assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
     for i in 1..=2 {
-        assert_eq!(
-            bed.ssh_ok(i, "openssl x509 -in /etc/ssl/certs/www.pem -noout -pubkey"),
-            bed.ssh_ok(i, "openssl pkey -in /etc/ssl/private/www.key -pubout")
-        );
+        bed.assert_key_matches(i, "/etc/ssl/certs/www.pem", "/etc/ssl/private/www.key");
     }
 }
 
@@ -305,10 +281,7 @@ fn http01_issues_a_certificate_through_the_hosts_web_server() {
         "{}",
         run.stdout
     );
-    assert_eq!(
-        bed.ssh_ok(1, "openssl x509 -in /etc/ssl/certs/web.pem -noout -pubkey"),
-        bed.ssh_ok(1, "openssl pkey -in /etc/ssl/private/web.key -pubout")
-    );
+    bed.assert_key_matches(1, "/etc/ssl/certs/web.pem", "/etc/ssl/private/web.key");
     let left = bed.ssh_ok(1, "ls -A /root/www/.well-known/acme-challenge");
     assert_eq!(left.trim(), "", "tokens left in the webroot");
 

@@ -145,8 +145,13 @@ ssh:
 
     /// An inventory with hosts 1..=n each carrying the standard `www` certificate.
     pub fn standard_inventory(&self, n: usize) -> PathBuf {
-        let mut text = self.inventory_head(self.get("TSIG_KEY_FILE"));
-        text.push_str("hosts:\n");
+        let text = self.inventory_head(self.get("TSIG_KEY_FILE")) + &self.hosts_yaml(n);
+        self.write_inventory("inventory.yaml", &text)
+    }
+
+    /// The `hosts:` section for hosts 1..=n, each with the standard `www` certificate.
+    pub fn hosts_yaml(&self, n: usize) -> String {
+        let mut text = String::from("hosts:\n");
         for i in 1..=n {
             text.push_str(&format!(
                 "  {}:\n    address: {}\n    certs:\n",
@@ -155,7 +160,16 @@ ssh:
             ));
             text.push_str(&self.www_cert(i));
         }
-        self.write_inventory("inventory.yaml", &text)
+        text
+    }
+
+    /// Asserts that on host i the certificate at `cert` is for the key at `key`.
+    pub fn assert_key_matches(&self, i: usize, cert: &str, key: &str) {
+        assert_eq!(
+            self.ssh_ok(i, &format!("openssl x509 -in {cert} -noout -pubkey")),
+            self.ssh_ok(i, &format!("openssl pkey -in {key} -pubout")),
+            "host{i}: {cert} is not for {key}"
+        );
     }
 
     /// Writes an inventory file into the bed dir.
