@@ -2,6 +2,7 @@
 
 mod acme;
 mod cli;
+mod deploy;
 mod dns;
 mod host;
 mod inventory;

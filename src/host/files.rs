@@ -35,9 +35,18 @@ new=$1 prev=$2
 shift 2
 for dst in "$@"; do [ -f "$dst$new" ] || { echo "missing staged file $dst$new" >&2; exit 1; }; done
 for dst in "$@"; do
-  if [ -e "$dst" ]; then ln -f -- "$dst" "$dst$prev" 2>/dev/null || cp -p -- "$dst" "$dst$prev"; fi
+  if [ -e "$dst" ]; then ln -f -- "$dst" "$dst$prev" 2>/dev/null || cp -p -- "$dst" "$dst$prev"; else rm -f -- "$dst$prev"; fi
 done
 for dst in "$@"; do mv -f -- "$dst$new" "$dst"; done
+"#;
+
+/// `$1` previous suffix, then the live paths: each previous file renamed back, or the file
+/// removed where there was none before.
+const ROLLBACK: &str = r#"prev=$1
+shift
+for dst in "$@"; do
+  if [ -e "$dst$prev" ]; then mv -f -- "$dst$prev" "$dst"; else rm -f -- "$dst"; fi
+done
 "#;
 
 /// `$1` staged suffix, then the live paths.
@@ -103,6 +112,38 @@ pub async fn discard(t: &dyn Transport, paths: &[&RemotePath]) {
         .arg(STAGED)
         .args(paths.iter().map(|p| p.as_str()));
     let _ = t.run(&cmd, None).await;
+}
+
+/// Puts the previous files back after a failed check, reload or verify.
+pub async fn rollback(t: &dyn Transport, paths: &[&RemotePath]) -> Result<(), Error> {
+    let cmd = Cmd::script(ROLLBACK, "certorch-rollback")
+        .arg(PREVIOUS)
+        .args(paths.iter().map(|p| p.as_str()));
+    let out = t.run(&cmd, None).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(Error::failed(
+            "restoring the previous files",
+            &out,
+            "restore them by hand from the .certorch-prev files beside them",
+        ))
+    }
+}
+
+/// Runs the operator's check command on the host through `sh -c`.
+pub async fn check(t: &dyn Transport, command: &str) -> Result<(), Error> {
+    let cmd = Cmd::new("sh").arg("-c").arg(command).arg("certorch-check");
+    let out = t.run(&cmd, None).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(Error::failed(
+            "the check command",
+            &out,
+            format!("`{command}` refused the new files; the previous ones are back in place"),
+        ))
+    }
 }
 
 /// Runs the operator's reload command on the host through `sh -c`.

@@ -196,6 +196,11 @@ pub struct CertSpec {
     pub challenge: ChallengeKind,
     /// With http-01: the directory the host's web server serves for the names.
     pub webroot: Option<RemotePath>,
+    /// Operator-written shell that checks the service's configuration with the new files in
+    /// place, before the reload (`nginx -t`); on failure the previous files come back.
+    pub check: Option<String>,
+    /// After the reload, a TLS handshake to this port must present the new certificate.
+    pub verify_port: Option<u16>,
 }
 
 impl CertSpec {
@@ -717,7 +722,15 @@ impl Builder<'_> {
                 return Err(self.err(names_at, format!("{host}/{label}: `{w}` is a wildcard, which http-01 cannot prove (RFC 8555 §8.3): use dns-01 for this certificate")));
             }
         }
+        let check = match c.check.or_else(|| d.check.clone()) {
+            Some(ch) if ch.value.trim().is_empty() || ch.value.contains('\0') => {
+                return Err(self.err(ch.referenced, "check is empty or holds a NUL byte: write the command that tests the configuration, like `nginx -t`"));
+            }
+            ch => ch.map(|c| c.value),
+        };
         Ok(CertSpec {
+            check,
+            verify_port: c.verify_port.or(d.verify_port),
             challenge,
             webroot,
             issuer,

@@ -100,6 +100,8 @@ pub struct RawDefaults {
     pub validity: Option<Span>,
     pub challenge: Option<Spanned<String>>,
     pub webroot: Option<RemotePath>,
+    pub check: Option<Spanned<String>>,
+    pub verify_port: Option<u16>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +134,8 @@ pub struct RawCert {
     pub validity: Option<Span>,
     pub challenge: Option<Spanned<String>>,
     pub webroot: Option<RemotePath>,
+    pub check: Option<Spanned<String>>,
+    pub verify_port: Option<u16>,
 }
 
 /// Who to tell about failures (and issuances).

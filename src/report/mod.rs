@@ -19,7 +19,9 @@ pub enum Stage {
     Wait,
     Validate,
     Deploy,
+    Check,
     Reload,
+    Verify,
 }
 
 impl Stage {
@@ -35,7 +37,9 @@ impl Stage {
             Stage::Wait => "wait",
             Stage::Validate => "validate",
             Stage::Deploy => "deploy",
+            Stage::Check => "check",
             Stage::Reload => "reload",
+            Stage::Verify => "verify",
         }
     }
 }

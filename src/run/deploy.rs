@@ -1,6 +1,7 @@
 //! Putting issued certificates into service: stage every file of a certificate beside its live
-//! path, commit them together with the staged key, reload once per host and command, and check
-//! on the host that the live key and certificate now belong together.
+//! path, commit them together with the staged key, read them back, run the service's check,
+//! reload once per host and command, verify what the service serves; whatever fails puts the
+//! previous files back and reloads with them.
 
 use std::collections::BTreeMap;
 
@@ -48,35 +49,32 @@ async fn deploy_host(
     reporter: &dyn Reporter,
 ) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
-    let mut committed = Vec::new();
+    // 1. Files in place, then the service's own check of them; a refused set goes back.
+    let mut live: Vec<(Issued, Vec<RemotePath>)> = Vec::new();
     for c in certs {
         let item = &c.keyed.routed.due.item;
         item.stage(reporter, Stage::Deploy);
-        match write(&c).await {
-            Ok(paths) => {
-                // The durable point: the certificate is live on the host.
-                let names: Vec<String> = item.spec.names.iter().map(|n| n.to_string()).collect();
-                let _ = state.record_issued(
-                    &item.host.name,
-                    &item.spec.label,
-                    &names,
-                    item.spec.key_type.as_str(),
-                    &c.leaf,
-                    &c.order_url,
-                    &x509::to_pem(&c.chain),
-                    &paths,
-                );
-                let _ = state.set_order_status(&c.order_url, "issued");
-                committed.push(c)
-            }
+        let paths = match write(&c).await {
+            Ok(p) => p,
             Err((e, hint)) => {
                 outcomes.push(item.fail(Stage::Deploy, e, Some(hint)));
+                continue;
+            }
+        };
+        if let Some(cmd) = &item.spec.check {
+            item.stage(reporter, Stage::Check);
+            if let Err(e) = files::check(item.conn.as_ref(), cmd).await {
+                let restored = restore(&c, &paths).await;
+                outcomes.push(item.fail(Stage::Check, format!("{e}{restored}"), e.hint()));
+                continue;
             }
         }
+        live.push((c, paths));
     }
-    // One reload per distinct command: two certificates of one nginx need one reload.
+    // 2. One reload per distinct command: two certificates of one nginx need one reload. A
+    //    failed reload takes its certificates' files back and reloads again with the old ones.
     let mut reloaded: BTreeMap<String, Result<(), (String, String)>> = BTreeMap::new();
-    for c in &committed {
+    for (c, _) in &live {
         let item = &c.keyed.routed.due.item;
         if let Some(cmd) = &item.spec.reload
             && !reloaded.contains_key(cmd)
@@ -88,18 +86,76 @@ async fn deploy_host(
             reloaded.insert(cmd.clone(), r);
         }
     }
-    for c in committed {
+    let mut verified = Vec::new();
+    for (c, paths) in live {
         let item = &c.keyed.routed.due.item;
-        let reload = item.spec.reload.as_ref().and_then(|cmd| reloaded.get(cmd));
-        if let Some(Err((e, hint))) = reload {
-            outcomes.push(item.fail(Stage::Reload, e, Some(hint.clone())));
+        if let Some(Err((e, hint))) = item.spec.reload.as_ref().and_then(|cmd| reloaded.get(cmd)) {
+            let restored = restore(&c, &paths).await;
+            let again = reload_old(&c).await;
+            outcomes.push(item.fail(
+                Stage::Reload,
+                format!("{e}{restored}{again}"),
+                Some(hint.clone()),
+            ));
             continue;
         }
+        verified.push((c, paths));
+    }
+    // 3. What the service serves must be the new certificate.
+    for (c, paths) in verified {
+        let item = &c.keyed.routed.due.item;
+        if let Some(port) = item.spec.verify_port {
+            item.stage(reporter, Stage::Verify);
+            let sni = item
+                .spec
+                .names
+                .iter()
+                .find(|n| !n.as_str().starts_with("*."))
+                .map_or_else(|| item.host.name.clone(), |n| n.to_string());
+            let served = crate::deploy::verify::wait_for_fingerprint(
+                &item.host.address,
+                port,
+                &sni,
+                &c.leaf.fingerprint,
+            )
+            .await;
+            if served.as_deref() != Ok(c.leaf.fingerprint.as_str()) {
+                let what = match served {
+                    Ok(f) => format!(
+                        "{}:{port} (SNI {sni}) serves certificate {f}, not the new {}",
+                        item.host.address, c.leaf.fingerprint
+                    ),
+                    Err(e) => e,
+                };
+                let restored = restore(&c, &paths).await;
+                let again = reload_old(&c).await;
+                outcomes.push(item.fail(
+                    Stage::Verify,
+                    format!("{what}{restored}{again}"),
+                    Some("check that the service reads these paths and that its reload command makes it load them".into()),
+                ));
+                continue;
+            }
+        }
+        // The durable point: the certificate is live, and served where that is checked.
+        let names: Vec<String> = item.spec.names.iter().map(|n| n.to_string()).collect();
+        let deployed: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
+        let _ = state.record_issued(
+            &item.host.name,
+            &item.spec.label,
+            &names,
+            item.spec.key_type.as_str(),
+            &c.leaf,
+            &c.order_url,
+            &x509::to_pem(&c.chain),
+            &deployed,
+        );
+        let _ = state.set_order_status(&c.order_url, "issued");
         outcomes.push(Outcome::Issued {
             host: item.host.name.clone(),
             cert: item.spec.label.clone(),
             reason: c.keyed.routed.due.reason.to_string(),
-            names: item.spec.names.iter().map(|n| n.to_string()).collect(),
+            names,
             serial: c.leaf.serial.clone(),
             fingerprint: c.leaf.fingerprint.clone(),
             not_after: c.leaf.not_after,
@@ -108,8 +164,30 @@ async fn deploy_host(
     outcomes
 }
 
+/// Puts the previous files back; says so (or why not) for the failure message.
+async fn restore(c: &Issued<'_>, paths: &[RemotePath]) -> String {
+    let t = c.keyed.routed.due.item.conn.as_ref();
+    let refs: Vec<&RemotePath> = paths.iter().collect();
+    match files::rollback(t, &refs).await {
+        Ok(()) => "; the previous files are back in place".to_string(),
+        Err(e) => format!("; restoring the previous files failed too: {e}"),
+    }
+}
+
+/// Reloads the service with the restored files.
+async fn reload_old(c: &Issued<'_>) -> String {
+    let item = &c.keyed.routed.due.item;
+    match &item.spec.reload {
+        Some(cmd) => match files::reload(item.conn.as_ref(), cmd).await {
+            Ok(()) => " and the service reloaded with them".to_string(),
+            Err(e) => format!(", but reloading with them failed: {e}"),
+        },
+        None => String::new(),
+    }
+}
+
 /// Stages the certificate files, commits them with the staged key, and verifies on the host.
-async fn write(c: &Issued<'_>) -> Result<Vec<String>, (String, String)> {
+async fn write(c: &Issued<'_>) -> Result<Vec<RemotePath>, (String, String)> {
     let item = &c.keyed.routed.due.item;
     let spec = item.spec;
     let t = item.conn.as_ref();
@@ -151,7 +229,7 @@ async fn write(c: &Issued<'_>) -> Result<Vec<String>, (String, String)> {
     // Read back what is live now: the certificate we issued, with its key.
     match inspect::inspect(t, spec).await {
         Ok(Current::Present(d)) if d.cert.fingerprint == c.leaf.fingerprint && d.key_matches => {
-            Ok(paths.iter().map(|p| p.to_string()).collect())
+            Ok(paths.into_iter().cloned().collect())
         }
         Ok(_) => Err((
             "after writing, the host does not show the new certificate with its key".into(),

@@ -1,0 +1,145 @@
+//! Verifying what a service serves: a TLS handshake with SNI to the host's service port, and
+//! the SHA-256 fingerprint of the leaf it presents. Trust is not the question here (the chain
+//! was checked when it was issued); the question is whether the new certificate is live.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpStream;
+
+use crate::x509::hex;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts any certificate and remembers the leaf it was shown; signatures are still checked
+/// with the provider's algorithms so the peer must hold the certificate's key.
+#[derive(Debug)]
+struct Capture {
+    leaf: Mutex<Option<Vec<u8>>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServerCertVerifier for Capture {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Ok(mut l) = self.leaf.lock() {
+            *l = Some(end_entity.to_vec());
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The SHA-256 fingerprint (hex) of the leaf `address:port` presents for `sni`.
+pub async fn served_fingerprint(address: &str, port: u16, sni: &str) -> Result<String, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let capture = Arc::new(Capture {
+        leaf: Mutex::new(None),
+        provider: provider.clone(),
+    });
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(capture.clone())
+        .with_no_client_auth();
+    let name = ServerName::try_from(sni.to_string())
+        .map_err(|e| format!("`{sni}` is not a server name: {e}"))?;
+    let connect = async {
+        let tcp = TcpStream::connect((address, port))
+            .await
+            .map_err(|e| format!("cannot connect to {address}:{port}: {e}"))?;
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake with {address}:{port} (SNI {sni}) failed: {e}"))
+    };
+    let _stream = tokio::time::timeout(TIMEOUT, connect).await.map_err(|_| {
+        format!(
+            "{address}:{port} did not answer within {}s",
+            TIMEOUT.as_secs()
+        )
+    })??;
+    let leaf = capture
+        .leaf
+        .lock()
+        .ok()
+        .and_then(|l| l.clone())
+        .ok_or("the server presented no certificate")?;
+    Ok(hex(&Sha256::digest(&leaf)))
+}
+
+/// How long a reloaded service may take to serve the new certificate: reloads are
+/// asynchronous (nginx keeps old workers until they finish, others re-read in the background).
+const SETTLE: Duration = Duration::from_secs(15);
+
+/// Consecutive handshakes that must show the new certificate: during a graceful reload old
+/// workers still accept connections for a moment (nginx), so one match proves little.
+const CONFIRMATIONS: u32 = 3;
+
+/// Asks until `address:port` serves `want` on `CONFIRMATIONS` handshakes in a row, or `SETTLE`
+/// passes; returns what was served last.
+pub async fn wait_for_fingerprint(
+    address: &str,
+    port: u16,
+    sni: &str,
+    want: &str,
+) -> Result<String, String> {
+    let start = std::time::Instant::now();
+    let mut in_a_row = 0;
+    loop {
+        let got = served_fingerprint(address, port, sni).await;
+        in_a_row = if got.as_deref() == Ok(want) {
+            in_a_row + 1
+        } else {
+            0
+        };
+        if in_a_row >= CONFIRMATIONS || start.elapsed() >= SETTLE {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
