@@ -87,9 +87,17 @@ intermediates, leaf plus intermediates. At least one of \fBcert\fR and \fBfullch
 Ownership and modes; \fBmode\fR defaults to "0644", \fBkey_mode\fR to "0600" and may never
 grant other users access.
 .TP
+\fBcheck\fR
+A shell command run on the host with the new files in place, before the reload (for example
+\fBnginx \-t\fR); if it fails the previous files are put back.
+.TP
 \fBreload\fR
-A shell command run on the host after the files are in place, once per distinct command per
-host.
+A shell command run on the host after the check, once per distinct command per host.
+.TP
+\fBverify_port\fR
+After the reload, a TLS handshake with SNI to this port must present the new certificate
+(three times in a row within 15 seconds); otherwise the previous files are put back and the
+service is reloaded with them.
 .TP
 \fBrenew_before\fR
 A share of the lifetime (\fB1/3\fR, \fB0.25\fR) or a time (\fB30d\fR). Default: a third, half
