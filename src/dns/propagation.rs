@@ -121,6 +121,11 @@ async fn served(server: SocketAddr, name: &Name) -> BTreeSet<String> {
     let Ok(m) = lookup::query(server, name, RecordType::TXT, false).await else {
         return BTreeSet::new();
     };
+    // Only an authoritative answer says what this server serves; anything else (a server that
+    // lost the zone, a forwarder) counts as lagging.
+    if !m.metadata.authoritative {
+        return BTreeSet::new();
+    }
     m.answers
         .iter()
         .filter_map(|r| match &r.data {
