@@ -140,3 +140,49 @@ fn nginx_serves_the_new_certificate_and_failures_keep_the_old_one() {
         &format!("nginx -t -q -c {}", bed.get("HOST1_NGINX_CONF")),
     );
 }
+
+/// HAProxy's combined PEM (key, then the full chain) is assembled on the host from the host's
+/// own key: the file is exactly key + full chain, 0600, and its key matches its certificate.
+#[test]
+fn a_combined_pem_is_assembled_on_the_host() {
+    let bed = Bed::up(1);
+    let text = format!(
+        "{head}hosts:\n  host1.example.test:\n    address: {addr}\n    certs:\n      lb:\n        names: [host1.example.test]\n        key: /etc/ssl/private/lb.key\n        fullchain: /etc/ssl/certs/lb.pem\n        combined: /etc/haproxy/certs/lb.pem\n",
+        head = bed.inventory_head(bed.get("TSIG_KEY_FILE")),
+        addr = bed.host_addr(1),
+    );
+    let inv = bed.write_inventory("combined.yaml", &text);
+    let run = bed.certorch(&inv, &["run"]);
+    run.expect_code(0);
+    let key = bed.ssh_ok(1, "cat /etc/ssl/private/lb.key");
+    let full = bed.ssh_ok(1, "cat /etc/ssl/certs/lb.pem");
+    let combined = bed.ssh_ok(1, "cat /etc/haproxy/certs/lb.pem");
+    assert_eq!(combined, format!("{key}{full}"));
+    assert_eq!(
+        bed.ssh_ok(1, "stat -c %a /etc/haproxy/certs/lb.pem").trim(),
+        "600"
+    );
+    bed.assert_key_matches(1, "/etc/haproxy/certs/lb.pem", "/etc/haproxy/certs/lb.pem");
+    // The key never reached the bastion.
+    let needle = &common::pem_body(&key)[20..80];
+    for f in common::files_under(&bed.state_dir())
+        .into_iter()
+        .chain(common::files_under(&bed.certorch_tmp()))
+    {
+        assert!(
+            !String::from_utf8_lossy(&std::fs::read(&f).unwrap()).contains(needle),
+            "key material in {}",
+            f.display()
+        );
+    }
+    // A renewal replaces it together with the key.
+    bed.certorch(&inv, &["issue", "host1.example.test"])
+        .expect_code(0);
+    let key2 = bed.ssh_ok(1, "cat /etc/ssl/private/lb.key");
+    assert_ne!(key, key2);
+    assert!(
+        bed.ssh_ok(1, "cat /etc/haproxy/certs/lb.pem")
+            .starts_with(&key2)
+    );
+    bed.assert_key_matches(1, "/etc/haproxy/certs/lb.pem", "/etc/haproxy/certs/lb.pem");
+}

@@ -83,6 +83,10 @@ Each entry under \fBcerts\fR is named by a label and has:
 Absolute paths on the host: the private key (made there, never copied), the leaf, the
 intermediates, leaf plus intermediates. At least one of \fBcert\fR and \fBfullchain\fR.
 .TP
+\fBcombined\fR
+The key followed by the full chain in one file (HAProxy, some mail servers), assembled on the
+host from the host's own key, with mode \fBkey_mode\fR.
+.TP
 \fBowner\fR, \fBgroup\fR, \fBmode\fR, \fBkey_mode\fR
 Ownership and modes; \fBmode\fR defaults to "0644", \fBkey_mode\fR to "0600" and may never
 grant other users access.

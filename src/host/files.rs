@@ -28,6 +28,25 @@ mv -f -- "$tmp" "$staged"
 trap - EXIT
 "#;
 
+/// `$1` path, `$2` the staged key, `$3` mode, `$4` owner, `$5` group, `$6` staged suffix; the
+/// full chain on stdin. The key is read on the host, so it never travels.
+const STAGE_COMBINED: &str = r#"set -eu
+dst=$1 staged=$1$6
+dir=${dst%/*}
+[ -n "$dir" ] || dir=/
+[ -d "$dir" ] || (umask 022 && mkdir -p -- "$dir")
+umask 077
+tmp=$staged.$$
+trap 'rm -f -- "$tmp"' EXIT
+{ cat -- "$2"; cat; } > "$tmp"
+if [ -n "$4" ] && [ -n "$5" ]; then chown -- "$4:$5" "$tmp"
+elif [ -n "$4" ]; then chown -- "$4" "$tmp"
+elif [ -n "$5" ]; then chgrp -- "$5" "$tmp"; fi
+chmod -- "$3" "$tmp"
+mv -f -- "$tmp" "$staged"
+trap - EXIT
+"#;
+
 /// `$1` staged suffix, `$2` previous suffix, then the live paths. Checks every staged file
 /// exists before renaming any, so a commit is all or nothing unless the host dies mid-way.
 const COMMIT: &str = r#"set -eu
@@ -83,6 +102,35 @@ pub async fn stage(t: &dyn Transport, file: &FileSpec<'_>) -> Result<(), Error> 
                 "check that {} is on a writable file system and the owner/group exist on the host",
                 file.path
             ),
+        ))
+    }
+}
+
+/// Stages `<path>` as the staged key followed by `fullchain`, assembled on the host.
+pub async fn stage_combined(
+    t: &dyn Transport,
+    path: &RemotePath,
+    key: &RemotePath,
+    fullchain: &[u8],
+    mode: FileMode,
+    owner: Option<&AccountName>,
+    group: Option<&AccountName>,
+) -> Result<(), Error> {
+    let cmd = Cmd::script(STAGE_COMBINED, "certorch-combine")
+        .arg(path.as_str())
+        .arg(format!("{}{STAGED}", key.as_str()))
+        .arg(mode.octal())
+        .arg(owner.map_or("", |o| o.as_str()))
+        .arg(group.map_or("", |g| g.as_str()))
+        .arg(STAGED);
+    let out = t.run(&cmd, Some(fullchain)).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(Error::failed(
+            "assembling the combined key and chain file",
+            &out,
+            format!("check that {path} is on a writable file system"),
         ))
     }
 }

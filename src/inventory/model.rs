@@ -179,6 +179,9 @@ pub struct CertSpec {
     pub cert: Option<RemotePath>,
     pub chain: Option<RemotePath>,
     pub fullchain: Option<RemotePath>,
+    /// Key followed by the full chain in one file (HAProxy, some mail servers), assembled on
+    /// the host from the host's own key; mode `key_mode`.
+    pub combined: Option<RemotePath>,
     pub owner: Option<AccountName>,
     pub group: Option<AccountName>,
     pub mode: FileMode,
@@ -654,7 +657,8 @@ impl Builder<'_> {
             c.cert
                 .iter()
                 .chain(c.chain.iter())
-                .chain(c.fullchain.iter()),
+                .chain(c.fullchain.iter())
+                .chain(c.combined.iter()),
         );
         let unique: BTreeSet<_> = paths.iter().collect();
         if unique.len() != paths.len() {
@@ -743,6 +747,7 @@ impl Builder<'_> {
             cert: c.cert,
             chain: c.chain,
             fullchain: c.fullchain,
+            combined: c.combined,
             owner: c.owner.or(d.owner.clone()),
             group: c.group.or(d.group.clone()),
             mode: c

@@ -123,6 +123,7 @@ pub struct RawCert {
     pub cert: Option<RemotePath>,
     pub chain: Option<RemotePath>,
     pub fullchain: Option<RemotePath>,
+    pub combined: Option<RemotePath>,
     pub owner: Option<AccountName>,
     pub group: Option<AccountName>,
     pub mode: Option<FileMode>,

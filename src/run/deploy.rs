@@ -222,6 +222,23 @@ async fn write(c: &Issued<'_>) -> Result<Vec<RemotePath>, (String, String)> {
         }
         paths.push(path);
     }
+    if let Some(combined) = &spec.combined {
+        if let Err(e) = files::stage_combined(
+            t,
+            combined,
+            &spec.key,
+            full.as_bytes(),
+            spec.key_mode,
+            spec.owner.as_ref(),
+            spec.group.as_ref(),
+        )
+        .await
+        {
+            files::discard(t, &paths).await;
+            return Err((e.to_string(), e.hint().unwrap_or_default()));
+        }
+        paths.push(combined);
+    }
     if let Err(e) = files::commit(t, &paths).await {
         files::discard(t, &paths).await;
         return Err((e.to_string(), e.hint().unwrap_or_default()));
