@@ -42,15 +42,12 @@ action=$(printf '%s' "$batch" | sed -n 's/.*"action":"\([a-z]*\)".*/\1/p')
     )
     .unwrap();
     fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
-    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
-    let start = head.find("  rfc2136:").unwrap();
-    let end = head.find("ssh:").unwrap();
-    let head = format!(
-        "{}  exec:\n    command: [{}]\n{}",
-        &head[..start],
-        script.display(),
-        &head[end..]
-    );
+    let head = bed.inventory_head_publishing(&format!(
+        "  exec:
+    command: [{}]
+",
+        script.display()
+    ));
     let text = head + &bed.hosts_yaml(2);
     let inv = bed.write_inventory("exec.yaml", &text);
     let run = bed.certorch(&inv, &["--json", "run"]);
@@ -197,19 +194,21 @@ fn the_zonefile_publisher_issues_certificates() {
         format!("$TTL 1\n@ 1 IN SOA ns1 hostmaster {{serial}} 3600 600 86400 1\n@ IN NS ns1\nns1 IN A {}\n", bed.get("BIND_ADDR")),
     )
     .unwrap();
-    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
-    let start = head.find("  rfc2136:").unwrap();
-    let end = head.find("ssh:").unwrap();
-    let head = format!(
-        "{}  zonefile:\n    host: host1.example.test\n    address: {}\n    path: {}\n    template: {}\n    reload: {}\n    server: {}\n{}",
-        &head[..start],
+    let head = bed.inventory_head_publishing(&format!(
+        "  zonefile:
+    host: host1.example.test
+    address: {}
+    path: {}
+    template: {}
+    reload: {}
+    server: {}
+",
         bed.host_addr(1),
         bed.get("ZONE_FILE"),
         template.display(),
         bed.get("RNDC_RELOAD"),
         bed.get("BIND_ADDR"),
-        &head[end..]
-    );
+    ));
     let text = head + &bed.hosts_yaml(2);
     let inv = bed.write_inventory("zonefile.yaml", &text);
     let run = bed.certorch(&inv, &["--json", "run"]);

@@ -10,42 +10,15 @@ use crate::inventory::RemotePath;
 use crate::inventory::types::{AccountName, FileMode};
 use crate::transport::Transport;
 
-/// `$1` path, `$2` mode, `$3` owner, `$4` group, `$5` staged suffix; content on stdin.
-const STAGE: &str = r#"set -eu
-dst=$1 staged=$1$5
-dir=${dst%/*}
-[ -n "$dir" ] || dir=/
-[ -d "$dir" ] || (umask 022 && mkdir -p -- "$dir")
-umask 077
-tmp=$staged.$$
-trap 'rm -f -- "$tmp"' EXIT
-cat > "$tmp"
-if [ -n "$3" ] && [ -n "$4" ]; then chown -- "$3:$4" "$tmp"
-elif [ -n "$3" ]; then chown -- "$3" "$tmp"
-elif [ -n "$4" ]; then chgrp -- "$4" "$tmp"; fi
-chmod -- "$2" "$tmp"
-mv -f -- "$tmp" "$staged"
-trap - EXIT
-"#;
-
-/// `$1` path, `$2` the staged key, `$3` mode, `$4` owner, `$5` group, `$6` staged suffix; the
-/// full chain on stdin. The key is read on the host, so it never travels.
-const STAGE_COMBINED: &str = r#"set -eu
-dst=$1 staged=$1$6
-dir=${dst%/*}
-[ -n "$dir" ] || dir=/
-[ -d "$dir" ] || (umask 022 && mkdir -p -- "$dir")
-umask 077
-tmp=$staged.$$
-trap 'rm -f -- "$tmp"' EXIT
-{ cat -- "$2"; cat; } > "$tmp"
-if [ -n "$4" ] && [ -n "$5" ]; then chown -- "$4:$5" "$tmp"
-elif [ -n "$4" ]; then chown -- "$4" "$tmp"
-elif [ -n "$5" ]; then chgrp -- "$5" "$tmp"; fi
-chmod -- "$3" "$tmp"
-mv -f -- "$tmp" "$staged"
-trap - EXIT
-"#;
+/// `$1` path, `$2` mode, `$3` owner, `$4` group, `$5` staged suffix, `$6` a file on the host
+/// to put before the content (empty for none); content on stdin. With `$6` the combined PEM is
+/// assembled from the host's own key, which never travels.
+const STAGE: &str = concat!(
+    "set -eu\ndst=$1 staged=$1$5 mode=$2 owner=$3 group=$4\n",
+    super::sh_open_tmp!(),
+    "{ [ -z \"$6\" ] || cat -- \"$6\"; cat; } > \"$tmp\"\n",
+    super::sh_install_tmp!(),
+);
 
 /// `$1` staged suffix, `$2` previous suffix, then the live paths. Checks every staged file
 /// exists before renaming any, so a commit is all or nothing unless the host dies mid-way.
@@ -90,7 +63,8 @@ pub async fn stage(t: &dyn Transport, file: &FileSpec<'_>) -> Result<(), Error> 
         .arg(file.mode.octal())
         .arg(file.owner.map_or("", |o| o.as_str()))
         .arg(file.group.map_or("", |g| g.as_str()))
-        .arg(STAGED);
+        .arg(STAGED)
+        .arg("");
     let out = t.run(&cmd, Some(file.content)).await?;
     if out.success() {
         Ok(())
@@ -116,13 +90,13 @@ pub async fn stage_combined(
     owner: Option<&AccountName>,
     group: Option<&AccountName>,
 ) -> Result<(), Error> {
-    let cmd = Cmd::script(STAGE_COMBINED, "certorch-combine")
+    let cmd = Cmd::script(STAGE, "certorch-combine")
         .arg(path.as_str())
-        .arg(format!("{}{STAGED}", key.as_str()))
         .arg(mode.octal())
         .arg(owner.map_or("", |o| o.as_str()))
         .arg(group.map_or("", |g| g.as_str()))
-        .arg(STAGED);
+        .arg(STAGED)
+        .arg(format!("{}{STAGED}", key.as_str()));
     let out = t.run(&cmd, Some(fullchain)).await?;
     if out.success() {
         Ok(())

@@ -11,23 +11,13 @@ use crate::x509::{self, CheckedCsr};
 
 /// `$1` key path, `$2` algorithm, `$3` pkeyopt, `$4` subject, `$5` subjectAltName value,
 /// `$6` key mode, `$7` owner, `$8` group, `$9` staged suffix.
-const SCRIPT: &str = r#"set -eu
-key=$1 staged=$1$9
-dir=${key%/*}
-[ -n "$dir" ] || dir=/
-[ -d "$dir" ] || (umask 022 && mkdir -p -- "$dir")
-umask 077
-tmp=$staged.$$
-trap 'rm -f -- "$tmp"' EXIT
-openssl genpkey -algorithm "$2" -pkeyopt "$3" -out "$tmp" >/dev/null
-if [ -n "$7" ] && [ -n "$8" ]; then chown -- "$7:$8" "$tmp"
-elif [ -n "$7" ]; then chown -- "$7" "$tmp"
-elif [ -n "$8" ]; then chgrp -- "$8" "$tmp"; fi
-chmod -- "$6" "$tmp"
-mv -f -- "$tmp" "$staged"
-trap - EXIT
-openssl req -new -key "$staged" -subj "$4" -addext "subjectAltName=$5" -outform PEM
-"#;
+const SCRIPT: &str = concat!(
+    "set -eu\ndst=$1 staged=$1$9 mode=$6 owner=$7 group=$8\n",
+    super::sh_open_tmp!(),
+    "openssl genpkey -algorithm \"$2\" -pkeyopt \"$3\" -out \"$tmp\" >/dev/null\n",
+    super::sh_install_tmp!(),
+    "openssl req -new -key \"$staged\" -subj \"$4\" -addext \"subjectAltName=$5\" -outform PEM\n",
+);
 
 fn genpkey_args(k: KeyType) -> (&'static str, &'static str) {
     match k {

@@ -2,6 +2,7 @@
 //! deployed certificate, have the host make its key and CSR, put files in place atomically,
 //! reload. Private key bytes never come back from any of these.
 
+// Declared after the shell fragments they use.
 pub mod files;
 pub mod inspect;
 pub mod keygen;
@@ -50,6 +51,36 @@ impl Error {
         }
     }
 }
+
+/// Shell: creates the directory of `$dst` if needed and a temporary file `$tmp` beside
+/// `$staged`, mode 0600 from its first byte (umask 077), removed if the script fails. The
+/// script sets `dst` and `staged` first.
+macro_rules! sh_open_tmp {
+    () => {
+        r#"dir=${dst%/*}
+[ -n "$dir" ] || dir=/
+[ -d "$dir" ] || (umask 022 && mkdir -p -- "$dir")
+umask 077
+tmp=$staged.$$
+trap 'rm -f -- "$tmp"' EXIT
+"#
+    };
+}
+
+/// Shell: gives `$tmp` its owner, group and mode, and renames it to `$staged`. The script sets
+/// `owner`, `group` and `mode` first (owner and group may be empty).
+macro_rules! sh_install_tmp {
+    () => {
+        r#"if [ -n "$owner" ] && [ -n "$group" ]; then chown -- "$owner:$group" "$tmp"
+elif [ -n "$owner" ]; then chown -- "$owner" "$tmp"
+elif [ -n "$group" ]; then chgrp -- "$group" "$tmp"; fi
+chmod -- "$mode" "$tmp"
+mv -f -- "$tmp" "$staged"
+trap - EXIT
+"#
+    };
+}
+pub(crate) use {sh_install_tmp, sh_open_tmp};
 
 /// Suffix of a file staged beside its live path, renamed into place on commit.
 pub const STAGED: &str = ".certorch-new";

@@ -129,6 +129,15 @@ ssh:
         )
     }
 
+    /// The inventory head with `publisher` (YAML lines under `dns:`, indented two spaces) in
+    /// place of the rfc2136 block.
+    pub fn inventory_head_publishing(&self, publisher: &str) -> String {
+        let head = self.inventory_head(self.get("TSIG_KEY_FILE"));
+        let start = head.find("  rfc2136:").expect("rfc2136 block");
+        let end = head.find("ssh:").expect("ssh block");
+        format!("{}{publisher}{}", &head[..start], &head[end..])
+    }
+
     /// The standard certificate block for host i: its own name and www, files under /etc/ssl.
     pub fn www_cert(&self, i: usize) -> String {
         format!(
