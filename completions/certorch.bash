@@ -37,6 +37,9 @@ _certorch() {
             certorch,plan)
                 cmd="certorch__subcmd__plan"
                 ;;
+            certorch,playbooks)
+                cmd="certorch__subcmd__playbooks"
+                ;;
             certorch,revoke)
                 cmd="certorch__subcmd__revoke"
                 ;;
@@ -91,6 +94,9 @@ _certorch() {
             certorch__subcmd__help,plan)
                 cmd="certorch__subcmd__help__subcmd__plan"
                 ;;
+            certorch__subcmd__help,playbooks)
+                cmd="certorch__subcmd__help__subcmd__playbooks"
+                ;;
             certorch__subcmd__help,revoke)
                 cmd="certorch__subcmd__help__subcmd__revoke"
                 ;;
@@ -116,7 +122,7 @@ _certorch() {
 
     case "${cmd}" in
         certorch)
-            opts="-i -l -v -q -h -V --inventory --state --concurrency --limit --verbose --quiet --json --help --version run issue plan check status init account revoke generate help"
+            opts="-i -l -v -q -h -V --inventory --state --concurrency --limit --verbose --quiet --json --help --version run issue plan check status init playbooks account revoke generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -452,7 +458,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__help)
-            opts="run issue plan check status init account revoke generate help"
+            opts="run issue plan check status init playbooks account revoke generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -605,6 +611,20 @@ _certorch() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        certorch__subcmd__help__subcmd__playbooks)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         certorch__subcmd__help__subcmd__revoke)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -730,6 +750,48 @@ _certorch() {
                 return 0
             fi
             case "${prev}" in
+                --inventory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certorch__subcmd__playbooks)
+            opts="-i -l -v -q -h --dir --inventory --state --concurrency --limit --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --inventory)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

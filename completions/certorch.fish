@@ -39,6 +39,7 @@ complete -c certorch -n "__fish_certorch_needs_command" -f -a "plan" -d 'Show wh
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "check" -d 'Preflight: SSH, the hosts, every _acme-challenge CNAME, the signing zone and the CA; one line per problem with its fix. Orders nothing, writes no live file'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "status" -d 'One line per certificate from the state: names, expiry, days left, last result'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "init" -d 'Write a commented starter inventory to --inventory (never over an existing file)'
+complete -c certorch -n "__fish_certorch_needs_command" -f -a "playbooks" -d 'List the deploy playbooks (built-in and the inventory\'s own), or print one'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "account" -d 'The ACME account for the inventory\'s CA'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "revoke" -d 'Revoke the certificate certorch deployed at HOST/CERT; the next run replaces it'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "generate" -d 'Write man pages or shell completions into a directory (for packagers)'
@@ -93,6 +94,15 @@ complete -c certorch -n "__fish_certorch_using_subcommand init" -s v -l verbose 
 complete -c certorch -n "__fish_certorch_using_subcommand init" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand init" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand init" -s h -l help -d 'Print help'
+complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l dir -d 'The directory of your own playbooks; default: `playbooks:` of the inventory' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s i -l inventory -d 'The host inventory (YAML)' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
+complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
+complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l json -d 'Print the result as one JSON document on stdout'
+complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
@@ -155,16 +165,17 @@ complete -c certorch -n "__fish_certorch_using_subcommand generate" -s v -l verb
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "run" -d 'Issue and deploy every certificate that is missing or due (the cron job)'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "issue" -d 'Issue and deploy now, whether due or not'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "plan" -d 'Show what a run would do and why, and the rate limits it would meet; changes nothing'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "check" -d 'Preflight: SSH, the hosts, every _acme-challenge CNAME, the signing zone and the CA; one line per problem with its fix. Orders nothing, writes no live file'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "status" -d 'One line per certificate from the state: names, expiry, days left, last result'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "init" -d 'Write a commented starter inventory to --inventory (never over an existing file)'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "account" -d 'The ACME account for the inventory\'s CA'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "revoke" -d 'Revoke the certificate certorch deployed at HOST/CERT; the next run replaces it'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "generate" -d 'Write man pages or shell completions into a directory (for packagers)'
-complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init account revoke generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init playbooks account revoke generate help" -f -a "run" -d 'Issue and deploy every certificate that is missing or due (the cron job)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init playbooks account revoke generate help" -f -a "issue" -d 'Issue and deploy now, whether due or not'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init playbooks account revoke generate help" -f -a "plan" -d 'Show what a run would do and why, and the rate limits it would meet; changes nothing'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init playbooks account revoke generate help" -f -a "check" -d 'Preflight: SSH, the hosts, every _acme-challenge CNAME, the signing zone and the CA; one line per problem with its fix. Orders nothing, writes no live file'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init playbooks account revoke generate help" -f -a "status" -d 'One line per certificate from the state: names, expiry, days left, last result'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init playbooks account revoke generate help" -f -a "init" -d 'Write a commented starter inventory to --inventory (never over an existing file)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init playbooks account revoke generate help" -f -a "playbooks" -d 'List the deploy playbooks (built-in and the inventory\'s own), or print one'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init playbooks account revoke generate help" -f -a "account" -d 'The ACME account for the inventory\'s CA'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init playbooks account revoke generate help" -f -a "revoke" -d 'Revoke the certificate certorch deployed at HOST/CERT; the next run replaces it'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init playbooks account revoke generate help" -f -a "generate" -d 'Write man pages or shell completions into a directory (for packagers)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init playbooks account revoke generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certorch -n "__fish_certorch_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "show" -d 'Show the account: directory, account URL, contact, when it was registered'
 complete -c certorch -n "__fish_certorch_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "register" -d 'Register the account now (a run does it when needed)'
 complete -c certorch -n "__fish_certorch_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "deactivate" -d 'Deactivate the account at the CA; final'

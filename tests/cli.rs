@@ -653,3 +653,57 @@ fn a_terminal_gets_a_table_and_quiet_silences_it() {
     assert_eq!(code, 0, "{screen}");
     assert_eq!(screen.trim(), "", "quiet printed: {screen}");
 }
+
+/// `certorch playbooks`: the built-in playbooks, the operator's directory replacing and adding,
+/// one playbook printed to copy; no inventory needed.
+#[test]
+fn playbooks_are_listed_and_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(
+        dir.path().join("nginx.yaml"),
+        "description: our nginx\nkey: /srv/tls/{label}.key\nfullchain: /srv/tls/{label}.pem\n",
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_certorch");
+    let out = std::process::Command::new(bin)
+        .args(["--inventory", "/nonexistent/inventory.yaml", "--json", "playbooks", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = list.as_array().unwrap();
+    let names: Vec<&str> = list.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    for n in [
+        "apache",
+        "dovecot",
+        "files-only",
+        "haproxy",
+        "java-keystore",
+        "nginx",
+        "pkcs12",
+        "postfix",
+    ] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    let nginx = list.iter().find(|p| p["name"] == "nginx").unwrap();
+    assert_eq!(nginx["description"], "our nginx");
+    assert!(nginx["source"].as_str().unwrap().ends_with("nginx.yaml"));
+    let haproxy = list.iter().find(|p| p["name"] == "haproxy").unwrap();
+    assert_eq!(haproxy["source"], "built-in");
+    assert_eq!(keys(haproxy), sorted(&["name", "source", "description"]));
+
+    let out = std::process::Command::new(bin)
+        .args(["--inventory", "/nonexistent/inventory.yaml", "playbooks", "haproxy"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("combined: /etc/haproxy/certs/{label}.pem"), "{text}");
+    let out = std::process::Command::new(bin)
+        .args(["--inventory", "/nonexistent/inventory.yaml", "playbooks", "ngnix"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no playbook `ngnix`"));
+}

@@ -147,7 +147,7 @@ fn nginx_serves_the_new_certificate_and_failures_keep_the_old_one() {
 fn a_combined_pem_is_assembled_on_the_host() {
     let bed = Bed::up(1);
     let text = format!(
-        "{head}hosts:\n  host1.example.test:\n    address: {addr}\n    certs:\n      lb:\n        names: [host1.example.test]\n        key: /etc/ssl/private/lb.key\n        fullchain: /etc/ssl/certs/lb.pem\n        combined: /etc/haproxy/certs/lb.pem\n",
+        "{head}hosts:\n  host1.example.test:\n    address: {addr}\n    certs:\n      lb:\n        names: [host1.example.test]\n        key: /etc/ssl/private/lb.key\n        fullchain: /etc/ssl/certs/lb.pem\n        combined: /etc/ssl/private/lb-combined.pem\n",
         head = bed.inventory_head(bed.get("TSIG_KEY_FILE")),
         addr = bed.host_addr(1),
     );
@@ -156,13 +156,18 @@ fn a_combined_pem_is_assembled_on_the_host() {
     run.expect_code(0);
     let key = bed.ssh_ok(1, "cat /etc/ssl/private/lb.key");
     let full = bed.ssh_ok(1, "cat /etc/ssl/certs/lb.pem");
-    let combined = bed.ssh_ok(1, "cat /etc/haproxy/certs/lb.pem");
+    let combined = bed.ssh_ok(1, "cat /etc/ssl/private/lb-combined.pem");
     assert_eq!(combined, format!("{key}{full}"));
     assert_eq!(
-        bed.ssh_ok(1, "stat -c %a /etc/haproxy/certs/lb.pem").trim(),
+        bed.ssh_ok(1, "stat -c %a /etc/ssl/private/lb-combined.pem")
+            .trim(),
         "600"
     );
-    bed.assert_key_matches(1, "/etc/haproxy/certs/lb.pem", "/etc/haproxy/certs/lb.pem");
+    bed.assert_key_matches(
+        1,
+        "/etc/ssl/private/lb-combined.pem",
+        "/etc/ssl/private/lb-combined.pem",
+    );
     // The key never reached the bastion.
     let needle = &common::pem_body(&key)[20..80];
     for f in common::files_under(&bed.state_dir())
@@ -181,8 +186,362 @@ fn a_combined_pem_is_assembled_on_the_host() {
     let key2 = bed.ssh_ok(1, "cat /etc/ssl/private/lb.key");
     assert_ne!(key, key2);
     assert!(
-        bed.ssh_ok(1, "cat /etc/haproxy/certs/lb.pem")
+        bed.ssh_ok(1, "cat /etc/ssl/private/lb-combined.pem")
             .starts_with(&key2)
     );
-    bed.assert_key_matches(1, "/etc/haproxy/certs/lb.pem", "/etc/haproxy/certs/lb.pem");
+    bed.assert_key_matches(
+        1,
+        "/etc/ssl/private/lb-combined.pem",
+        "/etc/ssl/private/lb-combined.pem",
+    );
+}
+
+/// SHA-256 fingerprint of what `addr:port` presents for `sni`, or "" when the handshake fails.
+/// openssl completes a handshake only when the server proves it holds the certificate's key.
+fn handshake_on(addr: &str, port: u16, sni: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("echo | openssl s_client -connect {addr}:{port} -servername {sni} 2>/dev/null | openssl x509 -noout -fingerprint -sha256"))
+        .output()
+        .unwrap();
+    fingerprint(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn cert_block(label: &str, body: &str) -> String {
+    let mut s = format!("      {label}:\n");
+    for line in body.lines() {
+        s.push_str(&format!("        {line}\n"));
+    }
+    s
+}
+
+/// The built-in nginx playbook (its own check, reload and verify) deploys; handshakes made
+/// all through a renewal each complete (the server holds the key of what it presents) and show
+/// the old or the new certificate, never anything else; `reuse_key` keeps the key.
+#[test]
+fn the_nginx_playbook_renews_without_a_mismatch_and_reuse_key_keeps_the_key() {
+    let bed = Bed::up_with(1, &["--tls"]);
+    let addr = bed.host_addr(1);
+    let placeholder = served(&addr, "host1.example.test");
+    let write = |name: &str, extra: &str| {
+        let text = format!(
+            "{head}hosts:\n  host1.example.test:\n    address: {addr}\n    certs:\n{cert}",
+            head = bed.inventory_head(bed.get("TSIG_KEY_FILE")),
+            cert = cert_block(
+                "www",
+                &format!(
+                    "names: [host1.example.test]\nplaybook: nginx\nfullchain: /etc/ssl/certs/www.pem\n{extra}"
+                )
+            ),
+        );
+        bed.write_inventory(name, &text)
+    };
+    let inv = write("nginx.yaml", "");
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    run.expect_code(0);
+    let first = run.json()["outcomes"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(first, placeholder);
+    assert_eq!(served(&addr, "host1.example.test"), first);
+    bed.assert_key_matches(1, "/etc/ssl/certs/www.pem", "/etc/ssl/private/www.key");
+
+    // A renewal with a new key while a client keeps connecting.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prober = {
+        let stop = stop.clone();
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                seen.push(handshake_on(&addr, 443, "host1.example.test"));
+            }
+            seen
+        })
+    };
+    let key_before = bed.ssh_ok(1, "cat /etc/ssl/private/www.key");
+    let run = bed.certorch(&inv, &["--json", "issue", "host1.example.test"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let seen = prober.join().unwrap();
+    run.expect_code(0);
+    let second = run.json()["outcomes"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        seen.len() > 10,
+        "too few handshakes to mean anything: {}",
+        seen.len()
+    );
+    for f in &seen {
+        assert!(
+            f == &first || f == &second,
+            "a handshake during the renewal failed or showed something else: `{f}` (old {first}, new {second})"
+        );
+    }
+    assert_eq!(served(&addr, "host1.example.test"), second);
+    assert_ne!(bed.ssh_ok(1, "cat /etc/ssl/private/www.key"), key_before);
+    bed.assert_key_matches(1, "/etc/ssl/certs/www.pem", "/etc/ssl/private/www.key");
+
+    // reuse_key: the same key under the next certificate.
+    let pinned = write("pinned.yaml", "reuse_key: true\n");
+    let key_pinned = bed.ssh_ok(1, "cat /etc/ssl/private/www.key");
+    let run = bed.certorch(&pinned, &["--json", "issue", "host1.example.test"]);
+    run.expect_code(0);
+    let third = run.json()["outcomes"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(third, second);
+    assert_eq!(bed.ssh_ok(1, "cat /etc/ssl/private/www.key"), key_pinned);
+    assert_eq!(served(&addr, "host1.example.test"), third);
+}
+
+/// The built-in HAProxy playbook: the combined PEM is assembled on the host, `haproxy -c`
+/// checks it, SIGUSR2 reloads the master-worker, and the handshake on 8443 shows the new
+/// certificate. A playbook check that fails leaves HAProxy serving the old one.
+#[test]
+fn the_haproxy_playbook_serves_the_combined_pem() {
+    let bed = Bed::up_with(1, &["--haproxy"]);
+    let addr = bed.host_addr(1);
+    let before = handshake_on(&addr, 8443, "host1.example.test");
+    assert!(!before.is_empty(), "HAProxy serves nothing before the run");
+    let write = |name: &str, extra: &str| {
+        let text = format!(
+            "{head}hosts:\n  host1.example.test:\n    address: {addr}\n    certs:\n{cert}",
+            head = bed.inventory_head(bed.get("TSIG_KEY_FILE")),
+            cert = cert_block(
+                "www",
+                &format!(
+                    "names: [host1.example.test]\nplaybook: haproxy\nverify_port: 8443\n{extra}"
+                )
+            ),
+        );
+        bed.write_inventory(name, &text)
+    };
+    let inv = write("haproxy.yaml", "");
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    run.expect_code(0);
+    let issued = run.json()["outcomes"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(issued, before);
+    assert_eq!(handshake_on(&addr, 8443, "host1.example.test"), issued);
+    let key = bed.ssh_ok(1, "cat /etc/ssl/private/www.key");
+    let full = bed.ssh_ok(1, "cat /etc/ssl/certs/www.fullchain.pem");
+    assert_eq!(
+        bed.ssh_ok(1, "cat /etc/haproxy/certs/www.pem"),
+        format!("{key}{full}")
+    );
+
+    // The operator's check (placeholders as data) refuses: old files back, HAProxy serves them.
+    let refusing = write(
+        "refusing.yaml",
+        "check: [sh, -c, 'haproxy -c -q -f /etc/haproxy/haproxy.cfg && echo \"$0 refused by policy\" >&2 && false', \"{label}\"]\n",
+    );
+    let run = bed.certorch(&refusing, &["--json", "issue", "host1.example.test"]);
+    run.expect_code(1);
+    let o = &run.json()["outcomes"][0];
+    assert_eq!(o["stage"], "check", "{o}");
+    assert!(
+        o["error"]
+            .as_str()
+            .unwrap()
+            .contains("www refused by policy"),
+        "{o}"
+    );
+    assert_eq!(handshake_on(&addr, 8443, "host1.example.test"), issued);
+    assert_eq!(
+        bed.ssh_ok(1, "cat /etc/haproxy/certs/www.pem"),
+        format!("{key}{full}")
+    );
+    bed.ssh_ok(1, "kill -0 \"$(cat /run/haproxy.pid)\"");
+}
+
+/// One shared label on three hosts: one order, one key made on the first host and copied host
+/// to host, the same certificate served by every member; the key never on the bastion's disk.
+#[test]
+fn a_shared_key_label_ends_with_one_certificate_on_every_member() {
+    let bed = Bed::up_with(3, &["--tls"]);
+    let mut hosts = String::from("hosts:\n");
+    for i in 1..=3 {
+        hosts.push_str(&format!(
+            "  {}:\n    address: {}\n",
+            bed.host_name(i),
+            bed.host_addr(i)
+        ));
+    }
+    let text = format!(
+        "{head}{hosts}shared:\n  www:\n    hosts: [host1.example.test, host2.example.test, host3.example.test]\n    cert:\n      names: [shared.example.test]\n      playbook: nginx\n      fullchain: /etc/ssl/certs/www.pem\n",
+        head = bed.inventory_head(bed.get("TSIG_KEY_FILE")),
+    );
+    let inv = bed.write_inventory("shared.yaml", &text);
+    // Selecting one member selects the label on all of them.
+    let run = bed.certorch(&inv, &["--json", "run", "--limit", "host2.example.test"]);
+    run.expect_code(0);
+    let doc = run.json();
+    assert_eq!(doc["orders"], 1, "{doc}");
+    let outcomes = doc["outcomes"].as_array().unwrap();
+    assert_eq!(outcomes.len(), 3, "{doc}");
+    let fp = outcomes[0]["fingerprint"].as_str().unwrap().to_string();
+    let key = bed.ssh_ok(1, "cat /etc/ssl/private/www.key");
+    for i in 1..=3 {
+        assert_eq!(outcomes[i - 1]["fingerprint"], fp.as_str(), "{doc}");
+        assert_eq!(served(&bed.host_addr(i), "shared.example.test"), fp);
+        assert_eq!(bed.ssh_ok(i, "cat /etc/ssl/private/www.key"), key);
+        assert_eq!(
+            bed.ssh_ok(i, "stat -c %a /etc/ssl/private/www.key").trim(),
+            "600"
+        );
+        bed.assert_key_matches(i, "/etc/ssl/certs/www.pem", "/etc/ssl/private/www.key");
+    }
+    let needle = &common::pem_body(&key)[20..80];
+    for f in common::files_under(&bed.state_dir())
+        .into_iter()
+        .chain(common::files_under(&bed.certorch_tmp()))
+    {
+        assert!(
+            !String::from_utf8_lossy(&std::fs::read(&f).unwrap()).contains(needle),
+            "key material in {}",
+            f.display()
+        );
+    }
+    // A member whose certificate is removed renews the whole group, together.
+    bed.ssh_ok(3, "rm /etc/ssl/certs/www.pem");
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    run.expect_code(0);
+    let doc = run.json();
+    assert_eq!(doc["orders"], 1, "{doc}");
+    let fp2 = doc["outcomes"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(fp2, fp);
+    let key2 = bed.ssh_ok(1, "cat /etc/ssl/private/www.key");
+    for i in 1..=3 {
+        assert_eq!(served(&bed.host_addr(i), "shared.example.test"), fp2);
+        assert_eq!(bed.ssh_ok(i, "cat /etc/ssl/private/www.key"), key2);
+    }
+}
+
+/// A non-root login (`maint`) with `become: sudo`: files written as root, nginx checked and
+/// reloaded through sudo; without the sudo rule the error says what to allow.
+#[test]
+fn a_non_root_login_with_sudo_deploys() {
+    let bed = Bed::up_with(1, &["--tls"]);
+    let addr = bed.host_addr(1);
+    let write = |name: &str, how: &str, reload: &str| {
+        let text = format!(
+            "{head}hosts:\n  host1.example.test:\n    address: {addr}\n    user: maint\n    become: {how}\n    certs:\n{cert}",
+            head = bed.inventory_head(bed.get("TSIG_KEY_FILE")),
+            cert = cert_block(
+                "www",
+                &format!(
+                    "names: [host1.example.test]\nplaybook: nginx\nfullchain: /etc/ssl/certs/www.pem\n{reload}"
+                )
+            ),
+        );
+        bed.write_inventory(name, &text)
+    };
+    let inv = write("sudo.yaml", "sudo", "");
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    run.expect_code(0);
+    let issued = run.json()["outcomes"][0]["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(served(&addr, "host1.example.test"), issued);
+    assert_eq!(
+        bed.ssh_ok(1, "stat -c '%U %a' /etc/ssl/private/www.key")
+            .trim(),
+        "root 600"
+    );
+    // A reload the sudo rule does not allow: refused, the old files stay live.
+    let inv = write("denied.yaml", "sudo", "reload: [haproxy, -v]\n");
+    let run = bed.certorch(&inv, &["--json", "issue", "host1.example.test"]);
+    run.expect_code(1);
+    let o = &run.json()["outcomes"][0];
+    assert_eq!(o["stage"], "reload", "{o}");
+    assert!(o["error"].as_str().unwrap().contains("sudo refused"), "{o}");
+    assert!(o["hint"].as_str().unwrap().contains("NOPASSWD"), "{o}");
+    assert_eq!(served(&addr, "host1.example.test"), issued);
+    // Without become, the maintenance user cannot write the key: said with the path.
+    let inv = write("nobecome.yaml", "none", "");
+    let run = bed.certorch(&inv, &["--json", "issue", "host1.example.test"]);
+    run.expect_code(1);
+    let o = &run.json()["outcomes"][0];
+    assert_eq!(o["stage"], "key", "{o}");
+    assert!(
+        o["hint"]
+            .as_str()
+            .unwrap()
+            .contains("/etc/ssl/private/www.key"),
+        "{o}"
+    );
+}
+
+/// PKCS#12 and Java keystore playbooks: built on the host from the host's key, with the
+/// password read on the host; both hold the issued certificate.
+#[test]
+fn pkcs12_and_java_keystores_are_built_on_the_host() {
+    let bed = Bed::up(1);
+    bed.ssh_ok(
+        1,
+        "umask 077; echo 'changeit-123' > /etc/ssl/private/store.pass",
+    );
+    let text = format!(
+        "{head}hosts:\n  host1.example.test:\n    address: {addr}\n    certs:\n{p12}{jks}",
+        head = bed.inventory_head(bed.get("TSIG_KEY_FILE")),
+        addr = bed.host_addr(1),
+        p12 = cert_block(
+            "app",
+            "names: [host1.example.test]\nplaybook: pkcs12\nstore_password_file: /etc/ssl/private/store.pass\n"
+        ),
+        jks = cert_block(
+            "jvm",
+            "names: [www.host1.example.test]\nplaybook: java-keystore\nstore_password_file: /etc/ssl/private/store.pass\n"
+        ),
+    );
+    let inv = bed.write_inventory("stores.yaml", &text);
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    run.expect_code(0);
+    let doc = run.json();
+    let fp_app = doc["outcomes"][0]["fingerprint"].as_str().unwrap();
+    let fp_jvm = doc["outcomes"][1]["fingerprint"].as_str().unwrap();
+    let from_p12 = bed.ssh_ok(
+        1,
+        "openssl pkcs12 -in /etc/ssl/private/app.p12 -passin file:/etc/ssl/private/store.pass -clcerts -nokeys | openssl x509 -noout -fingerprint -sha256",
+    );
+    assert_eq!(fingerprint(&from_p12), fp_app);
+    // The bundle's key is the host's key.
+    assert_eq!(
+        bed.ssh_ok(1, "openssl pkcs12 -in /etc/ssl/private/app.p12 -passin file:/etc/ssl/private/store.pass -nocerts -nodes | openssl pkey -pubout"),
+        bed.ssh_ok(1, "openssl pkey -in /etc/ssl/private/app.key -pubout"),
+    );
+    assert_eq!(
+        bed.ssh_ok(1, "stat -c %a /etc/ssl/private/app.p12").trim(),
+        "600"
+    );
+    let listing = bed.ssh_ok(
+        1,
+        "keytool -list -v -keystore /etc/ssl/private/jvm.jks -storepass:file /etc/ssl/private/store.pass",
+    );
+    assert!(listing.contains("Alias name: jvm"), "{listing}");
+    assert!(
+        listing.contains("Keystore type: JKS") || listing.contains("Keystore type: jks"),
+        "{listing}"
+    );
+    let colon_fp: String = fp_jvm
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap().to_string())
+        .collect::<Vec<_>>()
+        .join(":");
+    assert!(
+        listing.contains(&colon_fp),
+        "the keystore does not hold {colon_fp}: {listing}"
+    );
 }

@@ -13,6 +13,60 @@ use crate::state::State;
 const STARTER: &str = include_str!("../../inventory/example.yaml");
 
 /// `certorch init`: writes a commented starter inventory, never over an existing file.
+/// `certorch playbooks [NAME]`: the table of playbooks, or one playbook's YAML.
+pub fn playbooks(cli: &Cli) -> u8 {
+    use crate::inventory::playbook::{self, Source};
+    let Command::Playbooks { name, dir } = &cli.command else {
+        return exit::USAGE;
+    };
+    // The inventory's directory when there is a readable inventory; built-ins otherwise.
+    let dir = dir.clone().or_else(|| {
+        crate::inventory::load(&cli.inventory)
+            .ok()
+            .and_then(|inv| inv.playbooks)
+    });
+    let found = match name {
+        Some(n) => playbook::find(n, dir.as_deref()).map(|f| vec![f]),
+        None => playbook::all(dir.as_deref()),
+    };
+    let found = match found {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::USAGE;
+        }
+    };
+    if name.is_some() {
+        print!("{}", found[0].text);
+        return exit::OK;
+    }
+    let mut rows = Vec::new();
+    for f in &found {
+        let description = match playbook::parse(f) {
+            Ok(p) => p.description,
+            Err(e) => format!("(invalid: {e})"),
+        };
+        let source = match &f.source {
+            Source::Builtin => "built-in".to_string(),
+            Source::File(p) => p.display().to_string(),
+        };
+        rows.push((f.name.clone(), source, description));
+    }
+    if cli.json {
+        let doc: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(n, s, d)| serde_json::json!({"name": n, "source": s, "description": d}))
+            .collect();
+        println!("{}", serde_json::Value::Array(doc));
+        return exit::OK;
+    }
+    let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    for (n, s, d) in rows {
+        println!("{n:w$}  {d}  [{s}]");
+    }
+    exit::OK
+}
+
 pub fn init(cli: &Cli) -> u8 {
     let path = &cli.inventory;
     if path.exists() {

@@ -61,12 +61,27 @@ state database.
 .TP
 \fBdefaults\fR
 \fBuser\fR, \fBport\fR, \fBkey_type\fR, \fBrenew_before\fR, \fBowner\fR, \fBgroup\fR,
-\fBmode\fR, \fBkey_mode\fR, \fBreload\fR, \fBprofile\fR, \fBissuer\fR, \fBvalidity\fR for
-every host and certificate.
+\fBmode\fR, \fBkey_mode\fR, \fBcheck\fR, \fBreload\fR, \fBverify_port\fR,
+\fBverify_starttls\fR, \fBplaybook\fR, \fBreuse_key\fR, \fBadd_host_name\fR, \fBbecome\fR,
+\fBprofile\fR, \fBissuer\fR, \fBvalidity\fR, \fBchallenge\fR, \fBwebroot\fR for every host and
+certificate.
 .TP
 \fBhosts\fR
-A map from host name to \fBaddress\fR (default: the name), \fBport\fR, \fBuser\fR and
-\fBcerts\fR.
+A map from host name to \fBaddress\fR (default: the name), \fBport\fR, \fBuser\fR,
+\fBbecome\fR and \fBcerts\fR. \fBbecome\fR: \fBsudo\fR or \fBdoas\fR when \fBuser\fR is not
+root; every step then runs as \fBsudo \-n \-\- \fR\fIcommand\fR (sudoers:
+\fBUSER ALL=(root) NOPASSWD: /bin/sh, /usr/bin/env\fR plus the programs of list\-form
+check and reload commands).
+.TP
+\fBshared\fR
+A map from label to \fBhosts\fR (two or more) and \fBcert\fR (a certificate entry): one key and
+one certificate for all of them. The key is made on the first listed host that is due and
+reachable and copied to the others through the SSH connections (never written on the
+bastion); one order; the group renews together. Selecting one member selects all.
+.TP
+\fBplaybooks\fR
+A directory of the operator's playbooks, \fINAME\fR\fB.yaml\fR, replacing or adding to the
+built\-in ones (\fBcertorch playbooks\fR lists them).
 .TP
 \fBgroups\fR
 A map from group name to a list of host names, for \fB\-\-limit\fR and \fBissue\fR.
@@ -79,9 +94,30 @@ Each entry under \fBcerts\fR is named by a label and has:
 \fBkey_type\fR
 \fBecdsa\-p256\fR (default), \fBecdsa\-p384\fR, \fBrsa\-2048\fR, \fBrsa\-3072\fR, \fBrsa\-4096\fR.
 .TP
+\fBplaybook\fR
+A deploy playbook: \fBnginx\fR, \fBapache\fR, \fBhaproxy\fR, \fBpostfix\fR, \fBdovecot\fR,
+\fBpkcs12\fR, \fBjava\-keystore\fR, \fBfiles\-only\fR or one of the inventory's own. It sets
+the paths (with \fB{label}\fR), check, reload and verify; the certificate's own settings win
+over the playbook's, the playbook's over \fBdefaults\fR.
+.TP
 \fBkey\fR, \fBcert\fR, \fBchain\fR, \fBfullchain\fR
 Absolute paths on the host: the private key (made there, never copied), the leaf, the
-intermediates, leaf plus intermediates. At least one of \fBcert\fR and \fBfullchain\fR.
+intermediates, leaf plus intermediates. At least one of \fBcert\fR, \fBfullchain\fR and
+\fBcombined\fR. \fB{label}\fR and \fB{host}\fR in a path are replaced.
+.TP
+\fBpkcs12\fR, \fBkeystore\fR, \fBstore_password_file\fR
+A PKCS#12 bundle and a Java keystore (JKS, alias = label) built on the host from its key and
+the full chain; the password is read on the host from \fBstore_password_file\fR (required for
+a keystore; an empty password for PKCS#12 without it).
+.TP
+\fBreuse_key\fR
+\fBtrue\fR keeps the live key across renewals (pinned keys). Otherwise every certificate gets
+a new key, staged beside the live one and swapped in only together with its certificate,
+after the host checked that the two match.
+.TP
+\fBadd_host_name\fR
+\fBtrue\fR adds the host's own name to the names, so hosts serving the same names each get a
+distinct certificate (Let's Encrypt's duplicate\-certificate limit).
 .TP
 \fBcombined\fR
 The key followed by the full chain in one file (HAProxy, some mail servers), assembled on the
@@ -92,16 +128,25 @@ Ownership and modes; \fBmode\fR defaults to "0644", \fBkey_mode\fR to "0600" and
 grant other users access.
 .TP
 \fBcheck\fR
-A shell command run on the host with the new files in place, before the reload (for example
-\fBnginx \-t\fR); if it fails the previous files are put back.
+A command run on the host with the new files in place, before the reload (for example
+\fBnginx \-t\fR); if it fails the previous files are put back. A command is a list
+(\fB[systemctl, reload, "nginx@{label}"]\fR: each item one argument; placeholders
+\fB{label}\fR, \fB{host}\fR, \fB{cn}\fR, \fB{names}\fR (an item that is exactly
+\fB{names}\fR becomes one argument per name), \fB{key}\fR, \fB{cert}\fR, \fB{chain}\fR,
+\fB{fullchain}\fR, \fB{combined}\fR) or one shell line, which gets the same values as
+\fB$CERTORCH_LABEL\fR, \fB$CERTORCH_NAMES\fR, ... in its environment; placeholders in a shell
+line are refused.
 .TP
 \fBreload\fR
-A shell command run on the host after the check, once per distinct command per host.
+A command run on the host after the check, once per distinct command per host.
 .TP
 \fBverify_port\fR
 After the reload, a TLS handshake with SNI to this port must present the new certificate
 (three times in a row within 15 seconds); otherwise the previous files are put back and the
 service is reloaded with them.
+.TP
+\fBverify_starttls\fR
+\fBsmtp\fR or \fBimap\fR: speak STARTTLS on \fBverify_port\fR before the handshake.
 .TP
 \fBrenew_before\fR
 A share of the lifetime (\fB1/3\fR, \fB0.25\fR) or a time (\fB30d\fR). Default: a third, half

@@ -105,6 +105,14 @@ pub enum Command {
     },
     /// Write a commented starter inventory to --inventory (never over an existing file).
     Init,
+    /// List the deploy playbooks (built-in and the inventory's own), or print one.
+    Playbooks {
+        /// Print this playbook's YAML (to copy it into your playbooks directory and change it).
+        name: Option<String>,
+        /// The directory of your own playbooks; default: `playbooks:` of the inventory.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// The ACME account for the inventory's CA.
     Account {
         #[command(subcommand)]
@@ -180,6 +188,7 @@ pub async fn main(cli: Cli) -> u8 {
         Command::Plan => plan::execute(&cli).await,
         Command::Status { .. } => status::execute(&cli).await,
         Command::Init => admin::init(&cli),
+        Command::Playbooks { .. } => admin::playbooks(&cli),
         Command::Check => check::execute(&cli).await,
         Command::Account { .. } => admin::account(&cli).await,
         Command::Revoke { .. } => admin::revoke(&cli).await,

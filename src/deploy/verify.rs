@@ -9,8 +9,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use sha2::{Digest, Sha256};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::inventory::Starttls;
 use crate::x509::hex;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -73,8 +75,92 @@ impl ServerCertVerifier for Capture {
     }
 }
 
-/// The SHA-256 fingerprint (hex) of the leaf `address:port` presents for `sni`.
-pub async fn served_fingerprint(address: &str, port: u16, sni: &str) -> Result<String, String> {
+/// One line from the server, read byte by byte so nothing after it is consumed (the TLS
+/// handshake follows on the same stream).
+async fn read_line(tcp: &mut TcpStream) -> Result<String, String> {
+    let mut line = Vec::new();
+    loop {
+        let b = tcp
+            .read_u8()
+            .await
+            .map_err(|e| format!("the server closed the connection during STARTTLS: {e}"))?;
+        if b == b'\n' {
+            return Ok(String::from_utf8_lossy(&line).trim_end().to_string());
+        }
+        if line.len() > 4096 {
+            return Err("the server sent an overlong line during STARTTLS".into());
+        }
+        line.push(b);
+    }
+}
+
+/// An SMTP reply (RFC 5321 §4.2): lines `NNN-text` until `NNN text`; returns the code.
+async fn smtp_reply(tcp: &mut TcpStream) -> Result<(u16, String), String> {
+    loop {
+        let line = read_line(tcp).await?;
+        let code = line.get(..3).and_then(|c| c.parse::<u16>().ok());
+        match (code, line.as_bytes().get(3)) {
+            (Some(c), Some(b'-')) if c > 0 => continue,
+            (Some(c), _) => return Ok((c, line)),
+            _ => return Err(format!("not an SMTP reply: {line}")),
+        }
+    }
+}
+
+async fn send(tcp: &mut TcpStream, line: &str) -> Result<(), String> {
+    tcp.write_all(line.as_bytes())
+        .await
+        .map_err(|e| format!("writing to the server: {e}"))
+}
+
+/// Speaks the protocol's STARTTLS dialogue (RFC 3207 for SMTP, RFC 9051 §6.2.1 for IMAP) up
+/// to the point where the TLS handshake starts.
+async fn starttls(tcp: &mut TcpStream, proto: Starttls) -> Result<(), String> {
+    match proto {
+        Starttls::Smtp => {
+            let (code, line) = smtp_reply(tcp).await?;
+            if code != 220 {
+                return Err(format!("the SMTP greeting is not 220: {line}"));
+            }
+            send(tcp, "EHLO certorch.invalid\r\n").await?;
+            let (code, line) = smtp_reply(tcp).await?;
+            if code != 250 {
+                return Err(format!("EHLO was refused: {line}"));
+            }
+            send(tcp, "STARTTLS\r\n").await?;
+            let (code, line) = smtp_reply(tcp).await?;
+            if code != 220 {
+                return Err(format!("STARTTLS was refused: {line}"));
+            }
+        }
+        Starttls::Imap => {
+            let line = read_line(tcp).await?;
+            if !line.starts_with("* OK") {
+                return Err(format!("the IMAP greeting is not OK: {line}"));
+            }
+            send(tcp, "c1 STARTTLS\r\n").await?;
+            loop {
+                let line = read_line(tcp).await?;
+                if let Some(rest) = line.strip_prefix("c1 ") {
+                    if rest.starts_with("OK") {
+                        break;
+                    }
+                    return Err(format!("STARTTLS was refused: {line}"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The SHA-256 fingerprint (hex) of the leaf `address:port` presents for `sni`, after the
+/// STARTTLS dialogue when one is given.
+pub async fn served_fingerprint(
+    address: &str,
+    port: u16,
+    proto: Option<Starttls>,
+    sni: &str,
+) -> Result<String, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let capture = Arc::new(Capture {
         leaf: Mutex::new(None),
@@ -89,9 +175,14 @@ pub async fn served_fingerprint(address: &str, port: u16, sni: &str) -> Result<S
     let name = ServerName::try_from(sni.to_string())
         .map_err(|e| format!("`{sni}` is not a server name: {e}"))?;
     let connect = async {
-        let tcp = TcpStream::connect((address, port))
+        let mut tcp = TcpStream::connect((address, port))
             .await
             .map_err(|e| format!("cannot connect to {address}:{port}: {e}"))?;
+        if let Some(p) = proto {
+            starttls(&mut tcp, p)
+                .await
+                .map_err(|e| format!("{address}:{port}: {e}"))?;
+        }
         tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await
@@ -125,13 +216,14 @@ const CONFIRMATIONS: u32 = 3;
 pub async fn wait_for_fingerprint(
     address: &str,
     port: u16,
+    proto: Option<Starttls>,
     sni: &str,
     want: &str,
 ) -> Result<String, String> {
     let start = std::time::Instant::now();
     let mut in_a_row = 0;
     loop {
-        let got = served_fingerprint(address, port, sni).await;
+        let got = served_fingerprint(address, port, proto, sni).await;
         in_a_row = if got.as_deref() == Ok(want) {
             in_a_row + 1
         } else {

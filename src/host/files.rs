@@ -153,27 +153,26 @@ pub async fn rollback(t: &dyn Transport, paths: &[&RemotePath]) -> Result<(), Er
     }
 }
 
-/// Runs the operator's check command on the host through `sh -c`.
-pub async fn check(t: &dyn Transport, command: &str) -> Result<(), Error> {
-    let cmd = Cmd::new("sh").arg("-c").arg(command).arg("certorch-check");
-    let out = t.run(&cmd, None).await?;
+/// Runs the service's check (`nginx -t`) with the new files in place; `shown` is the command
+/// as the operator wrote it, for messages.
+pub async fn check(t: &dyn Transport, cmd: &Cmd, shown: &str) -> Result<(), Error> {
+    let out = t.run(cmd, None).await?;
     if out.success() {
         Ok(())
     } else {
         Err(Error::failed(
             "the check command",
             &out,
-            format!("`{command}` refused the new files; the previous ones are back in place"),
+            format!(
+                "`{shown}` refused the new files; fix the service's configuration or the playbook, then run certorch again"
+            ),
         ))
     }
 }
 
-/// Runs the operator's reload command on the host through `sh -c`.
-pub async fn reload(t: &dyn Transport, command: &str) -> Result<(), Error> {
-    // The reload line is operator-written shell by design; it is still passed as one quoted
-    // argument so nothing around it can change its meaning.
-    let cmd = Cmd::new("sh").arg("-c").arg(command).arg("certorch-reload");
-    let out = t.run(&cmd, None).await?;
+/// Runs the service's reload command; `shown` is the command as the operator wrote it.
+pub async fn reload(t: &dyn Transport, cmd: &Cmd, shown: &str) -> Result<(), Error> {
+    let out = t.run(cmd, None).await?;
     if out.success() {
         Ok(())
     } else {
@@ -181,8 +180,124 @@ pub async fn reload(t: &dyn Transport, command: &str) -> Result<(), Error> {
             "the reload command",
             &out,
             format!(
-                "the new files are in place but `{command}` failed; fix the service's configuration and reload it by hand"
+                "`{shown}` failed; fix the service's configuration and reload it by hand, then run certorch again"
             ),
+        ))
+    }
+}
+
+/// An operator-written shell line (the zone file's reload), as one quoted `sh -c` argument
+/// so nothing around it can change its meaning.
+pub fn shell_line(line: &str, name: &str) -> Cmd {
+    Cmd::new("sh").arg("-c").arg(line).arg(name)
+}
+
+/// `$1` staged suffix, `$2` key, `$3` certificate file: the staged key's public key must be
+/// the staged certificate's, so a commit can never put a key beside a certificate it does
+/// not match. The staged files are compared, or the live key when it is not replaced.
+const PAIRED: &str = r#"set -eu
+k=$2$1; [ -f "$k" ] || k=$2
+c=$3$1; [ -f "$c" ] || c=$3
+a=$(openssl pkey -in "$k" -pubout) || exit 3
+b=$(openssl x509 -in "$c" -noout -pubkey) || exit 3
+[ "$a" = "$b" ] || { echo "the staged key does not match the staged certificate" >&2; exit 1; }
+"#;
+
+/// Refuses a commit whose key and certificate would not match.
+pub async fn check_pair(
+    t: &dyn Transport,
+    key: &RemotePath,
+    cert: &RemotePath,
+) -> Result<(), Error> {
+    let cmd = Cmd::script(PAIRED, "certorch-pair")
+        .arg(STAGED)
+        .arg(key.as_str())
+        .arg(cert.as_str());
+    let out = t.run(&cmd, None).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(Error::failed(
+            "matching the new key with the new certificate",
+            &out,
+            "nothing was changed; the staged key was replaced under certorch (another run?): run certorch again",
+        ))
+    }
+}
+
+/// What kind of store to build on the host.
+#[derive(Debug, Clone, Copy)]
+pub enum Store {
+    Pkcs12,
+    JavaKeystore,
+}
+
+/// `$1` path, `$2` mode, `$3` owner, `$4` group, `$5` staged suffix, `$6` key file, `$7` kind
+/// (pkcs12|jks), `$8` password file on the host (may be empty for pkcs12), `$9` alias; the
+/// full chain on stdin. The store is built from the host's own key and staged like any file.
+const STORE: &str = concat!(
+    "set -eu\ndst=$1 staged=$1$5 mode=$2 owner=$3 group=$4\n",
+    super::sh_open_tmp!(),
+    r#"trap 'rm -f -- "$tmp" "$tmp.pem" "$tmp.p12"' EXIT
+cat > "$tmp.pem"
+if [ -n "$8" ]; then pass="file:$8"; else pass="pass:"; fi
+case $7 in
+pkcs12) openssl pkcs12 -export -inkey "$6" -in "$tmp.pem" -name "$9" -passout "$pass" -out "$tmp" ;;
+jks)
+  openssl pkcs12 -export -inkey "$6" -in "$tmp.pem" -name "$9" -passout "$pass" -out "$tmp.p12"
+  keytool -importkeystore -noprompt -srckeystore "$tmp.p12" -srcstoretype PKCS12 -srcstorepass:file "$8" \
+    -destkeystore "$tmp" -deststoretype JKS -deststorepass:file "$8" -destkeypass:file "$8" -alias "$9" >/dev/null ;;
+esac
+"#,
+    super::sh_install_tmp!(),
+);
+
+/// Builds a PKCS#12 bundle or Java keystore on the host from `key` (the staged key, or the
+/// live one when it is kept) and `fullchain`, staged at `<path>.certorch-new`.
+#[allow(clippy::too_many_arguments)]
+pub async fn stage_store(
+    t: &dyn Transport,
+    kind: Store,
+    path: &RemotePath,
+    key: &str,
+    fullchain: &[u8],
+    password_file: Option<&RemotePath>,
+    alias: &str,
+    mode: FileMode,
+    owner: Option<&AccountName>,
+    group: Option<&AccountName>,
+) -> Result<(), Error> {
+    let cmd = Cmd::script(STORE, "certorch-store")
+        .arg(path.as_str())
+        .arg(mode.octal())
+        .arg(owner.map_or("", |o| o.as_str()))
+        .arg(group.map_or("", |g| g.as_str()))
+        .arg(STAGED)
+        .arg(key)
+        .arg(match kind {
+            Store::Pkcs12 => "pkcs12",
+            Store::JavaKeystore => "jks",
+        })
+        .arg(password_file.map_or("", |p| p.as_str()))
+        .arg(alias);
+    let out = t.run(&cmd, Some(fullchain)).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(Error::failed(
+            match kind {
+                Store::Pkcs12 => "building the PKCS#12 bundle",
+                Store::JavaKeystore => "building the Java keystore",
+            },
+            &out,
+            match kind {
+                Store::Pkcs12 => format!(
+                    "check that openssl works on the host and the password file is readable, and that {path}'s directory is writable"
+                ),
+                Store::JavaKeystore => format!(
+                    "check that keytool (a Java runtime) is installed on the host, the password file is readable and holds 6 or more characters, and that {path}'s directory is writable"
+                ),
+            },
         ))
     }
 }

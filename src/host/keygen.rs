@@ -10,11 +10,13 @@ use crate::transport::Transport;
 use crate::x509::{self, CheckedCsr};
 
 /// `$1` key path, `$2` algorithm, `$3` pkeyopt, `$4` subject, `$5` subjectAltName value,
-/// `$6` key mode, `$7` owner, `$8` group, `$9` staged suffix.
+/// `$6` key mode, `$7` owner, `$8` group, `$9` staged suffix, `${10}` 1 to keep the live key
+/// (`reuse_key`): it is copied to the staged name, so the rest of the path is the same.
 const SCRIPT: &str = concat!(
     "set -eu\ndst=$1 staged=$1$9 mode=$6 owner=$7 group=$8\n",
     super::sh_open_tmp!(),
-    "openssl genpkey -algorithm \"$2\" -pkeyopt \"$3\" -out \"$tmp\" >/dev/null\n",
+    "if [ \"${10}\" = 1 ] && [ -f \"$dst\" ]; then cat -- \"$dst\" > \"$tmp\"\n",
+    "else openssl genpkey -algorithm \"$2\" -pkeyopt \"$3\" -out \"$tmp\" >/dev/null; fi\n",
     super::sh_install_tmp!(),
     "openssl req -new -key \"$staged\" -subj \"$4\" -addext \"subjectAltName=$5\" -outform PEM\n",
 );
@@ -57,7 +59,8 @@ pub async fn make_key_and_csr(t: &dyn Transport, spec: &CertSpec) -> Result<Chec
         .arg(spec.key_mode.octal())
         .arg(spec.owner.as_ref().map_or("", |o| o.as_str()))
         .arg(spec.group.as_ref().map_or("", |g| g.as_str()))
-        .arg(STAGED);
+        .arg(STAGED)
+        .arg(if spec.reuse_key { "1" } else { "0" });
     let out = t.run(&cmd, None).await?;
     if !out.success() {
         return Err(Error::failed(
@@ -72,6 +75,10 @@ pub async fn make_key_and_csr(t: &dyn Transport, spec: &CertSpec) -> Result<Chec
     x509::check_csr(&out.stdout, &spec.names, spec.key_type).map_err(|reason| Error::Rejected {
         step: "checking the host's CSR",
         reason,
-        hint: "the host's openssl produced an unexpected request; check its version and configuration (openssl version -a) before running again".to_string(),
+        hint: if spec.reuse_key {
+            format!("reuse_key keeps the key at {}; if its type is not {}, set reuse_key: false for one run to make a new key", spec.key, spec.key_type.as_str())
+        } else {
+            "the host's openssl produced an unexpected request; check its version and configuration (openssl version -a) before running again".to_string()
+        },
     })
 }

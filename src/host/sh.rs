@@ -38,6 +38,8 @@ pub fn quote(arg: &str) -> Result<String, NulByte> {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Cmd {
     argv: Vec<String>,
+    /// How many leading words are a prefix (`sudo -n --`), not the command itself.
+    prefix: usize,
 }
 
 impl Cmd {
@@ -45,6 +47,7 @@ impl Cmd {
     pub fn new(program: impl Into<String>) -> Self {
         Cmd {
             argv: vec![program.into()],
+            prefix: 0,
         }
     }
 
@@ -77,12 +80,23 @@ impl Cmd {
         Ok(quoted?.join(" "))
     }
 
+    /// The same command run through `words` (`sudo -n --`): each word quoted like the rest.
+    pub fn prefixed(&self, words: &[&str]) -> Cmd {
+        let mut argv: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        argv.extend(self.argv.iter().cloned());
+        Cmd {
+            argv,
+            prefix: self.prefix + words.len(),
+        }
+    }
+
     /// The script's name (`$0`) when built by [`Cmd::script`], else the program.
     pub fn label(&self) -> &str {
-        if self.argv.len() > 3 && self.argv[0] == "sh" && self.argv[1] == "-c" {
-            &self.argv[3]
+        let argv = &self.argv[self.prefix..];
+        if argv.len() > 3 && argv[0] == "sh" && argv[1] == "-c" {
+            &argv[3]
         } else {
-            &self.argv[0]
+            &argv[0]
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The host inventory: YAML in, a validated [`Inventory`] out. Errors name file, line and
 //! column and say what to write instead.
 
+pub mod command;
 pub mod model;
+pub mod playbook;
 mod raw;
 pub mod types;
 
@@ -11,8 +13,8 @@ use std::path::PathBuf;
 pub use model::Eab;
 #[cfg(test)]
 pub use model::parse;
+pub use model::{Become, ChallengeKind, Issuer, Starttls};
 pub use model::{CertSpec, Host, Inventory, SecretSource, SshConfig, load};
-pub use model::{ChallengeKind, Issuer};
 pub use types::{DnsName, KeyType, RemotePath, RenewPolicy};
 
 /// Why an inventory could not be used.
@@ -144,6 +146,34 @@ impl Inventory {
                 });
             }
         }
+        // A shared label's members get one key and certificate together: selecting one
+        // member selects the label on all of them.
+        let mut more = Vec::new();
+        for t in &out {
+            for spec in &self.hosts[t.host].certs {
+                let Some(members) = &spec.shared else {
+                    continue;
+                };
+                if t.cert.as_ref().is_some_and(|c| c != &spec.label) {
+                    continue;
+                }
+                for m in members {
+                    let Some(i) = self.hosts.iter().position(|h| &h.name == m) else {
+                        continue;
+                    };
+                    let covered = out.iter().chain(more.iter()).any(|o: &Target| {
+                        o.host == i && o.cert.as_ref().is_none_or(|c| c == &spec.label)
+                    });
+                    if !covered {
+                        more.push(Target {
+                            host: i,
+                            cert: Some(spec.label.clone()),
+                        });
+                    }
+                }
+            }
+        }
+        out.extend(more);
         Ok(out)
     }
 }

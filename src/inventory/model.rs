@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_saphyr::{Location, Spanned};
 
 use super::Error;
-use super::raw::{RawCert, RawInventory};
+use super::command::HostCommand;
+use super::raw::{RawCert, RawCommand, RawInventory, RawPlaybook};
 use super::types::{
     AccountName, DnsName, FileMode, KeyType, MAX_NAMES_PER_CERT, RemotePath, RenewPolicy,
 };
@@ -37,6 +38,33 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
     /// Group name → member host names, in inventory order.
     pub groups: BTreeMap<String, Vec<String>>,
+    /// The operator's playbook directory, if any.
+    pub playbooks: Option<PathBuf>,
+}
+
+/// How a non-root login becomes root for certorch's steps on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Become {
+    Sudo,
+    Doas,
+}
+
+impl Become {
+    /// The words put before every command: non-interactive, so a missing rule fails at once
+    /// instead of waiting for a password.
+    pub fn prefix(self) -> &'static [&'static str] {
+        match self {
+            Become::Sudo => &["sudo", "-n", "--"],
+            Become::Doas => &["doas", "-n", "--"],
+        }
+    }
+}
+
+/// A STARTTLS dialogue before the TLS handshake of `verify`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Starttls {
+    Smtp,
+    Imap,
 }
 
 /// How the CA checks control of the names (RFC 8555 §8).
@@ -165,6 +193,8 @@ pub struct Host {
     pub address: String,
     pub port: u16,
     pub user: String,
+    /// `sudo`/`doas` for a non-root login.
+    pub become_via: Option<Become>,
     pub certs: Vec<CertSpec>,
 }
 
@@ -186,8 +216,14 @@ pub struct CertSpec {
     pub group: Option<AccountName>,
     pub mode: FileMode,
     pub key_mode: FileMode,
-    /// Operator-written shell, run on the host after the files are in place.
-    pub reload: Option<String>,
+    /// A PKCS#12 bundle (key + full chain) built on the host.
+    pub pkcs12: Option<RemotePath>,
+    /// A Java keystore built on the host.
+    pub keystore: Option<RemotePath>,
+    /// The host's file holding the PKCS#12 / keystore password.
+    pub store_password_file: Option<RemotePath>,
+    /// Run on the host after the files are in place.
+    pub reload: Option<HostCommand>,
     pub renew: RenewPolicy,
     /// The ACME profile to order (`tlsserver`, `shortlived`, …), if any.
     pub profile: Option<String>,
@@ -199,21 +235,70 @@ pub struct CertSpec {
     pub challenge: ChallengeKind,
     /// With http-01: the directory the host's web server serves for the names.
     pub webroot: Option<RemotePath>,
-    /// Operator-written shell that checks the service's configuration with the new files in
-    /// place, before the reload (`nginx -t`); on failure the previous files come back.
-    pub check: Option<String>,
+    /// Checks the service's configuration with the new files in place, before the reload
+    /// (`nginx -t`); on failure the previous files come back.
+    pub check: Option<HostCommand>,
     /// After the reload, a TLS handshake to this port must present the new certificate.
     pub verify_port: Option<u16>,
+    /// The STARTTLS dialogue to speak on `verify_port` first (SMTP, IMAP).
+    pub verify_starttls: Option<Starttls>,
+    /// Keep the live key across renewals.
+    pub reuse_key: bool,
+    /// For a shared label: every member host, in inventory order. The key is made on the
+    /// first reachable member and copied to the others host to host.
+    pub shared: Option<Vec<String>>,
 }
 
 impl CertSpec {
-    /// The file whose certificate tells what is deployed: the full chain, else the leaf.
+    /// The file whose certificate tells what is deployed: the full chain, else the leaf,
+    /// else the combined file (its first certificate follows the key).
     pub fn inspect_path(&self) -> &RemotePath {
-        // Validation guarantees one of the two is set.
+        // Validation guarantees one of them is set.
         self.fullchain
             .as_ref()
             .or(self.cert.as_ref())
-            .expect("validated: cert or fullchain")
+            .or(self.combined.as_ref())
+            .expect("validated: cert, fullchain or combined")
+    }
+
+    /// What this certificate's command placeholders stand for on `host`.
+    pub fn command_values<'a>(&'a self, host: &'a str) -> super::command::Values<'a> {
+        let mut paths = BTreeMap::new();
+        paths.insert("key", self.key.as_str());
+        for (k, v) in [
+            ("cert", &self.cert),
+            ("chain", &self.chain),
+            ("fullchain", &self.fullchain),
+            ("combined", &self.combined),
+        ] {
+            if let Some(p) = v {
+                paths.insert(k, p.as_str());
+            }
+        }
+        super::command::Values {
+            label: &self.label,
+            host,
+            names: self.names.iter().map(|n| n.as_str()).collect(),
+            paths,
+        }
+    }
+
+    /// Every file this certificate puts on its host, the key first.
+    pub fn files(&self) -> Vec<&RemotePath> {
+        let mut out = vec![&self.key];
+        out.extend(
+            [
+                &self.cert,
+                &self.chain,
+                &self.fullchain,
+                &self.combined,
+                &self.pkcs12,
+                &self.keystore,
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        out
     }
 }
 
@@ -361,6 +446,7 @@ impl Builder<'_> {
                     .user
                     .or(default_user)
                     .map_or_else(|| "root".to_string(), |u| u.as_str().to_string()),
+                become_via: None,
                 certs: Vec::new(),
             },
             path: z.path,
@@ -494,6 +580,8 @@ impl Builder<'_> {
         };
 
         let d = &raw.defaults;
+        let playbooks = raw.playbooks.map(|p| self.resolve(p));
+        let default_become = self.become_of(d.become_via.clone())?;
         let mut hosts = Vec::new();
         for (name, host) in raw.hosts {
             let at = host.referenced;
@@ -519,11 +607,16 @@ impl Builder<'_> {
             };
             let mut certs = Vec::new();
             for (label, cert) in host.certs {
-                certs.push(self.cert(&name, label, cert, d)?);
+                certs.push(self.cert(&name, label, cert, d, playbooks.as_deref())?);
             }
+            let become_via = match host.become_via {
+                Some(b) => self.become_of(Some(b))?,
+                None => default_become,
+            };
             hosts.push(Host {
                 name,
                 address,
+                become_via,
                 port: host.port.or(d.port).unwrap_or(22),
                 user: host
                     .user
@@ -531,6 +624,45 @@ impl Builder<'_> {
                     .map_or_else(|| "root".to_string(), |u| u.as_str().to_string()),
                 certs,
             });
+        }
+
+        // A shared label becomes a certificate on each member, marked with all the members.
+        for (label, shared) in raw.shared {
+            let at = shared.referenced;
+            let members: Vec<Spanned<String>> = shared.value.hosts;
+            if members.len() < 2 {
+                return Err(self.err(at, format!("shared label `{label}` lists {} host(s): a shared key needs two or more hosts; for one host, put the certificate under the host", members.len())));
+            }
+            let mut names = Vec::new();
+            for m in &members {
+                if !hosts.iter().any(|h| h.name == m.value) {
+                    return Err(self.err(m.referenced, format!("shared label `{label}` lists `{}`, which is not under hosts: add the host or remove it", m.value)));
+                }
+                if names.contains(&m.value) {
+                    return Err(self.err(
+                        m.referenced,
+                        format!("shared label `{label}` lists `{}` twice", m.value),
+                    ));
+                }
+                names.push(m.value.clone());
+            }
+            for m in &members {
+                let host = hosts
+                    .iter_mut()
+                    .find(|h| h.name == m.value)
+                    .expect("checked above");
+                if host.certs.iter().any(|c| c.label == label) {
+                    return Err(self.err(m.referenced, format!("`{}` has its own certificate `{label}` and is a member of the shared label `{label}`: rename one of them", m.value)));
+                }
+                let raw_cert = shared.value.cert.clone();
+                let mut spec =
+                    self.cert(&m.value, label.clone(), raw_cert, d, playbooks.as_deref())?;
+                if spec.reuse_key {
+                    return Err(self.err(at, format!("shared label `{label}`: reuse_key is not supported for a shared key yet; remove it")));
+                }
+                spec.shared = Some(names.clone());
+                host.certs.push(spec);
+            }
         }
 
         let known: BTreeSet<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
@@ -611,6 +743,7 @@ impl Builder<'_> {
             concurrency,
             hosts,
             groups,
+            playbooks,
         })
     }
 
@@ -620,6 +753,7 @@ impl Builder<'_> {
         label: String,
         cert: Spanned<RawCert>,
         d: &super::raw::RawDefaults,
+        playbooks: Option<&Path>,
     ) -> Result<CertSpec, Error> {
         let at = cert.referenced;
         let c = cert.value;
@@ -629,8 +763,27 @@ impl Builder<'_> {
                 format!("`{label}` is not a certificate label: use letters, digits, '-' and '_'"),
             ));
         }
+        // The playbook's settings sit between the certificate's own and the defaults.
+        let playbook_name = c.playbook.clone().or_else(|| d.playbook.clone());
+        let pb = match &playbook_name {
+            None => RawPlaybook::default(),
+            Some(name) => super::playbook::find(&name.value, playbooks)
+                .and_then(|f| super::playbook::parse(&f))
+                .map_err(|e| self.err(name.referenced, format!("{host}/{label}: {e}")))?,
+        };
         let names_at = c.names.referenced;
-        let names = c.names.value;
+        let mut names = c.names.value;
+        if c.add_host_name.or(d.add_host_name).unwrap_or(false) {
+            let own = DnsName::try_from(host.to_string()).map_err(|e| {
+                self.err(
+                    names_at,
+                    format!("{host}/{label} has add_host_name, but the host's name is not a DNS name: {e}"),
+                )
+            })?;
+            if !names.contains(&own) {
+                names.push(own);
+            }
+        }
         if names.is_empty() {
             return Err(self.err(
                 names_at,
@@ -649,34 +802,96 @@ impl Builder<'_> {
                 ));
             }
         }
-        if c.cert.is_none() && c.fullchain.is_none() {
+        // `{label}` and `{host}` in paths (the playbooks' paths use them).
+        let path = |p: Option<RemotePath>| -> Result<Option<RemotePath>, Error> {
+            match p {
+                None => Ok(None),
+                Some(p) => {
+                    let expanded = p
+                        .as_str()
+                        .replace("{label}", &label)
+                        .replace("{host}", host);
+                    RemotePath::try_from(expanded)
+                        .map(Some)
+                        .map_err(|e| self.err(at, format!("{host}/{label}: {e}")))
+                }
+            }
+        };
+        let Some(key) = path(c.key.or(pb.key))? else {
+            return Err(self.err(at, format!("{host}/{label} does not say where the key goes: add `key:` with the path, or a `playbook:` that sets it")));
+        };
+        let cert_path = path(c.cert.or(pb.cert))?;
+        let chain = path(c.chain.or(pb.chain))?;
+        let fullchain = path(c.fullchain.or(pb.fullchain))?;
+        let combined = path(c.combined.or(pb.combined))?;
+        let pkcs12 = path(c.pkcs12.or(pb.pkcs12))?;
+        let keystore = path(c.keystore.or(pb.keystore))?;
+        let store_password_file = path(c.store_password_file.or(pb.store_password_file))?;
+        if cert_path.is_none() && fullchain.is_none() && combined.is_none() {
             return Err(self.err(at, format!("{host}/{label} says where the key goes but not the certificate: add `fullchain:` (and/or `cert:`) with the path the service reads")));
         }
-        let mut paths = vec![&c.key];
+        if keystore.is_some() && store_password_file.is_none() {
+            return Err(self.err(at, format!("{host}/{label} builds a Java keystore but has no store_password_file: give the path of a file on the host with the keystore password (6 characters or more)")));
+        }
+        let mut paths = vec![&key];
         paths.extend(
-            c.cert
-                .iter()
-                .chain(c.chain.iter())
-                .chain(c.fullchain.iter())
-                .chain(c.combined.iter()),
+            [
+                &cert_path, &chain, &fullchain, &combined, &pkcs12, &keystore,
+            ]
+            .into_iter()
+            .flatten(),
         );
         let unique: BTreeSet<_> = paths.iter().collect();
         if unique.len() != paths.len() {
-            return Err(self.err(at, format!("{host}/{label} uses one path for two files: key, cert, chain and fullchain need distinct paths")));
+            return Err(self.err(at, format!("{host}/{label} uses one path for two files: key, cert, chain, fullchain, combined, pkcs12 and keystore need distinct paths")));
         }
         let key_mode = c
             .key_mode
+            .or(pb.key_mode)
             .or(d.key_mode)
             .unwrap_or(FileMode::try_from("0600".to_string()).expect("constant mode"));
         if key_mode.bits() & 0o007 != 0 {
             return Err(self.err(at, format!("{host}/{label}: key_mode {} lets every user read or change the private key: use 0600 or 0640", key_mode.octal())));
         }
-        let reload = match c.reload.or_else(|| d.reload.clone()) {
-            Some(r) if r.value.trim().is_empty() || r.value.contains('\0') => {
-                return Err(self.err(r.referenced, "reload is empty or holds a NUL byte: write the command that reloads the service, like `systemctl reload nginx`"));
-            }
-            r => r.map(|r| r.value),
+        let command_of =
+            |which: &str, v: Option<Spanned<RawCommand>>| -> Result<Option<HostCommand>, Error> {
+                match v {
+                    None => Ok(None),
+                    Some(v) => {
+                        let cmd = command(v.value);
+                        cmd.validate().map_err(|e| {
+                            self.err(v.referenced, format!("{host}/{label}: {which}: {e}"))
+                        })?;
+                        Ok(Some(cmd))
+                    }
+                }
+            };
+        let reload = command_of(
+            "reload",
+            c.reload.or(pb.reload).or_else(|| d.reload.clone()),
+        )?;
+        let check = command_of("check", c.check.or(pb.check).or_else(|| d.check.clone()))?;
+        let verify_starttls = match c
+            .verify_starttls
+            .or(pb.verify_starttls)
+            .or_else(|| d.verify_starttls.clone())
+        {
+            None => None,
+            Some(v) => Some(match v.value.as_str() {
+                "smtp" => Starttls::Smtp,
+                "imap" => Starttls::Imap,
+                other => {
+                    return Err(self.err(
+                        v.referenced,
+                        format!("unknown verify_starttls `{other}`: write smtp or imap"),
+                    ));
+                }
+            }),
         };
+        let verify_port = c.verify_port.or(pb.verify_port).or(d.verify_port);
+        if verify_starttls.is_some() && verify_port.is_none() {
+            return Err(self.err(at, format!("{host}/{label} has verify_starttls but no verify_port: add the port (25, 587, 143)")));
+        }
         let profile = match c.profile.or_else(|| d.profile.clone()) {
             Some(p) if !is_label(&p.value) => {
                 return Err(self.err(p.referenced, format!("`{}` is not an ACME profile name: use the name your CA lists, like tlsserver or shortlived", p.value)));
@@ -726,15 +941,12 @@ impl Builder<'_> {
                 return Err(self.err(names_at, format!("{host}/{label}: `{w}` is a wildcard, which http-01 cannot prove (RFC 8555 §8.3): use dns-01 for this certificate")));
             }
         }
-        let check = match c.check.or_else(|| d.check.clone()) {
-            Some(ch) if ch.value.trim().is_empty() || ch.value.contains('\0') => {
-                return Err(self.err(ch.referenced, "check is empty or holds a NUL byte: write the command that tests the configuration, like `nginx -t`"));
-            }
-            ch => ch.map(|c| c.value),
-        };
         Ok(CertSpec {
             check,
-            verify_port: c.verify_port.or(d.verify_port),
+            verify_port,
+            verify_starttls,
+            reuse_key: c.reuse_key.or(d.reuse_key).unwrap_or(false),
+            shared: None,
             challenge,
             webroot,
             issuer,
@@ -743,21 +955,48 @@ impl Builder<'_> {
             label,
             names,
             key_type: c.key_type.or(d.key_type).unwrap_or_default(),
-            key: c.key,
-            cert: c.cert,
-            chain: c.chain,
-            fullchain: c.fullchain,
-            combined: c.combined,
-            owner: c.owner.or(d.owner.clone()),
-            group: c.group.or(d.group.clone()),
+            key,
+            cert: cert_path,
+            chain,
+            fullchain,
+            combined,
+            pkcs12,
+            keystore,
+            store_password_file,
+            owner: c.owner.or(pb.owner).or(d.owner.clone()),
+            group: c.group.or(pb.group).or(d.group.clone()),
             mode: c
                 .mode
+                .or(pb.mode)
                 .or(d.mode)
                 .unwrap_or(FileMode::try_from("0644".to_string()).expect("constant mode")),
             key_mode,
             reload,
             renew: c.renew_before.or(d.renew_before).unwrap_or_default(),
         })
+    }
+
+    fn become_of(&self, v: Option<Spanned<String>>) -> Result<Option<Become>, Error> {
+        match v {
+            None => Ok(None),
+            Some(b) => match b.value.as_str() {
+                "sudo" => Ok(Some(Become::Sudo)),
+                "doas" => Ok(Some(Become::Doas)),
+                "none" => Ok(None),
+                other => Err(self.err(
+                    b.referenced,
+                    format!("unknown become `{other}`: write sudo, doas or none"),
+                )),
+            },
+        }
+    }
+}
+
+/// The validated form of a raw command (validation happens where the span is known).
+pub(crate) fn command(raw: RawCommand) -> HostCommand {
+    match raw {
+        RawCommand::Shell(line) => HostCommand::Shell(line),
+        RawCommand::Argv(argv) => HostCommand::Argv(argv),
     }
 }
 
@@ -803,7 +1042,13 @@ impl Inventory {
                 c.cert = c.cert.as_ref().map(move_path).transpose()?;
                 c.chain = c.chain.as_ref().map(move_path).transpose()?;
                 c.fullchain = c.fullchain.as_ref().map(move_path).transpose()?;
+                c.combined = c.combined.as_ref().map(move_path).transpose()?;
+                c.pkcs12 = c.pkcs12.as_ref().map(move_path).transpose()?;
+                c.keystore = c.keystore.as_ref().map(move_path).transpose()?;
+                // Nothing runs against the dry run's files: the services never read them.
                 c.reload = None;
+                c.check = None;
+                c.verify_port = None;
             }
         }
         Ok(inv)

@@ -29,6 +29,52 @@ pub struct RawInventory {
     pub hosts: BTreeMap<String, Spanned<RawHost>>,
     #[serde(default)]
     pub groups: BTreeMap<String, Spanned<Vec<Spanned<String>>>>,
+    /// Certificate labels served by several hosts with one key (generated on the first).
+    #[serde(default)]
+    pub shared: BTreeMap<String, Spanned<RawShared>>,
+    /// A directory of the operator's playbooks (`NAME.yaml`), overriding the built-in ones.
+    pub playbooks: Option<PathBuf>,
+}
+
+/// One key and certificate for several hosts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShared {
+    /// The members; the key is made on the first one that is reachable.
+    pub hosts: Vec<Spanned<String>>,
+    pub cert: Spanned<RawCert>,
+}
+
+/// A command as one shell line or as a list (program, arguments).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum RawCommand {
+    Shell(String),
+    Argv(Vec<String>),
+}
+
+/// A deploy playbook: what a kind of service reads and how to check, reload and verify it.
+/// Every field is a default a certificate's own setting overrides.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlaybook {
+    pub description: String,
+    pub key: Option<RemotePath>,
+    pub cert: Option<RemotePath>,
+    pub chain: Option<RemotePath>,
+    pub fullchain: Option<RemotePath>,
+    pub combined: Option<RemotePath>,
+    pub pkcs12: Option<RemotePath>,
+    pub keystore: Option<RemotePath>,
+    pub store_password_file: Option<RemotePath>,
+    pub owner: Option<AccountName>,
+    pub group: Option<AccountName>,
+    pub mode: Option<FileMode>,
+    pub key_mode: Option<FileMode>,
+    pub check: Option<Spanned<RawCommand>>,
+    pub reload: Option<Spanned<RawCommand>>,
+    pub verify_port: Option<u16>,
+    pub verify_starttls: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,14 +140,20 @@ pub struct RawDefaults {
     pub group: Option<AccountName>,
     pub mode: Option<FileMode>,
     pub key_mode: Option<FileMode>,
-    pub reload: Option<Spanned<String>>,
+    pub reload: Option<Spanned<RawCommand>>,
     pub profile: Option<Spanned<String>>,
     pub issuer: Option<Spanned<String>>,
     pub validity: Option<Span>,
     pub challenge: Option<Spanned<String>>,
     pub webroot: Option<RemotePath>,
-    pub check: Option<Spanned<String>>,
+    pub check: Option<Spanned<RawCommand>>,
     pub verify_port: Option<u16>,
+    pub verify_starttls: Option<Spanned<String>>,
+    pub playbook: Option<Spanned<String>>,
+    pub reuse_key: Option<bool>,
+    pub add_host_name: Option<bool>,
+    #[serde(rename = "become")]
+    pub become_via: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,33 +162,49 @@ pub struct RawHost {
     pub address: Option<Spanned<String>>,
     pub port: Option<u16>,
     pub user: Option<AccountName>,
+    /// `sudo` or `doas`: run certorch's steps as root from a non-root login.
+    #[serde(rename = "become")]
+    pub become_via: Option<Spanned<String>>,
     #[serde(default)]
     pub certs: BTreeMap<String, Spanned<RawCert>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCert {
     pub names: Spanned<Vec<DnsName>>,
     pub key_type: Option<KeyType>,
-    pub key: RemotePath,
+    pub playbook: Option<Spanned<String>>,
+    pub key: Option<RemotePath>,
     pub cert: Option<RemotePath>,
     pub chain: Option<RemotePath>,
     pub fullchain: Option<RemotePath>,
     pub combined: Option<RemotePath>,
+    /// A PKCS#12 bundle (key + full chain) built on the host.
+    pub pkcs12: Option<RemotePath>,
+    /// A Java keystore (JKS) built on the host.
+    pub keystore: Option<RemotePath>,
+    /// A file on the host with the PKCS#12 / keystore password.
+    pub store_password_file: Option<RemotePath>,
     pub owner: Option<AccountName>,
     pub group: Option<AccountName>,
     pub mode: Option<FileMode>,
     pub key_mode: Option<FileMode>,
-    pub reload: Option<Spanned<String>>,
+    pub reload: Option<Spanned<RawCommand>>,
     pub renew_before: Option<RenewPolicy>,
     pub profile: Option<Spanned<String>>,
     pub issuer: Option<Spanned<String>>,
     pub validity: Option<Span>,
     pub challenge: Option<Spanned<String>>,
     pub webroot: Option<RemotePath>,
-    pub check: Option<Spanned<String>>,
+    pub check: Option<Spanned<RawCommand>>,
     pub verify_port: Option<u16>,
+    pub verify_starttls: Option<Spanned<String>>,
+    /// Keep the live key across renewals (for pinned keys).
+    pub reuse_key: Option<bool>,
+    /// Add the host's own name to the certificate's names (load-balanced names on several
+    /// hosts, each with its own key, stay distinct name sets).
+    pub add_host_name: Option<bool>,
 }
 
 /// Who to tell about failures (and issuances).

@@ -228,3 +228,139 @@ fn exactly_one_publisher() {
         matches!(&inv.dns.publisher, super::model::PublisherConfig::Exec { command } if command.len() == 3)
     );
 }
+
+/// GOOD's head (acme, dns) with `rest` after it.
+fn with_head(rest: &str) -> String {
+    let head = &GOOD[..GOOD.find("defaults:").unwrap()];
+    format!("{head}{rest}")
+}
+
+#[test]
+fn a_playbook_fills_what_the_certificate_leaves_out() {
+    let inv = parse_at(&with_head(
+        r#"defaults: { reload: "systemctl reload other" }
+hosts:
+  lb1.example.org:
+    become: sudo
+    certs:
+      edge:
+        names: [edge.example.org]
+        playbook: haproxy
+        verify_port: 8443
+"#,
+    ))
+    .unwrap();
+    let h = &inv.hosts[0];
+    assert_eq!(h.become_via, Some(Become::Sudo));
+    let c = &h.certs[0];
+    assert_eq!(c.key.as_str(), "/etc/ssl/private/edge.key");
+    assert_eq!(
+        c.combined.as_ref().unwrap().as_str(),
+        "/etc/haproxy/certs/edge.pem"
+    );
+    assert_eq!(
+        c.verify_port,
+        Some(8443),
+        "the certificate's own setting wins"
+    );
+    // The playbook's reload wins over the defaults'.
+    assert!(c.reload.as_ref().unwrap().to_string().contains("USR2"));
+    assert_eq!(
+        c.check.as_ref().unwrap().to_string(),
+        "haproxy -c -q -f /etc/haproxy/haproxy.cfg"
+    );
+}
+
+#[test]
+fn playbook_and_command_mistakes_are_reported_where_they_stand() {
+    let e = parse_at(&with_head(
+        "hosts:\n  a.example.org:\n    certs:\n      w:\n        names: [a.example.org]\n        playbook: ngnix\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("inventory.yaml:14:")
+            && e.contains("no playbook `ngnix`")
+            && e.contains("nginx"),
+        "{e}"
+    );
+    let e = parse_at(&with_head(
+        "hosts:\n  a.example.org:\n    certs:\n      w:\n        names: [a.example.org]\n        playbook: nginx\n        reload: systemctl reload nginx@{label}\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("inventory.yaml:15:") && e.contains("$CERTORCH_LABEL"),
+        "{e}"
+    );
+    let e = parse_at(&with_head(
+        "hosts:\n  a.example.org:\n    become: su\n    certs: {}\n",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("write sudo, doas or none"), "{e}");
+}
+
+#[test]
+fn add_host_name_keeps_load_balanced_name_sets_distinct() {
+    let inv = parse_at(&with_head(
+        r#"defaults: { add_host_name: true }
+hosts:
+  web1.example.org:
+    certs:
+      www: { names: [www.example.org], playbook: nginx }
+  web2.example.org:
+    certs:
+      www: { names: [www.example.org], playbook: nginx }
+"#,
+    ))
+    .unwrap();
+    let names = |i: usize| -> Vec<&str> {
+        inv.hosts[i].certs[0]
+            .names
+            .iter()
+            .map(|n| n.as_str())
+            .collect()
+    };
+    assert_eq!(names(0), ["www.example.org", "web1.example.org"]);
+    assert_eq!(names(1), ["www.example.org", "web2.example.org"]);
+}
+
+#[test]
+fn a_shared_label_is_one_certificate_on_each_member_selected_together() {
+    let text = with_head(
+        r#"hosts:
+  lb1.example.org: {}
+  lb2.example.org: {}
+  db.example.org: {}
+shared:
+  edge:
+    hosts: [lb1.example.org, lb2.example.org]
+    cert: { names: [edge.example.org], playbook: nginx }
+"#,
+    );
+    let inv = parse_at(&text).unwrap();
+    let host = |n: &str| inv.hosts.iter().find(|h| h.name == n).unwrap();
+    for n in ["lb1.example.org", "lb2.example.org"] {
+        let c = &host(n).certs[0];
+        assert_eq!(c.label, "edge");
+        assert_eq!(
+            c.shared.as_deref().unwrap(),
+            ["lb1.example.org".to_string(), "lb2.example.org".to_string()]
+        );
+    }
+    assert!(host("db.example.org").certs.is_empty());
+    let t = inv.select(&["lb2.example.org".to_string()]).unwrap();
+    let hosts: Vec<&str> = t.iter().map(|t| inv.hosts[t.host].name.as_str()).collect();
+    assert_eq!(hosts, ["lb2.example.org", "lb1.example.org"]);
+    let e = parse_at(&text.replace(
+        "[lb1.example.org, lb2.example.org]",
+        "[lb1.example.org, lb9.example.org]",
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("lists `lb9.example.org`, which is not under hosts"),
+        "{e}"
+    );
+}

@@ -54,6 +54,10 @@ pub enum Reason {
     Revoked {
         serial: String,
     },
+    /// Another member of its shared-key label is due; the group renews together.
+    Shared {
+        host: String,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -93,6 +97,10 @@ impl fmt::Display for Reason {
             Reason::Removed { deployed } => write!(
                 f,
                 "serial {deployed} that certorch deployed is gone from the host: reissuing"
+            ),
+            Reason::Shared { host } => write!(
+                f,
+                "its shared-key label is due on {host}: the group gets one new key and certificate"
             ),
         }
     }

@@ -214,18 +214,11 @@ async fn host_checks(
 ) -> Vec<Finding> {
     let program = spec
         .reload
-        .as_deref()
-        .and_then(|r| r.split_whitespace().next())
+        .as_ref()
+        .and_then(|r| r.program())
         .unwrap_or("")
         .to_string();
-    let mut paths = vec![spec.key.as_str().to_string()];
-    paths.extend(
-        spec.cert
-            .iter()
-            .chain(spec.chain.iter())
-            .chain(spec.fullchain.iter())
-            .map(|p| p.as_str().to_string()),
-    );
+    let paths: Vec<String> = spec.files().iter().map(|p| p.to_string()).collect();
     let cmd = Cmd::script(HOST_SCRIPT, "certorch-check")
         .arg(program.clone())
         .args(paths);

@@ -61,9 +61,10 @@ async fn deploy_host(
                 continue;
             }
         };
-        if let Some(cmd) = &item.spec.check {
+        if let Some(check) = &item.spec.check {
             item.stage(reporter, Stage::Check);
-            if let Err(e) = files::check(item.conn.as_ref(), cmd).await {
+            let cmd = check.to_cmd(&item.spec.command_values(&item.host.name), "certorch-check");
+            if let Err(e) = files::check(item.conn.as_ref(), &cmd, &check.to_string()).await {
                 let restored = restore(&c, &paths).await;
                 outcomes.push(item.fail(Stage::Check, format!("{e}{restored}"), e.hint()));
                 continue;
@@ -73,23 +74,28 @@ async fn deploy_host(
     }
     // 2. One reload per distinct command: two certificates of one nginx need one reload. A
     //    failed reload takes its certificates' files back and reloads again with the old ones.
+    //    Commands are told apart by what runs: `systemctl reload nginx` is one command for
+    //    every certificate, one naming `{label}` is one per certificate.
     let mut reloaded: BTreeMap<String, Result<(), (String, String)>> = BTreeMap::new();
     for (c, _) in &live {
         let item = &c.keyed.routed.due.item;
-        if let Some(cmd) = &item.spec.reload
-            && !reloaded.contains_key(cmd)
+        if let Some((cmd, shown)) = reload_cmd(c)
+            && let key = cmd.render().unwrap_or_default()
+            && !reloaded.contains_key(&key)
         {
             item.stage(reporter, Stage::Reload);
-            let r = files::reload(item.conn.as_ref(), cmd)
+            let r = files::reload(item.conn.as_ref(), &cmd, &shown)
                 .await
                 .map_err(|e| (e.to_string(), e.hint().unwrap_or_default()));
-            reloaded.insert(cmd.clone(), r);
+            reloaded.insert(key, r);
         }
     }
     let mut verified = Vec::new();
     for (c, paths) in live {
         let item = &c.keyed.routed.due.item;
-        if let Some(Err((e, hint))) = item.spec.reload.as_ref().and_then(|cmd| reloaded.get(cmd)) {
+        if let Some(Err((e, hint))) =
+            reload_cmd(&c).and_then(|(cmd, _)| reloaded.get(&cmd.render().unwrap_or_default()))
+        {
             let restored = restore(&c, &paths).await;
             let again = reload_old(&c).await;
             outcomes.push(item.fail(
@@ -115,6 +121,7 @@ async fn deploy_host(
             let served = crate::deploy::verify::wait_for_fingerprint(
                 &item.host.address,
                 port,
+                item.spec.verify_starttls,
                 &sni,
                 &c.leaf.fingerprint,
             )
@@ -174,11 +181,25 @@ async fn restore(c: &Issued<'_>, paths: &[RemotePath]) -> String {
     }
 }
 
+/// The certificate's reload command for its host, and how the operator wrote it.
+fn reload_cmd(c: &Issued<'_>) -> Option<(crate::host::sh::Cmd, String)> {
+    let item = &c.keyed.routed.due.item;
+    item.spec.reload.as_ref().map(|r| {
+        (
+            r.to_cmd(
+                &item.spec.command_values(&item.host.name),
+                "certorch-reload",
+            ),
+            r.to_string(),
+        )
+    })
+}
+
 /// Reloads the service with the restored files.
 async fn reload_old(c: &Issued<'_>) -> String {
     let item = &c.keyed.routed.due.item;
-    match &item.spec.reload {
-        Some(cmd) => match files::reload(item.conn.as_ref(), cmd).await {
+    match reload_cmd(c) {
+        Some((cmd, shown)) => match files::reload(item.conn.as_ref(), &cmd, &shown).await {
             Ok(()) => " and the service reloaded with them".to_string(),
             Err(e) => format!(", but reloading with them failed: {e}"),
         },
@@ -238,6 +259,37 @@ async fn write(c: &Issued<'_>) -> Result<Vec<RemotePath>, (String, String)> {
             return Err((e.to_string(), e.hint().unwrap_or_default()));
         }
         paths.push(combined);
+    }
+    // Stores for JVM and PKCS#12 consumers, built on the host from the staged key.
+    let staged_key = format!("{}{}", spec.key, crate::host::STAGED);
+    for (kind, path) in [
+        (files::Store::Pkcs12, &spec.pkcs12),
+        (files::Store::JavaKeystore, &spec.keystore),
+    ] {
+        let Some(path) = path else { continue };
+        if let Err(e) = files::stage_store(
+            t,
+            kind,
+            path,
+            &staged_key,
+            full.as_bytes(),
+            spec.store_password_file.as_ref(),
+            &spec.label,
+            spec.key_mode,
+            spec.owner.as_ref(),
+            spec.group.as_ref(),
+        )
+        .await
+        {
+            files::discard(t, &paths).await;
+            return Err((e.to_string(), e.hint().unwrap_or_default()));
+        }
+        paths.push(path);
+    }
+    // Never a key beside a certificate it does not match, not even for a moment.
+    if let Err(e) = files::check_pair(t, &spec.key, spec.inspect_path()).await {
+        files::discard(t, &paths).await;
+        return Err((e.to_string(), e.hint().unwrap_or_default()));
     }
     if let Err(e) = files::commit(t, &paths).await {
         files::discard(t, &paths).await;

@@ -40,7 +40,13 @@ pub async fn connect_all(
             });
             let r = transport::openssh::connect(host, &inv.ssh, control)
                 .await
-                .map(|c| Arc::new(c) as Arc<dyn Transport>);
+                .map(|c| Arc::new(c) as Arc<dyn Transport>)
+                .map(|c| match host.become_via {
+                    Some(how) => {
+                        Arc::new(transport::elevated::Elevated::new(c, how)) as Arc<dyn Transport>
+                    }
+                    None => c,
+                });
             (i, r)
         })
         .buffer_unordered(concurrency)

@@ -9,6 +9,7 @@ mod deploy;
 mod hosts;
 mod local;
 mod repair;
+mod shared;
 mod survey;
 
 use std::sync::Arc;
@@ -167,6 +168,8 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
     if due.is_empty() {
         return finish(inv, state, summary);
     }
+    // Members of a shared label other than the one that makes the key wait for its certificate.
+    let (due, waiting) = shared::split(due);
     // Self-signed and internal certificates need no DNS and no CA order.
     let (acme_due, local_due): (Vec<Due>, Vec<Due>) = due
         .into_iter()
@@ -199,6 +202,10 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
             )
             .await,
         );
+    }
+    if !waiting.is_empty() {
+        let failed = shared::fan_out(&mut issued, waiting, reporter, req.concurrency).await;
+        summary.outcomes.extend(failed);
     }
     let deployed = deploy::deploy_all(issued, state, reporter, req.concurrency).await;
     summary.outcomes.extend(deployed);
@@ -506,12 +513,16 @@ pub async fn plan(
     .await;
     let mut items = Vec::new();
     let mut planned = Vec::new();
+    let mut shared_planned = std::collections::BTreeSet::new();
     for d in &surveyed.due {
         let names: Vec<String> = d.item.spec.names.iter().map(|n| n.to_string()).collect();
-        planned.push(Planned {
-            names: names.clone(),
-            exempt: matches!(d.reason, Reason::Ari { .. }),
-        });
+        // A shared label is one order for all its members.
+        if d.item.spec.shared.is_none() || shared_planned.insert(d.item.spec.label.clone()) {
+            planned.push(Planned {
+                names: names.clone(),
+                exempt: matches!(d.reason, Reason::Ari { .. }),
+            });
+        }
         items.push(PlanItem {
             host: d.item.host.name.clone(),
             cert: d.item.spec.label.clone(),

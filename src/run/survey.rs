@@ -96,6 +96,8 @@ pub(crate) async fn survey<'a>(
             .await;
     let mut due = Vec::new();
     let mut windows = Vec::new();
+    // Members of shared labels that are current, until it is known whether their group is due.
+    let mut current_shared = Vec::new();
     for (item, current, window) in inspected {
         let current = match current {
             Ok(c) => c,
@@ -119,12 +121,19 @@ pub(crate) async fn survey<'a>(
             Decision::Current {
                 not_after,
                 renew_at,
-            } => done.push(Outcome::Current {
-                host: item.host.name.clone(),
-                cert: item.spec.label.clone(),
-                not_after,
-                renew_at,
-            }),
+            } => {
+                let outcome = Outcome::Current {
+                    host: item.host.name.clone(),
+                    cert: item.spec.label.clone(),
+                    not_after,
+                    renew_at,
+                };
+                if item.spec.shared.is_some() {
+                    current_shared.push((item, outcome));
+                } else {
+                    done.push(outcome);
+                }
+            }
             Decision::Due(reason) => {
                 // A renewal of the certificate certorch deployed names it in the order
                 // (RFC 9773 §5), when the CA offers ARI.
@@ -140,5 +149,6 @@ pub(crate) async fn survey<'a>(
             }
         }
     }
+    done.extend(super::shared::join_current(&mut due, current_shared));
     Survey { due, done, windows }
 }

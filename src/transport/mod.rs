@@ -2,6 +2,7 @@
 //! Everything certorch does on a host goes through [`Transport`], so each transport is a small
 //! implementation and every feature works on each.
 
+pub mod elevated;
 pub mod openssh;
 
 use std::future::Future;
@@ -54,6 +55,12 @@ pub enum Error {
     Command { label: String, reason: String },
     #[error("an argument for {label} contains a NUL byte")]
     Nul { label: String },
+    #[error("{how} refused to run {label} as root: {reason}")]
+    Become {
+        how: &'static str,
+        label: String,
+        reason: String,
+    },
 }
 
 impl Error {
@@ -65,6 +72,10 @@ impl Error {
                 "check that the host is up and sshd is running, then run certorch again".into(),
             ),
             Error::Nul { .. } => None,
+            Error::Become { .. } => Some(
+                "allow the login user to run certorch's commands as root without a password (sudoers: `USER ALL=(root) NOPASSWD: /usr/bin/sh, /bin/sh, /usr/bin/env, /usr/bin/cat, /bin/cat` plus the program of each list-form check and reload; doas.conf: `permit nopass USER as root`), or log in as root"
+                    .to_string(),
+            ),
         }
     }
 }

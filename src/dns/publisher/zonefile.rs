@@ -123,9 +123,13 @@ impl ZoneFile {
         files::commit(t, &[&self.cfg.path])
             .await
             .map_err(|e| self.err(e.to_string()))?;
-        files::reload(t, &self.cfg.reload)
-            .await
-            .map_err(|e| self.err(e.to_string()))?;
+        files::reload(
+            t,
+            &files::shell_line(&self.cfg.reload, "certorch-reload"),
+            &self.cfg.reload,
+        )
+        .await
+        .map_err(|e| self.err(e.to_string()))?;
         drop(conn);
         self.wait_for_serial(serial).await
     }
