@@ -545,3 +545,60 @@ fn pkcs12_and_java_keystores_are_built_on_the_host() {
         "the keystore does not hold {colon_fp}: {listing}"
     );
 }
+
+/// What `addr:port` presents after the protocol's STARTTLS, per openssl's own client.
+fn starttls_fingerprint(addr: &str, port: u16, proto: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("echo | openssl s_client -connect {addr}:{port} -starttls {proto} -servername host1.example.test 2>/dev/null | openssl x509 -noout -fingerprint -sha256"))
+        .output()
+        .unwrap();
+    fingerprint(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The built-in Postfix and Dovecot playbooks against the real daemons: `postfix check` and
+/// `postfix reload` with the combined PEM of smtpd_tls_chain_files, `doveconf -n` and
+/// `doveadm reload` with key and full chain; certorch's verify speaks SMTP and IMAP STARTTLS
+/// before its handshakes, and openssl's own STARTTLS client then sees the new certificates.
+#[test]
+fn the_postfix_and_dovecot_playbooks_verify_through_starttls() {
+    let bed = Bed::up_with(1, &["--postfix", "--dovecot"]);
+    let addr = bed.host_addr(1);
+    let smtp_before = starttls_fingerprint(&addr, 25, "smtp");
+    let imap_before = starttls_fingerprint(&addr, 143, "imap");
+    assert!(!smtp_before.is_empty() && !imap_before.is_empty());
+    let text = format!(
+        "{head}hosts:\n  host1.example.test:\n    address: {addr}\n    certs:\n{smtp}{imap}",
+        head = bed.inventory_head(bed.get("TSIG_KEY_FILE")),
+        smtp = cert_block(
+            "smtp",
+            "names: [host1.example.test]\nplaybook: postfix\ncombined: /etc/postfix/tls/mail.pem\n"
+        ),
+        imap = cert_block(
+            "mail",
+            "names: [host1.example.test]\nplaybook: dovecot\nfullchain: /etc/ssl/certs/mail.pem\n"
+        ),
+    );
+    let inv = bed.write_inventory("mail.yaml", &text);
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    run.expect_code(0);
+    let doc = run.json();
+    let of = |cert: &str| {
+        doc["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["cert"] == cert)
+            .unwrap()["fingerprint"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (smtp, imap) = (of("smtp"), of("mail"));
+    assert_ne!(smtp, smtp_before);
+    assert_ne!(imap, imap_before);
+    assert_eq!(starttls_fingerprint(&addr, 25, "smtp"), smtp);
+    assert_eq!(starttls_fingerprint(&addr, 143, "imap"), imap);
+    bed.assert_key_matches(1, "/etc/postfix/tls/mail.pem", "/etc/postfix/tls/mail.pem");
+    bed.assert_key_matches(1, "/etc/ssl/certs/mail.pem", "/etc/ssl/private/mail.key");
+}
