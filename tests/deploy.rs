@@ -207,6 +207,31 @@ fn handshake_on(addr: &str, port: u16, sni: &str) -> String {
     fingerprint(&String::from_utf8_lossy(&out.stdout))
 }
 
+/// Writes `name`: the standard head, host 1 alone with `host_lines` (indented four spaces,
+/// may be empty) and `certs` (from [`cert_block`]).
+fn one_host(bed: &Bed, name: &str, host_lines: &str, certs: &str) -> std::path::PathBuf {
+    let text = format!(
+        "{head}hosts:\n  host1.example.test:\n    address: {addr}\n{host_lines}    certs:\n{certs}",
+        head = bed.inventory_head(bed.get("TSIG_KEY_FILE")),
+        addr = bed.host_addr(1),
+    );
+    bed.write_inventory(name, &text)
+}
+
+/// The fingerprint a run's `--json` reports for certificate `cert`.
+fn fingerprint_of(run: &common::Run, cert: &str) -> String {
+    run.json()["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["cert"] == cert)
+        .unwrap_or_else(|| panic!("no outcome for {cert}"))["fingerprint"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{cert} was not issued: {}", run.json()))
+        .to_string()
+}
+
+/// One certificate entry under `certs:`, `body` one setting per line.
 fn cert_block(label: &str, body: &str) -> String {
     let mut s = format!("      {label}:\n");
     for line in body.lines() {
@@ -224,25 +249,15 @@ fn the_nginx_playbook_renews_without_a_mismatch_and_reuse_key_keeps_the_key() {
     let addr = bed.host_addr(1);
     let placeholder = served(&addr, "host1.example.test");
     let write = |name: &str, extra: &str| {
-        let text = format!(
-            "{head}hosts:\n  host1.example.test:\n    address: {addr}\n    certs:\n{cert}",
-            head = bed.inventory_head(bed.get("TSIG_KEY_FILE")),
-            cert = cert_block(
-                "www",
-                &format!(
-                    "names: [host1.example.test]\nplaybook: nginx\nfullchain: /etc/ssl/certs/www.pem\n{extra}"
-                )
-            ),
+        let body = format!(
+            "names: [host1.example.test]\nplaybook: nginx\nfullchain: /etc/ssl/certs/www.pem\n{extra}"
         );
-        bed.write_inventory(name, &text)
+        one_host(&bed, name, "", &cert_block("www", &body))
     };
     let inv = write("nginx.yaml", "");
     let run = bed.certorch(&inv, &["--json", "run"]);
     run.expect_code(0);
-    let first = run.json()["outcomes"][0]["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = fingerprint_of(&run, "www");
     assert_ne!(first, placeholder);
     assert_eq!(served(&addr, "host1.example.test"), first);
     bed.assert_key_matches(1, "/etc/ssl/certs/www.pem", "/etc/ssl/private/www.key");
@@ -265,10 +280,7 @@ fn the_nginx_playbook_renews_without_a_mismatch_and_reuse_key_keeps_the_key() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let seen = prober.join().unwrap();
     run.expect_code(0);
-    let second = run.json()["outcomes"][0]["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = fingerprint_of(&run, "www");
     assert!(
         seen.len() > 10,
         "too few handshakes to mean anything: {}",
@@ -289,10 +301,7 @@ fn the_nginx_playbook_renews_without_a_mismatch_and_reuse_key_keeps_the_key() {
     let key_pinned = bed.ssh_ok(1, "cat /etc/ssl/private/www.key");
     let run = bed.certorch(&pinned, &["--json", "issue", "host1.example.test"]);
     run.expect_code(0);
-    let third = run.json()["outcomes"][0]["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let third = fingerprint_of(&run, "www");
     assert_ne!(third, second);
     assert_eq!(bed.ssh_ok(1, "cat /etc/ssl/private/www.key"), key_pinned);
     assert_eq!(served(&addr, "host1.example.test"), third);
@@ -308,25 +317,14 @@ fn the_haproxy_playbook_serves_the_combined_pem() {
     let before = handshake_on(&addr, 8443, "host1.example.test");
     assert!(!before.is_empty(), "HAProxy serves nothing before the run");
     let write = |name: &str, extra: &str| {
-        let text = format!(
-            "{head}hosts:\n  host1.example.test:\n    address: {addr}\n    certs:\n{cert}",
-            head = bed.inventory_head(bed.get("TSIG_KEY_FILE")),
-            cert = cert_block(
-                "www",
-                &format!(
-                    "names: [host1.example.test]\nplaybook: haproxy\nverify_port: 8443\n{extra}"
-                )
-            ),
-        );
-        bed.write_inventory(name, &text)
+        let body =
+            format!("names: [host1.example.test]\nplaybook: haproxy\nverify_port: 8443\n{extra}");
+        one_host(&bed, name, "", &cert_block("www", &body))
     };
     let inv = write("haproxy.yaml", "");
     let run = bed.certorch(&inv, &["--json", "run"]);
     run.expect_code(0);
-    let issued = run.json()["outcomes"][0]["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let issued = fingerprint_of(&run, "www");
     assert_ne!(issued, before);
     assert_eq!(handshake_on(&addr, 8443, "host1.example.test"), issued);
     let key = bed.ssh_ok(1, "cat /etc/ssl/private/www.key");
@@ -433,25 +431,16 @@ fn a_non_root_login_with_sudo_deploys() {
     let bed = Bed::up_with(1, &["--tls"]);
     let addr = bed.host_addr(1);
     let write = |name: &str, how: &str, reload: &str| {
-        let text = format!(
-            "{head}hosts:\n  host1.example.test:\n    address: {addr}\n    user: maint\n    become: {how}\n    certs:\n{cert}",
-            head = bed.inventory_head(bed.get("TSIG_KEY_FILE")),
-            cert = cert_block(
-                "www",
-                &format!(
-                    "names: [host1.example.test]\nplaybook: nginx\nfullchain: /etc/ssl/certs/www.pem\n{reload}"
-                )
-            ),
+        let body = format!(
+            "names: [host1.example.test]\nplaybook: nginx\nfullchain: /etc/ssl/certs/www.pem\n{reload}"
         );
-        bed.write_inventory(name, &text)
+        let host = format!("    user: maint\n    become: {how}\n");
+        one_host(&bed, name, &host, &cert_block("www", &body))
     };
     let inv = write("sudo.yaml", "sudo", "");
     let run = bed.certorch(&inv, &["--json", "run"]);
     run.expect_code(0);
-    let issued = run.json()["outcomes"][0]["fingerprint"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let issued = fingerprint_of(&run, "www");
     assert_eq!(served(&addr, "host1.example.test"), issued);
     assert_eq!(
         bed.ssh_ok(1, "stat -c '%U %a' /etc/ssl/private/www.key")
@@ -491,25 +480,18 @@ fn pkcs12_and_java_keystores_are_built_on_the_host() {
         1,
         "umask 077; echo 'changeit-123' > /etc/ssl/private/store.pass",
     );
-    let text = format!(
-        "{head}hosts:\n  host1.example.test:\n    address: {addr}\n    certs:\n{p12}{jks}",
-        head = bed.inventory_head(bed.get("TSIG_KEY_FILE")),
-        addr = bed.host_addr(1),
-        p12 = cert_block(
-            "app",
-            "names: [host1.example.test]\nplaybook: pkcs12\nstore_password_file: /etc/ssl/private/store.pass\n"
-        ),
-        jks = cert_block(
-            "jvm",
-            "names: [www.host1.example.test]\nplaybook: java-keystore\nstore_password_file: /etc/ssl/private/store.pass\n"
-        ),
+    let p12 = cert_block(
+        "app",
+        "names: [host1.example.test]\nplaybook: pkcs12\nstore_password_file: /etc/ssl/private/store.pass\n",
     );
-    let inv = bed.write_inventory("stores.yaml", &text);
+    let jks = cert_block(
+        "jvm",
+        "names: [www.host1.example.test]\nplaybook: java-keystore\nstore_password_file: /etc/ssl/private/store.pass\n",
+    );
+    let inv = one_host(&bed, "stores.yaml", "", &(p12 + &jks));
     let run = bed.certorch(&inv, &["--json", "run"]);
     run.expect_code(0);
-    let doc = run.json();
-    let fp_app = doc["outcomes"][0]["fingerprint"].as_str().unwrap();
-    let fp_jvm = doc["outcomes"][1]["fingerprint"].as_str().unwrap();
+    let (fp_app, fp_jvm) = (fingerprint_of(&run, "app"), fingerprint_of(&run, "jvm"));
     let from_p12 = bed.ssh_ok(
         1,
         "openssl pkcs12 -in /etc/ssl/private/app.p12 -passin file:/etc/ssl/private/store.pass -clcerts -nokeys | openssl x509 -noout -fingerprint -sha256",
@@ -567,34 +549,18 @@ fn the_postfix_and_dovecot_playbooks_verify_through_starttls() {
     let smtp_before = starttls_fingerprint(&addr, 25, "smtp");
     let imap_before = starttls_fingerprint(&addr, 143, "imap");
     assert!(!smtp_before.is_empty() && !imap_before.is_empty());
-    let text = format!(
-        "{head}hosts:\n  host1.example.test:\n    address: {addr}\n    certs:\n{smtp}{imap}",
-        head = bed.inventory_head(bed.get("TSIG_KEY_FILE")),
-        smtp = cert_block(
-            "smtp",
-            "names: [host1.example.test]\nplaybook: postfix\ncombined: /etc/postfix/tls/mail.pem\n"
-        ),
-        imap = cert_block(
-            "mail",
-            "names: [host1.example.test]\nplaybook: dovecot\nfullchain: /etc/ssl/certs/mail.pem\n"
-        ),
+    let smtp = cert_block(
+        "smtp",
+        "names: [host1.example.test]\nplaybook: postfix\ncombined: /etc/postfix/tls/mail.pem\n",
     );
-    let inv = bed.write_inventory("mail.yaml", &text);
+    let imap = cert_block(
+        "mail",
+        "names: [host1.example.test]\nplaybook: dovecot\nfullchain: /etc/ssl/certs/mail.pem\n",
+    );
+    let inv = one_host(&bed, "mail.yaml", "", &(smtp + &imap));
     let run = bed.certorch(&inv, &["--json", "run"]);
     run.expect_code(0);
-    let doc = run.json();
-    let of = |cert: &str| {
-        doc["outcomes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|o| o["cert"] == cert)
-            .unwrap()["fingerprint"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
-    let (smtp, imap) = (of("smtp"), of("mail"));
+    let (smtp, imap) = (fingerprint_of(&run, "smtp"), fingerprint_of(&run, "mail"));
     assert_ne!(smtp, smtp_before);
     assert_ne!(imap, imap_before);
     assert_eq!(starttls_fingerprint(&addr, 25, "smtp"), smtp);

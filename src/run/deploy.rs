@@ -229,69 +229,61 @@ async fn write(c: &Issued<'_>) -> Result<Vec<RemotePath>, (String, String)> {
         wanted.push((p, content));
     }
     let mut paths: Vec<&RemotePath> = vec![&spec.key];
-    for (path, content) in &wanted {
-        let file = FileSpec {
-            path,
-            content: content.as_bytes(),
-            mode: spec.mode,
-            owner: spec.owner.as_ref(),
-            group: spec.group.as_ref(),
-        };
-        if let Err(e) = files::stage(t, &file).await {
-            files::discard(t, &paths).await;
-            return Err((e.to_string(), e.hint().unwrap_or_default()));
-        }
-        paths.push(path);
-    }
-    if let Some(combined) = &spec.combined {
-        if let Err(e) = files::stage_combined(
-            t,
-            combined,
-            &spec.key,
-            full.as_bytes(),
-            spec.key_mode,
-            spec.owner.as_ref(),
-            spec.group.as_ref(),
-        )
-        .await
-        {
-            files::discard(t, &paths).await;
-            return Err((e.to_string(), e.hint().unwrap_or_default()));
-        }
-        paths.push(combined);
-    }
-    // Stores for JVM and PKCS#12 consumers, built on the host from the staged key.
+    // Every file staged beside its live path, then all renamed together; on any failure the
+    // staged files (the new key among them) are removed and the live ones stay untouched.
     let staged_key = format!("{}{}", spec.key, crate::host::STAGED);
-    for (kind, path) in [
-        (files::Store::Pkcs12, &spec.pkcs12),
-        (files::Store::JavaKeystore, &spec.keystore),
-    ] {
-        let Some(path) = path else { continue };
-        if let Err(e) = files::stage_store(
-            t,
-            kind,
-            path,
-            &staged_key,
-            full.as_bytes(),
-            spec.store_password_file.as_ref(),
-            &spec.label,
-            spec.key_mode,
-            spec.owner.as_ref(),
-            spec.group.as_ref(),
-        )
-        .await
-        {
-            files::discard(t, &paths).await;
-            return Err((e.to_string(), e.hint().unwrap_or_default()));
+    let staged: Result<(), crate::host::Error> = async {
+        for (path, content) in &wanted {
+            let file = FileSpec {
+                path,
+                content: content.as_bytes(),
+                mode: spec.mode,
+                owner: spec.owner.as_ref(),
+                group: spec.group.as_ref(),
+            };
+            files::stage(t, &file).await?;
+            paths.push(path);
         }
-        paths.push(path);
+        if let Some(combined) = &spec.combined {
+            files::stage_combined(
+                t,
+                combined,
+                &spec.key,
+                full.as_bytes(),
+                spec.key_mode,
+                spec.owner.as_ref(),
+                spec.group.as_ref(),
+            )
+            .await?;
+            paths.push(combined);
+        }
+        // Stores for JVM and PKCS#12 consumers, built on the host from the staged key.
+        for (kind, path) in [
+            (files::Store::Pkcs12, &spec.pkcs12),
+            (files::Store::JavaKeystore, &spec.keystore),
+        ] {
+            let Some(path) = path else { continue };
+            files::stage_store(
+                t,
+                kind,
+                path,
+                &staged_key,
+                full.as_bytes(),
+                spec.store_password_file.as_ref(),
+                &spec.label,
+                spec.key_mode,
+                spec.owner.as_ref(),
+                spec.group.as_ref(),
+            )
+            .await?;
+            paths.push(path);
+        }
+        // Never a key beside a certificate it does not match, not even for a moment.
+        files::check_pair(t, &spec.key, spec.inspect_path()).await?;
+        files::commit(t, &paths).await
     }
-    // Never a key beside a certificate it does not match, not even for a moment.
-    if let Err(e) = files::check_pair(t, &spec.key, spec.inspect_path()).await {
-        files::discard(t, &paths).await;
-        return Err((e.to_string(), e.hint().unwrap_or_default()));
-    }
-    if let Err(e) = files::commit(t, &paths).await {
+    .await;
+    if let Err(e) = staged {
         files::discard(t, &paths).await;
         return Err((e.to_string(), e.hint().unwrap_or_default()));
     }
