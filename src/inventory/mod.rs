@@ -11,7 +11,7 @@ use std::path::PathBuf;
 pub use model::Eab;
 #[cfg(test)]
 pub use model::parse;
-pub use model::{CertSpec, Host, Inventory, SecretSource, SshConfig, load};
+pub use model::{CertSpec, Host, Inventory, SecretSource, SshConfig, TransportKind, load};
 pub use model::{ChallengeKind, Issuer};
 pub use types::{DnsName, KeyType, RemotePath, RenewPolicy};
 

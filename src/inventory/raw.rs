@@ -80,6 +80,12 @@ pub struct RawSsh {
     pub known_hosts: Option<PathBuf>,
     pub identity: Option<PathBuf>,
     pub connect_timeout: Option<Span>,
+    /// `openssh` (the default) or `russh`.
+    pub transport: Option<Spanned<String>>,
+    /// How long one remote command may take.
+    pub command_timeout: Option<Span>,
+    /// russh: SSH handshakes in flight at once, across the process.
+    pub max_handshakes: Option<Spanned<usize>>,
 }
 
 /// Settings every host and certificate inherits unless it sets its own.
@@ -110,6 +116,8 @@ pub struct RawHost {
     pub address: Option<Spanned<String>>,
     pub port: Option<u16>,
     pub user: Option<AccountName>,
+    /// Overrides `ssh.transport` for this host.
+    pub transport: Option<Spanned<String>>,
     #[serde(default)]
     pub certs: BTreeMap<String, Spanned<RawCert>>,
 }

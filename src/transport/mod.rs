@@ -2,12 +2,16 @@
 //! Everything certorch does on a host goes through [`Transport`], so each transport is a small
 //! implementation and every feature works on each.
 
+pub mod known_hosts;
 pub mod openssh;
+pub mod russh;
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 
 use crate::host::sh::Cmd;
+use crate::inventory::{Host, SshConfig, TransportKind};
 
 /// What a remote command produced.
 #[derive(Debug)]
@@ -80,4 +84,17 @@ pub trait Transport: Send + Sync {
         cmd: &'a Cmd,
         stdin: Option<&'a [u8]>,
     ) -> BoxFuture<'a, Result<Output, Error>>;
+}
+
+/// Connects to `host` with the transport the inventory chose for it; `control_dir` is a
+/// private (0700) directory for OpenSSH's control sockets.
+pub async fn connect(
+    host: &Host,
+    ssh: &SshConfig,
+    control_dir: &Path,
+) -> Result<Box<dyn Transport>, Error> {
+    Ok(match host.transport {
+        TransportKind::OpenSsh => Box::new(openssh::connect(host, ssh, control_dir).await?),
+        TransportKind::Russh => Box::new(self::russh::connect(host, ssh).await?),
+    })
 }

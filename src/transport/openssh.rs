@@ -20,6 +20,7 @@ const MASTER_IDLE: usize = 900;
 /// An open multiplexed session to one host.
 pub struct OpenSsh {
     session: Session,
+    command_timeout: std::time::Duration,
 }
 
 /// Connects to `host`; `control_dir` is a private (0700) directory for the control sockets.
@@ -44,7 +45,10 @@ pub async fn connect(host: &Host, ssh: &SshConfig, control_dir: &Path) -> Result
         b.keyfile(key);
     }
     match b.connect_mux(&host.address).await {
-        Ok(session) => Ok(OpenSsh { session }),
+        Ok(session) => Ok(OpenSsh {
+            session,
+            command_timeout: ssh.command_timeout,
+        }),
         Err(e) => Err(connect_error(&host.address, &e)),
     }
 }
@@ -124,7 +128,19 @@ impl Transport for OpenSsh {
                 })?;
                 pipe.shutdown().await.ok();
             }
-            let out = child.wait_with_output().await.map_err(lost)?;
+            let out =
+                match tokio::time::timeout(self.command_timeout, child.wait_with_output()).await {
+                    Ok(r) => r.map_err(lost)?,
+                    Err(_) => {
+                        return Err(Error::Command {
+                            label: label.clone(),
+                            reason: format!(
+                                "no exit status after {}s (ssh.command_timeout)",
+                                self.command_timeout.as_secs()
+                            ),
+                        });
+                    }
+                };
             Ok(Output {
                 code: out.status.code(),
                 stdout: out.stdout,
