@@ -40,8 +40,20 @@ records), \fBreload\fR (run there after each rewrite) and \fBserver\fR (where th
 must be served).
 .TP
 \fBssh\fR
-\fBconfig\fR, \fBknown_hosts\fR, \fBidentity\fR, \fBconnect_timeout\fR (10s). Host keys are
-always checked strictly.
+\fBtransport\fR: \fBopenssh\fR (default: the system's ssh client, one multiplexed master
+connection per host, honouring ssh_config) or \fBrussh\fR (an SSH client inside certorch: no
+ssh process per host). \fBconfig\fR (an ssh_config file; OpenSSH only: with \fBrussh\fR it is
+refused, because russh reads no ssh_config and half honouring one would be worse),
+\fBknown_hosts\fR, \fBidentity\fR, \fBconnect_timeout\fR (10s: TCP connect, handshake and
+login), \fBcommand_timeout\fR (10m: one command on a host, to its exit status),
+\fBmax_handshakes\fR (32; russh: handshakes in flight at once). Host keys are always checked
+strictly. With \fBrussh\fR: host keys come from \fBknown_hosts\fR (default
+~/.ssh/known_hosts) and /etc/ssh/ssh_known_hosts, with hashed names, \fB[host]:port\fR
+entries, \fB*\fR/\fB?\fR patterns and \fB!\fR negation, \fB@cert\-authority\fR (a host
+certificate signed by that CA, valid now, naming the host's address or inventory name) and
+\fB@revoked\fR; the login tries every key in ssh\-agent (\fBSSH_AUTH_SOCK\fR), then
+\fBidentity\fR (default ~/.ssh/id_ed25519, id_ecdsa, id_rsa); encrypted key files only through
+the agent. Address, port and user come from the inventory.
 .TP
 \fBconcurrency\fR
 Hosts worked on at once (20).
@@ -65,7 +77,8 @@ state database.
 every host and certificate.
 .TP
 \fBhosts\fR
-A map from host name to \fBaddress\fR (default: the name), \fBport\fR, \fBuser\fR and
+A map from host name to \fBaddress\fR (default: the name), \fBport\fR, \fBuser\fR,
+\fBtransport\fR (\fBopenssh\fR or \fBrussh\fR, overriding \fBssh.transport\fR) and
 \fBcerts\fR.
 .TP
 \fBgroups\fR
