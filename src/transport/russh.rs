@@ -500,3 +500,50 @@ impl Transport for Russh {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(port: u16) -> Host {
+        Host {
+            name: "web1.example.org".into(),
+            address: "192.0.2.1".into(),
+            port,
+            user: "root".into(),
+            transport: crate::inventory::TransportKind::Russh,
+            certs: Vec::new(),
+        }
+    }
+
+    fn known(text: &str) -> KnownHosts {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("known_hosts");
+        std::fs::write(&p, text).unwrap();
+        KnownHosts::load(&[p, dir.path().join("absent")]).unwrap()
+    }
+
+    const ECDSA: &str = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBGI/5/RW3p+IBCWBNdH8a7O+hGE0MRBjG01Qo+wNbNYKoKVd24mPba68Bj71oGSs7QB2hioFdwbw57RpwduXIDA=";
+    const ED25519: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHbyfxcnFx2roLXYMcBXqaqgniX7hd2qHgV33ni5OAsj";
+
+    /// The key type known_hosts holds is asked for first, so a host with several keys presents
+    /// the one the operator recorded; certificates are asked for only under a trusted CA.
+    #[test]
+    fn host_key_algorithms_follow_known_hosts() {
+        let p = preferred(&known(&format!("192.0.2.1 {ECDSA}\n")), &host(22));
+        assert!(matches!(p.key[0], Algorithm::Ecdsa { .. }), "{:?}", p.key);
+        assert!(p.key.contains(&Algorithm::Ed25519));
+        assert!(p.host_key_certificates.is_empty());
+
+        let p = preferred(
+            &known(&format!("@cert-authority 192.0.2.* {ED25519}\n")),
+            &host(22),
+        );
+        assert!(!p.host_key_certificates.is_empty());
+
+        // Another port: the bare-name line does not apply.
+        let p = preferred(&known(&format!("192.0.2.1 {ECDSA}\n")), &host(2222));
+        assert_eq!(p.key, russh::Preferred::default().key);
+    }
+}
