@@ -265,7 +265,7 @@ fn logins_through_ssh_agent_and_encrypted_keys() {
     run.expect_code(1);
     assert!(
         run.stderr.contains(&format!(
-            "cannot connect to {}: Permission denied: root@{} accepted none of the 0 keys offered (no ssh-agent (SSH_AUTH_SOCK is not set))",
+            "cannot connect to {}: Permission denied: certorch had no usable key to offer root@{} (no ssh-agent (SSH_AUTH_SOCK is not set))",
             bed.host_addr(1),
             bed.host_addr(1)
         )),

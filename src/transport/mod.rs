@@ -56,6 +56,12 @@ pub enum Error {
     },
     #[error("lost the connection while running {label}: {reason}")]
     Command { label: String, reason: String },
+    #[error("{label} did not finish within {}s (ssh.command_timeout) on {address}", after.as_secs())]
+    Timeout {
+        label: String,
+        address: String,
+        after: std::time::Duration,
+    },
     #[error("an argument for {label} contains a NUL byte")]
     Nul { label: String },
 }
@@ -68,6 +74,9 @@ impl Error {
             Error::Command { .. } => Some(
                 "check that the host is up and sshd is running, then run certorch again".into(),
             ),
+            Error::Timeout { label, .. } => Some(format!(
+                "{label} hangs on the host or needs longer: see what it waits for there, or raise ssh.command_timeout"
+            )),
             Error::Nul { .. } => None,
         }
     }

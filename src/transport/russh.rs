@@ -37,6 +37,7 @@ static HANDSHAKES: OnceLock<Semaphore> = OnceLock::new();
 /// An open connection to one host; dropping it closes the connection.
 pub struct Russh {
     handle: Handle<HostKeyCheck>,
+    address: String,
     command_timeout: Duration,
 }
 
@@ -159,6 +160,7 @@ pub async fn connect(host: &Host, ssh: &SshConfig) -> Result<Russh, Error> {
     match tokio::time::timeout(ssh.connect_timeout, attempt).await {
         Ok(Ok(handle)) => Ok(Russh {
             handle,
+            address: address.to_string(),
             command_timeout: ssh.command_timeout,
         }),
         Ok(Err(e)) => Err(e),
@@ -390,10 +392,17 @@ async fn login(
             encrypted.join(", ")
         ));
     }
-    let mut reason = format!(
-        "Permission denied: {user}@{} accepted none of the {tried} keys offered",
-        host.address
-    );
+    let mut reason = if tried == 0 {
+        format!(
+            "Permission denied: certorch had no usable key to offer {user}@{}",
+            host.address
+        )
+    } else {
+        format!(
+            "Permission denied: {user}@{} accepted none of the {tried} keys offered",
+            host.address
+        )
+    };
     if !notes.is_empty() {
         reason.push_str(&format!(" ({})", notes.join("; ")));
     }
@@ -489,12 +498,10 @@ impl Transport for Russh {
             match tokio::time::timeout(self.command_timeout, self.exec(&line, stdin, &label)).await
             {
                 Ok(r) => r,
-                Err(_) => Err(Error::Command {
+                Err(_) => Err(Error::Timeout {
                     label,
-                    reason: format!(
-                        "no exit status after {}s (ssh.command_timeout)",
-                        self.command_timeout.as_secs()
-                    ),
+                    address: self.address.clone(),
+                    after: self.command_timeout,
                 }),
             }
         })
