@@ -37,7 +37,7 @@ run's batch as JSON on stdin (\fBaction\fR add or remove, \fBttl\fR, \fBrecords\
 \fBzonefile\fR: \fBhost\fR, \fBaddress\fR, \fBuser\fR, \fBport\fR, \fBpath\fR (the zone file
 on that host), \fBtemplate\fR (a bastion file with the SOA carrying \fB{serial}\fR and the NS
 records), \fBreload\fR (run there after each rewrite) and \fBserver\fR (where the new serial
-must be served).
+must be served); that host is reached with \fBssh.transport\fR.
 .TP
 \fBssh\fR
 \fBtransport\fR: \fBopenssh\fR (default: the system's ssh client, one multiplexed master
