@@ -463,7 +463,16 @@ impl Russh {
             out.stderr = String::from_utf8_lossy(&stderr).into_owned();
             (out, refused)
         };
-        let (written, (out, refused)) = tokio::join!(writing, reading);
+        // Once the channel closes the answer is complete; a writer still waiting for window
+        // space (a command that exited without reading its input) is dropped then.
+        tokio::pin!(writing, reading);
+        let mut written = None;
+        let (out, refused) = loop {
+            tokio::select! {
+                w = &mut writing, if written.is_none() => written = Some(w),
+                r = &mut reading => break r,
+            }
+        };
         if refused {
             return Err(Error::Command {
                 label: label.to_string(),
@@ -472,7 +481,7 @@ impl Russh {
         }
         // A command that exits before reading all its input closes the channel under the
         // writer; its exit status is the answer then.
-        if let Err(e) = written
+        if let Some(Err(e)) = written
             && out.code.is_none()
         {
             return Err(Error::Command {
