@@ -666,11 +666,21 @@ fn playbooks_are_listed_and_printed() {
     .unwrap();
     let bin = env!("CARGO_BIN_EXE_certorch");
     let out = std::process::Command::new(bin)
-        .args(["--inventory", "/nonexistent/inventory.yaml", "--json", "playbooks", "--dir"])
+        .args([
+            "--inventory",
+            "/nonexistent/inventory.yaml",
+            "--json",
+            "playbooks",
+            "--dir",
+        ])
         .arg(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let list = list.as_array().unwrap();
     let names: Vec<&str> = list.iter().map(|p| p["name"].as_str().unwrap()).collect();
@@ -694,14 +704,27 @@ fn playbooks_are_listed_and_printed() {
     assert_eq!(keys(haproxy), sorted(&["name", "source", "description"]));
 
     let out = std::process::Command::new(bin)
-        .args(["--inventory", "/nonexistent/inventory.yaml", "playbooks", "haproxy"])
+        .args([
+            "--inventory",
+            "/nonexistent/inventory.yaml",
+            "playbooks",
+            "haproxy",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("combined: /etc/haproxy/certs/{label}.pem"), "{text}");
+    assert!(
+        text.contains("combined: /etc/haproxy/certs/{label}.pem"),
+        "{text}"
+    );
     let out = std::process::Command::new(bin)
-        .args(["--inventory", "/nonexistent/inventory.yaml", "playbooks", "ngnix"])
+        .args([
+            "--inventory",
+            "/nonexistent/inventory.yaml",
+            "playbooks",
+            "ngnix",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -236,3 +236,37 @@ fn an_unreachable_dns_server_opens_no_order() {
         "{hint}"
     );
 }
+
+/// A command that hangs on the host is given up after `ssh.command_timeout`, on either
+/// transport, with the host and the setting named; the previous state is kept.
+#[test]
+fn a_hanging_command_times_out() {
+    let bed = Bed::up(1);
+    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE")).replace(
+        "  connect_timeout: 20s\n",
+        "  connect_timeout: 20s\n  command_timeout: 5s\n",
+    );
+    let text = format!(
+        "{head}hosts:\n  host1.example.test:\n    address: {}\n    certs:\n      www:\n        issuer: self-signed\n        names: [host1.example.test]\n        key: /etc/ssl/private/www.key\n        fullchain: /etc/ssl/certs/www.pem\n        check: \"sleep 600\"\n",
+        bed.host_addr(1)
+    );
+    let inv = bed.write_inventory("hang.yaml", &text);
+    let run = bed.certorch(&inv, &["run"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "did not finish within 5s (ssh.command_timeout) on {}",
+            bed.host_addr(1)
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("hangs on the host or needs longer: see what it waits for there, or raise ssh.command_timeout"),
+        "{}",
+        run.stderr
+    );
+    let left = bed.ssh_ok(1, "ls /etc/ssl/certs | grep -E '^www' || true");
+    assert_eq!(left.trim(), "", "{left}");
+}

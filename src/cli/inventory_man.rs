@@ -37,11 +37,23 @@ run's batch as JSON on stdin (\fBaction\fR add or remove, \fBttl\fR, \fBrecords\
 \fBzonefile\fR: \fBhost\fR, \fBaddress\fR, \fBuser\fR, \fBport\fR, \fBpath\fR (the zone file
 on that host), \fBtemplate\fR (a bastion file with the SOA carrying \fB{serial}\fR and the NS
 records), \fBreload\fR (run there after each rewrite) and \fBserver\fR (where the new serial
-must be served).
+must be served); that host is reached with \fBssh.transport\fR.
 .TP
 \fBssh\fR
-\fBconfig\fR, \fBknown_hosts\fR, \fBidentity\fR, \fBconnect_timeout\fR (10s). Host keys are
-always checked strictly.
+\fBtransport\fR: \fBopenssh\fR (default: the system's ssh client, one multiplexed master
+connection per host, honouring ssh_config) or \fBrussh\fR (an SSH client inside certorch: no
+ssh process per host). \fBconfig\fR (an ssh_config file; OpenSSH only: with \fBrussh\fR it is
+refused, because russh reads no ssh_config and half honouring one would be worse),
+\fBknown_hosts\fR, \fBidentity\fR, \fBconnect_timeout\fR (10s: TCP connect, handshake and
+login), \fBcommand_timeout\fR (10m: one command on a host, to its exit status),
+\fBmax_handshakes\fR (32; russh: handshakes in flight at once). Host keys are always checked
+strictly. With \fBrussh\fR: host keys come from \fBknown_hosts\fR (default
+~/.ssh/known_hosts) and /etc/ssh/ssh_known_hosts, with hashed names, \fB[host]:port\fR
+entries, \fB*\fR/\fB?\fR patterns and \fB!\fR negation, \fB@cert\-authority\fR (a host
+certificate signed by that CA, valid now, naming the host's address or inventory name) and
+\fB@revoked\fR; the login tries every key in ssh\-agent (\fBSSH_AUTH_SOCK\fR), then
+\fBidentity\fR (default ~/.ssh/id_ed25519, id_ecdsa, id_rsa); encrypted key files only through
+the agent. Address, port and user come from the inventory.
 .TP
 \fBconcurrency\fR
 Hosts worked on at once (20).
@@ -68,7 +80,7 @@ certificate.
 .TP
 \fBhosts\fR
 A map from host name to \fBaddress\fR (default: the name), \fBport\fR, \fBuser\fR,
-\fBbecome\fR and \fBcerts\fR. \fBbecome\fR: \fBsudo\fR or \fBdoas\fR when \fBuser\fR is not
+\fBbecome\fR, \fBtransport\fR (\fBopenssh\fR or \fBrussh\fR, overriding \fBssh.transport\fR) and \fBcerts\fR. \fBbecome\fR: \fBsudo\fR or \fBdoas\fR when \fBuser\fR is not
 root; every step then runs as \fBsudo \-n \-\- \fR\fIcommand\fR (sudoers:
 \fBUSER ALL=(root) NOPASSWD: /bin/sh, /usr/bin/env\fR plus the programs of list\-form
 check and reload commands).

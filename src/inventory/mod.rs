@@ -14,7 +14,7 @@ pub use model::Eab;
 #[cfg(test)]
 pub use model::parse;
 pub use model::{Become, ChallengeKind, Issuer, Starttls};
-pub use model::{CertSpec, Host, Inventory, SecretSource, SshConfig, load};
+pub use model::{CertSpec, Host, Inventory, SecretSource, SshConfig, TransportKind, load};
 pub use types::{DnsName, KeyType, RemotePath, RenewPolicy};
 
 /// Why an inventory could not be used.

@@ -178,10 +178,28 @@ pub enum SecretSource {
 /// How certorch reaches hosts over SSH.
 #[derive(Debug, Clone)]
 pub struct SshConfig {
+    /// An ssh_config file; OpenSSH transport only.
     pub config: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub identity: Option<PathBuf>,
+    /// TCP connect, handshake and authentication together.
     pub connect_timeout: Duration,
+    /// One remote command, from the request to its exit status.
+    pub command_timeout: Duration,
+    /// The transport of hosts that do not choose their own.
+    pub transport: TransportKind,
+    /// russh: handshakes in flight at once, across the process.
+    pub max_handshakes: usize,
+}
+
+/// Which SSH client implementation reaches a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TransportKind {
+    /// The system's OpenSSH client, one multiplexed master per host (honours ssh_config).
+    #[default]
+    OpenSsh,
+    /// russh, in-process: no `ssh` process per host.
+    Russh,
 }
 
 /// One host and the certificates it needs.
@@ -195,6 +213,8 @@ pub struct Host {
     pub user: String,
     /// `sudo`/`doas` for a non-root login.
     pub become_via: Option<Become>,
+    /// The SSH client implementation for this host.
+    pub transport: TransportKind,
     pub certs: Vec<CertSpec>,
 }
 
@@ -307,6 +327,11 @@ const DEFAULT_CONCURRENCY: usize = 20;
 const DEFAULT_LOCAL_VALIDITY: Duration = Duration::from_secs(90 * 86400);
 const DEFAULT_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Long enough for the slowest thing certorch runs on a host (an RSA-4096 key on a small VM,
+/// a service's config test); short enough that a hung host does not hold a cron run forever.
+const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
+/// Handshakes cost CPU on the bastion (key exchange, signatures); more in flight only queue.
+const DEFAULT_MAX_HANDSHAKES: usize = 32;
 
 /// Reads and validates the inventory at `path`.
 pub fn load(path: &Path) -> Result<Inventory, Error> {
@@ -345,6 +370,30 @@ impl Builder<'_> {
         } else {
             self.base.join(p)
         }
+    }
+
+    /// `openssh` or `russh`; russh cannot honour an ssh_config file, so the two never mix.
+    fn transport(
+        &self,
+        t: &Spanned<String>,
+        config: Option<&PathBuf>,
+    ) -> Result<TransportKind, Error> {
+        let kind = match t.value.as_str() {
+            "openssh" => TransportKind::OpenSsh,
+            "russh" => TransportKind::Russh,
+            other => {
+                return Err(self.err(
+                    t.referenced,
+                    format!("unknown SSH transport `{other}`: write openssh or russh"),
+                ));
+            }
+        };
+        if kind == TransportKind::Russh
+            && let Some(c) = config
+        {
+            return Err(self.err(t.referenced, format!("the russh transport does not read ssh_config files, and ssh.config is set ({}): remove ssh.config and set ssh.known_hosts, ssh.identity and each host's address, port and user in the inventory, or use transport: openssh", c.display())));
+        }
+        Ok(kind)
     }
 
     /// `letsencrypt`, `letsencrypt-staging` or an https:// URL.
@@ -399,6 +448,7 @@ impl Builder<'_> {
         &self,
         z: Spanned<super::raw::RawZoneFile>,
         default_user: Option<AccountName>,
+        default_transport: TransportKind,
     ) -> Result<ZoneFileConfig, Error> {
         let at = z.referenced;
         let z = z.value;
@@ -447,6 +497,7 @@ impl Builder<'_> {
                     .or(default_user)
                     .map_or_else(|| "root".to_string(), |u| u.as_str().to_string()),
                 become_via: None,
+                transport: default_transport,
                 certs: Vec::new(),
             },
             path: z.path,
@@ -507,6 +558,34 @@ impl Builder<'_> {
             eab,
         };
 
+        let ssh_config = raw.ssh.config.map(|p| self.resolve(p));
+        let transport = match &raw.ssh.transport {
+            Some(t) => self.transport(t, ssh_config.as_ref())?,
+            None => TransportKind::default(),
+        };
+        let max_handshakes = match raw.ssh.max_handshakes {
+            Some(m) if m.value == 0 => {
+                return Err(self.err(m.referenced, "ssh.max_handshakes must be at least 1"));
+            }
+            Some(m) => m.value,
+            None => DEFAULT_MAX_HANDSHAKES,
+        };
+        let ssh = SshConfig {
+            config: ssh_config,
+            known_hosts: raw.ssh.known_hosts.map(|p| self.resolve(p)),
+            identity: raw.ssh.identity.map(|p| self.resolve(p)),
+            connect_timeout: raw
+                .ssh
+                .connect_timeout
+                .map_or(DEFAULT_CONNECT_TIMEOUT, |s| s.0),
+            command_timeout: raw
+                .ssh
+                .command_timeout
+                .map_or(DEFAULT_COMMAND_TIMEOUT, |s| s.0),
+            transport,
+            max_handshakes,
+        };
+
         let resolver = match raw.dns.resolver {
             None => None,
             Some(r) => Some(socket_addr(&r.value).ok_or_else(|| {
@@ -521,7 +600,9 @@ impl Builder<'_> {
         };
         let default_user = raw.defaults.user.clone();
         let publisher = match (raw.dns.rfc2136, raw.dns.exec, raw.dns.zonefile) {
-            (None, None, Some(z)) => PublisherConfig::ZoneFile(self.zonefile(z, default_user)?),
+            (None, None, Some(z)) => {
+                PublisherConfig::ZoneFile(self.zonefile(z, default_user, ssh.transport)?)
+            }
             (Some(rfc), None, None) => PublisherConfig::Rfc2136(self.rfc2136(rfc)?),
             (None, Some(e), None) => {
                 if e.value.command.is_empty() || e.value.command[0].is_empty() {
@@ -561,16 +642,6 @@ impl Builder<'_> {
             publisher,
         };
 
-        let ssh = SshConfig {
-            config: raw.ssh.config.map(|p| self.resolve(p)),
-            known_hosts: raw.ssh.known_hosts.map(|p| self.resolve(p)),
-            identity: raw.ssh.identity.map(|p| self.resolve(p)),
-            connect_timeout: raw
-                .ssh
-                .connect_timeout
-                .map_or(DEFAULT_CONNECT_TIMEOUT, |s| s.0),
-        };
-
         let concurrency = match raw.concurrency {
             Some(c) if c.value == 0 => {
                 return Err(self.err(c.referenced, "concurrency must be at least 1"));
@@ -605,6 +676,10 @@ impl Builder<'_> {
                 }
                 None => name.clone(),
             };
+            let transport = match &host.transport {
+                Some(t) => self.transport(t, ssh.config.as_ref())?,
+                None => ssh.transport,
+            };
             let mut certs = Vec::new();
             for (label, cert) in host.certs {
                 certs.push(self.cert(&name, label, cert, d, playbooks.as_deref())?);
@@ -622,6 +697,7 @@ impl Builder<'_> {
                     .user
                     .or(d.user.clone())
                     .map_or_else(|| "root".to_string(), |u| u.as_str().to_string()),
+                transport,
                 certs,
             });
         }

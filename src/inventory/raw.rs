@@ -126,6 +126,12 @@ pub struct RawSsh {
     pub known_hosts: Option<PathBuf>,
     pub identity: Option<PathBuf>,
     pub connect_timeout: Option<Span>,
+    /// `openssh` (the default) or `russh`.
+    pub transport: Option<Spanned<String>>,
+    /// How long one remote command may take.
+    pub command_timeout: Option<Span>,
+    /// russh: SSH handshakes in flight at once, across the process.
+    pub max_handshakes: Option<Spanned<usize>>,
 }
 
 /// Settings every host and certificate inherits unless it sets its own.
@@ -165,6 +171,8 @@ pub struct RawHost {
     /// `sudo` or `doas`: run certorch's steps as root from a non-root login.
     #[serde(rename = "become")]
     pub become_via: Option<Spanned<String>>,
+    /// Overrides `ssh.transport` for this host.
+    pub transport: Option<Spanned<String>>,
     #[serde(default)]
     pub certs: BTreeMap<String, Spanned<RawCert>>,
 }

@@ -364,3 +364,72 @@ shared:
         "{e}"
     );
 }
+
+/// `ssh.transport` sets every host's transport, a host's own `transport` overrides it, and
+/// each value is checked where it stands.
+#[test]
+fn transport_selection() {
+    let inv = parse_at(GOOD).unwrap();
+    assert_eq!(inv.ssh.transport, TransportKind::OpenSsh);
+    assert!(
+        inv.hosts
+            .iter()
+            .all(|h| h.transport == TransportKind::OpenSsh)
+    );
+    assert_eq!(inv.ssh.command_timeout, std::time::Duration::from_secs(600));
+    assert_eq!(inv.ssh.max_handshakes, 32);
+
+    let text = GOOD.replacen(
+        "defaults:",
+        "ssh: { transport: russh, command_timeout: 2m, max_handshakes: 4 }\ndefaults:",
+        1,
+    );
+    let inv = parse_at(&text).unwrap();
+    assert_eq!(inv.ssh.transport, TransportKind::Russh);
+    assert_eq!(inv.ssh.command_timeout, std::time::Duration::from_secs(120));
+    assert_eq!(inv.ssh.max_handshakes, 4);
+    assert!(
+        inv.hosts
+            .iter()
+            .all(|h| h.transport == TransportKind::Russh)
+    );
+
+    let text = GOOD.replacen(
+        "    user: root\n",
+        "    user: root\n    transport: russh\n",
+        1,
+    );
+    let inv = parse_at(&text).unwrap();
+    assert_eq!(inv.hosts[0].transport, TransportKind::OpenSsh);
+    assert_eq!(inv.hosts[1].transport, TransportKind::Russh);
+
+    let text = GOOD.replacen(
+        "    user: root\n",
+        "    user: root\n    transport: putty\n",
+        1,
+    );
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "/etc/certorch/inventory.yaml:21:16: unknown SSH transport `putty`: write openssh or russh"
+    );
+
+    // russh reads no ssh_config: the combination is refused rather than half honoured.
+    let text = GOOD.replacen(
+        "defaults:",
+        "ssh: { config: ssh_config, transport: russh }\ndefaults:",
+        1,
+    );
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(
+        err.starts_with("/etc/certorch/inventory.yaml:9:39: the russh transport does not read ssh_config files, and ssh.config is set (/etc/certorch/ssh_config): remove ssh.config"),
+        "{err}"
+    );
+
+    let text = GOOD.replacen("defaults:", "ssh: { max_handshakes: 0 }\ndefaults:", 1);
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(
+        err.contains("inventory.yaml:9:24: ssh.max_handshakes must be at least 1"),
+        "{err}"
+    );
+}

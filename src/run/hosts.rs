@@ -38,9 +38,9 @@ pub async fn connect_all(
                 cert: "*",
                 stage: Stage::Connect,
             });
-            let r = transport::openssh::connect(host, &inv.ssh, control)
+            let r = transport::connect(host, &inv.ssh, control)
                 .await
-                .map(|c| Arc::new(c) as Arc<dyn Transport>)
+                .map(Arc::<dyn Transport>::from)
                 .map(|c| match host.become_via {
                     Some(how) => {
                         Arc::new(transport::elevated::Elevated::new(c, how)) as Arc<dyn Transport>

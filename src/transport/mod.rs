@@ -3,12 +3,16 @@
 //! implementation and every feature works on each.
 
 pub mod elevated;
+pub mod known_hosts;
 pub mod openssh;
+pub mod russh;
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 
 use crate::host::sh::Cmd;
+use crate::inventory::{Host, SshConfig, TransportKind};
 
 /// What a remote command produced.
 #[derive(Debug)]
@@ -53,6 +57,12 @@ pub enum Error {
     },
     #[error("lost the connection while running {label}: {reason}")]
     Command { label: String, reason: String },
+    #[error("{label} did not finish within {}s (ssh.command_timeout) on {address}", after.as_secs())]
+    Timeout {
+        label: String,
+        address: String,
+        after: std::time::Duration,
+    },
     #[error("an argument for {label} contains a NUL byte")]
     Nul { label: String },
     #[error("{how} refused to run {label} as root: {reason}")]
@@ -71,6 +81,9 @@ impl Error {
             Error::Command { .. } => Some(
                 "check that the host is up and sshd is running, then run certorch again".into(),
             ),
+            Error::Timeout { label, .. } => Some(format!(
+                "{label} hangs on the host or needs longer: see what it waits for there, or raise ssh.command_timeout"
+            )),
             Error::Nul { .. } => None,
             Error::Become { .. } => Some(
                 "allow the login user to run certorch's commands as root without a password (sudoers: `USER ALL=(root) NOPASSWD: /usr/bin/sh, /bin/sh, /usr/bin/env, /usr/bin/cat, /bin/cat` plus the program of each list-form check and reload; doas.conf: `permit nopass USER as root`), or log in as root"
@@ -91,4 +104,17 @@ pub trait Transport: Send + Sync {
         cmd: &'a Cmd,
         stdin: Option<&'a [u8]>,
     ) -> BoxFuture<'a, Result<Output, Error>>;
+}
+
+/// Connects to `host` with the transport the inventory chose for it; `control_dir` is a
+/// private (0700) directory for OpenSSH's control sockets.
+pub async fn connect(
+    host: &Host,
+    ssh: &SshConfig,
+    control_dir: &Path,
+) -> Result<Box<dyn Transport>, Error> {
+    Ok(match host.transport {
+        TransportKind::OpenSsh => Box::new(openssh::connect(host, ssh, control_dir).await?),
+        TransportKind::Russh => Box::new(self::russh::connect(host, ssh).await?),
+    })
 }

@@ -20,6 +20,8 @@ const MASTER_IDLE: usize = 900;
 /// An open multiplexed session to one host.
 pub struct OpenSsh {
     session: Session,
+    address: String,
+    command_timeout: std::time::Duration,
 }
 
 /// Connects to `host`; `control_dir` is a private (0700) directory for the control sockets.
@@ -44,7 +46,11 @@ pub async fn connect(host: &Host, ssh: &SshConfig, control_dir: &Path) -> Result
         b.keyfile(key);
     }
     match b.connect_mux(&host.address).await {
-        Ok(session) => Ok(OpenSsh { session }),
+        Ok(session) => Ok(OpenSsh {
+            session,
+            address: host.address.clone(),
+            command_timeout: ssh.command_timeout,
+        }),
         Err(e) => Err(connect_error(&host.address, &e)),
     }
 }
@@ -89,6 +95,42 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+impl OpenSsh {
+    /// Runs one command line on a new channel of the master and collects what it produced.
+    async fn exec(&self, line: String, stdin: Option<&[u8]>, label: &str) -> Result<Output, Error> {
+        let lost = |e: openssh::Error| Error::Command {
+            label: label.to_string(),
+            reason: one_line(&e.to_string()),
+        };
+        // raw_command: the line is already quoted argument by argument by `sh::Cmd`.
+        let mut command = self.session.raw_command(line);
+        command
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().await.map_err(lost)?;
+        if let Some(data) = stdin
+            && let Some(mut pipe) = child.stdin().take()
+        {
+            pipe.write_all(data).await.map_err(|e| Error::Command {
+                label: label.to_string(),
+                reason: format!("writing standard input: {e}"),
+            })?;
+            pipe.shutdown().await.ok();
+        }
+        let out = child.wait_with_output().await.map_err(lost)?;
+        Ok(Output {
+            code: out.status.code(),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
 impl Transport for OpenSsh {
     fn run<'a>(
         &'a self,
@@ -100,36 +142,14 @@ impl Transport for OpenSsh {
             let line = cmd.render().map_err(|_| Error::Nul {
                 label: label.clone(),
             })?;
-            let lost = |e: openssh::Error| Error::Command {
-                label: label.clone(),
-                reason: one_line(&e.to_string()),
-            };
-            // raw_command: the line is already quoted argument by argument by `sh::Cmd`.
-            let mut command = self.session.raw_command(line);
-            command
-                .stdin(if stdin.is_some() {
-                    Stdio::piped()
-                } else {
-                    Stdio::null()
-                })
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped());
-            let mut child = command.spawn().await.map_err(lost)?;
-            if let Some(data) = stdin
-                && let Some(mut pipe) = child.stdin().take()
-            {
-                pipe.write_all(data).await.map_err(|e| Error::Command {
-                    label: label.clone(),
-                    reason: format!("writing standard input: {e}"),
-                })?;
-                pipe.shutdown().await.ok();
+            match tokio::time::timeout(self.command_timeout, self.exec(line, stdin, &label)).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::Timeout {
+                    label,
+                    address: self.address.clone(),
+                    after: self.command_timeout,
+                }),
             }
-            let out = child.wait_with_output().await.map_err(lost)?;
-            Ok(Output {
-                code: out.status.code(),
-                stdout: out.stdout,
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            })
         })
     }
 }

@@ -14,6 +14,23 @@ fn bed_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testbed/bed")
 }
 
+/// The SSH transport certorch uses in the tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    OpenSsh,
+    Russh,
+}
+
+/// The transport under test: `CERTORCH_TEST_TRANSPORT=russh` runs the suite over russh,
+/// unset or `openssh` over OpenSSH. Anything else is a mistake in the CI script, not a skip.
+pub fn transport() -> Transport {
+    match std::env::var("CERTORCH_TEST_TRANSPORT").as_deref() {
+        Err(_) | Ok("") | Ok("openssh") => Transport::OpenSsh,
+        Ok("russh") => Transport::Russh,
+        Ok(other) => panic!("CERTORCH_TEST_TRANSPORT={other}: write openssh or russh"),
+    }
+}
+
 /// A running bed; everything it started is stopped when this is dropped.
 pub struct Bed {
     pub dir: PathBuf,
@@ -116,17 +133,30 @@ dns:
   rfc2136:
     server: {bind}:53
     secret_file: {tsig}
-ssh:
-  config: {ssh}
-  connect_timeout: 20s
-"#,
+{ssh}"#,
             dir = self.get("PEBBLE_DIRECTORY"),
             ca = self.get("PEBBLE_CA"),
             resolver = self.get("RESOLVER_ADDR"),
             bind = self.get("BIND_ADDR"),
             tsig = tsig_file,
-            ssh = self.get("SSH_CONFIG"),
+            ssh = self.ssh_block(transport()),
         )
+    }
+
+    /// The inventory's `ssh:` block for `transport`: OpenSSH through the bed's ssh_config;
+    /// russh, which reads no ssh_config, with the same known_hosts and key given directly.
+    pub fn ssh_block(&self, transport: Transport) -> String {
+        match transport {
+            Transport::OpenSsh => format!(
+                "ssh:\n  config: {}\n  connect_timeout: 20s\n",
+                self.get("SSH_CONFIG")
+            ),
+            Transport::Russh => format!(
+                "ssh:\n  transport: russh\n  known_hosts: {}\n  identity: {}\n  connect_timeout: 20s\n",
+                self.get("KNOWN_HOSTS"),
+                self.get("SSH_IDENTITY")
+            ),
+        }
     }
 
     /// The inventory head with `publisher` (YAML lines under `dns:`, indented two spaces) in
@@ -411,7 +441,10 @@ impl Bed {
             .args(args)
             .env("TMPDIR", self.certorch_tmp())
             .env_remove("CERTORCH_INVENTORY")
-            .env_remove("CERTORCH_STATE");
+            .env_remove("CERTORCH_STATE")
+            // The bed's key comes from the inventory; an agent of the person running the tests
+            // would add keys the hosts refuse (OpenSSH ignores them: IdentitiesOnly).
+            .env_remove("SSH_AUTH_SOCK");
         c
     }
 }

@@ -17,7 +17,7 @@ use crate::host::files::{self, FileSpec};
 use crate::inventory::SshConfig;
 use crate::inventory::model::ZoneFileConfig;
 use crate::inventory::types::FileMode;
-use crate::transport::openssh::{self, OpenSsh};
+use crate::transport::{self, Transport};
 
 /// How long the server may take to serve the new serial after the reload.
 const SERVE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,7 +28,7 @@ pub struct ZoneFile {
     ssh: SshConfig,
     zone: Name,
     control: tempfile::TempDir,
-    conn: tokio::sync::Mutex<Option<OpenSsh>>,
+    conn: tokio::sync::Mutex<Option<Box<dyn Transport>>>,
     /// (owner name, value) of every record published and not withdrawn, and the last serial.
     current: tokio::sync::Mutex<(BTreeSet<(String, String)>, u32)>,
 }
@@ -103,12 +103,12 @@ impl ZoneFile {
 
         let mut conn = self.conn.lock().await;
         if conn.is_none() {
-            let c = openssh::connect(&self.cfg.host, &self.ssh, self.control.path())
+            let c = transport::connect(&self.cfg.host, &self.ssh, self.control.path())
                 .await
                 .map_err(|e| self.err(e.to_string()))?;
             *conn = Some(c);
         }
-        let t = conn.as_ref().expect("connected above");
+        let t = conn.as_deref().expect("connected above");
         let mode = FileMode::try_from("0644".to_string()).expect("constant mode");
         let file = FileSpec {
             path: &self.cfg.path,
