@@ -395,8 +395,29 @@ fn json_documents_match_the_documented_schema() {
     let run = bed.certorch(&inv, &["--json", "run"]).json();
     assert_eq!(
         keys(&run),
-        sorted(&["outcomes", "orders", "warnings", "dry_run"])
+        sorted(&["outcomes", "orders", "warnings", "dry_run", "timings"])
     );
+    assert_eq!(
+        keys(&run["timings"]),
+        sorted(&[
+            "setup_ms",
+            "connect_ms",
+            "inspect_ms",
+            "preflight_ms",
+            "key_ms",
+            "account_ms",
+            "order_ms",
+            "publish_ms",
+            "wait_ms",
+            "validate_ms",
+            "withdraw_ms",
+            "local_ms",
+            "deploy_ms",
+            "record_ms",
+            "total_ms"
+        ])
+    );
+    assert!(run["timings"]["total_ms"].is_u64());
     let issued = &run["outcomes"][0];
     assert_eq!(issued["result"], "issued");
     assert_eq!(

@@ -89,6 +89,51 @@ pub struct RunSummary {
     pub warnings: Vec<String>,
     /// A dry run: staging CA, isolated paths, no reloads.
     pub dry_run: bool,
+    /// Wall-clock time of each stage of the run.
+    pub timings: Timings,
+}
+
+/// Wall-clock milliseconds of each stage of a run, in pipeline order. The stages follow one
+/// another (within a stage the hosts are worked on concurrently), so they add up to `total_ms`;
+/// a stage the run did not reach is 0. For benchmarks (`bench/run`) and for seeing where a slow
+/// run spent its time.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Timings {
+    /// Loading the account, repairing what a killed run left (orders, TXT records).
+    pub setup_ms: u64,
+    /// Opening one SSH connection per host.
+    pub connect_ms: u64,
+    /// Reading the deployed certificates, asking the CA's renewal window, deciding.
+    pub inspect_ms: u64,
+    /// The TSIG probe and every name's `_acme-challenge` CNAME.
+    pub preflight_ms: u64,
+    /// Keys and CSRs made on the hosts.
+    pub key_ms: u64,
+    /// Registering the ACME account (only on a run that has none yet).
+    pub account_ms: u64,
+    /// Opening the orders.
+    pub order_ms: u64,
+    /// The one DNS update of the run.
+    pub publish_ms: u64,
+    /// Waiting until every authoritative server serves every value.
+    pub wait_ms: u64,
+    /// The CA validating, finalizing with the hosts' CSRs, downloading the chains.
+    pub validate_ms: u64,
+    /// Removing the TXT records.
+    pub withdraw_ms: u64,
+    /// Signing self-signed and internal certificates.
+    pub local_ms: u64,
+    /// Writing, checking, reloading and verifying on the hosts.
+    pub deploy_ms: u64,
+    /// Writing the outcomes to the state.
+    pub record_ms: u64,
+    /// The whole run.
+    pub total_ms: u64,
+}
+
+/// Milliseconds since `t`, for [`Timings`].
+pub fn ms_since(t: std::time::Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl RunSummary {

@@ -21,7 +21,7 @@ use crate::host::webroot;
 use crate::inventory::model::{PublisherConfig, Rfc2136Config};
 use crate::inventory::{ChallengeKind, Inventory, SecretSource};
 use crate::limits;
-use crate::report::{Event, Outcome, Reporter, RunSummary, Stage};
+use crate::report::{Event, Outcome, Reporter, RunSummary, Stage, ms_since};
 use crate::state::State;
 
 /// The DNS side of a run: where to look names up and how to publish.
@@ -365,6 +365,7 @@ pub(crate) async fn answer<'a>(
         }
     }
 
+    let t = std::time::Instant::now();
     if let Some(dns) = dns.filter(|_| !set.is_empty()) {
         for o in &ordered {
             o.keyed.routed.due.item.stage(reporter, Stage::Publish);
@@ -377,7 +378,9 @@ pub(crate) async fn answer<'a>(
         txt_ids = state
             .record_txt(&dns.describe, &rows, set.ttl)
             .unwrap_or_default();
-        if let Err(e) = dns.publisher.publish(&set).await {
+        let published = dns.publisher.publish(&set).await;
+        summary.timings.publish_ms = ms_since(t);
+        if let Err(e) = published {
             let hint = e.hint();
             give_up(
                 ordered,
@@ -394,10 +397,12 @@ pub(crate) async fn answer<'a>(
             }
             return Vec::new();
         }
+        let t = std::time::Instant::now();
         for o in &ordered {
             o.keyed.routed.due.item.stage(reporter, Stage::Wait);
         }
         let waited = wait(dns, &set, reporter).await;
+        summary.timings.wait_ms = ms_since(t);
         if let Err((error, hint)) = waited {
             give_up(ordered, state, Stage::Wait, &error, hint, summary).await;
             withdraw(dns, state, &set, &txt_ids, summary).await;
@@ -405,6 +410,7 @@ pub(crate) async fn answer<'a>(
         }
     }
 
+    let t = std::time::Instant::now();
     let negative_ttl = match dns.filter(|_| !set.is_empty()) {
         Some(d) => d.negative_ttl().await,
         None => None,
@@ -477,9 +483,12 @@ pub(crate) async fn answer<'a>(
         .buffered(concurrency)
         .collect()
         .await;
+    summary.timings.validate_ms = ms_since(t);
+    let t = std::time::Instant::now();
     if let Some(dns) = dns.filter(|_| !set.is_empty()) {
         withdraw(dns, state, &set, &txt_ids, summary).await;
     }
+    summary.timings.withdraw_ms = ms_since(t);
     super::split(results, summary)
 }
 

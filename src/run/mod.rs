@@ -13,6 +13,7 @@ mod shared;
 mod survey;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::StreamExt;
 use instant_acme::Account;
@@ -20,7 +21,7 @@ use instant_acme::Account;
 use crate::acme::{self, OpenOrder};
 use crate::inventory::{CertSpec, ChallengeKind, Host, Inventory, Issuer, RemotePath, Target};
 use crate::plan::Reason;
-use crate::report::{Event, Failure, Outcome, Reporter, RunSummary, Stage};
+use crate::report::{Event, Failure, Outcome, Reporter, RunSummary, Stage, ms_since};
 use crate::state::State;
 use crate::transport::Transport;
 use crate::x509::{CertInfo, CheckedCsr};
@@ -96,6 +97,7 @@ pub(crate) struct Issued<'a> {
 
 /// Runs the whole pipeline for the request's targets.
 pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
+    let started = Instant::now();
     let inv = req.inventory;
     let state = req.state;
     let mut summary = RunSummary::default();
@@ -148,6 +150,8 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
         }
     }
 
+    summary.timings.setup_ms = ms_since(started);
+    let t = Instant::now();
     let recorded = state.certificates().unwrap_or_default();
     let surveyed = survey::survey(
         inv,
@@ -163,10 +167,12 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
     for (host, label, w) in &surveyed.windows {
         let _ = state.set_ari(host, label, w.start, w.end);
     }
+    summary.timings.connect_ms = surveyed.connect_ms;
+    summary.timings.inspect_ms = ms_since(t).saturating_sub(surveyed.connect_ms);
     summary.outcomes.extend(surveyed.done);
     let due = surveyed.due;
     if due.is_empty() {
-        return finish(inv, state, summary);
+        return finish(inv, state, summary, started);
     }
     // Members of a shared label other than the one that makes the key wait for its certificate.
     let (due, waiting) = shared::split(due);
@@ -183,10 +189,14 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
                 targets: Default::default(),
             })
             .collect();
+        let t = Instant::now();
         let keyed = make_keys(routed, reporter, req.concurrency, &mut summary).await;
+        summary.timings.key_ms += ms_since(t);
+        let t = Instant::now();
         issued.extend(
             local::issue_all(keyed, inv, state, reporter, req.concurrency, &mut summary).await,
         );
+        summary.timings.local_ms = ms_since(t);
     }
     if !acme_due.is_empty() {
         issued.extend(
@@ -203,13 +213,15 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
             .await,
         );
     }
+    let t = Instant::now();
     if !waiting.is_empty() {
         let failed = shared::fan_out(&mut issued, waiting, reporter, req.concurrency).await;
         summary.outcomes.extend(failed);
     }
     let deployed = deploy::deploy_all(issued, state, reporter, req.concurrency).await;
+    summary.timings.deploy_ms = ms_since(t);
     summary.outcomes.extend(deployed);
-    finish(inv, state, summary)
+    finish(inv, state, summary, started)
 }
 
 /// Keys and CSRs, made on the hosts.
@@ -262,6 +274,7 @@ async fn via_acme<'a>(
         })
         .collect();
     let mut dns = dns;
+    let t = Instant::now();
     if !dns_due.is_empty() {
         let handles = match dns.take() {
             Some(d) => Ok(d),
@@ -290,10 +303,14 @@ async fn via_acme<'a>(
             }
         }
     }
+    summary.timings.preflight_ms = ms_since(t);
+    let t = Instant::now();
     let keyed = make_keys(routed, reporter, concurrency, summary).await;
+    summary.timings.key_ms += ms_since(t);
     if keyed.is_empty() {
         return Vec::new();
     }
+    let t = Instant::now();
     let account = match account {
         Some(a) => a,
         None => match acme::load_or_create(inv, state).await {
@@ -310,7 +327,10 @@ async fn via_acme<'a>(
             }
         },
     };
+    summary.timings.account_ms = ms_since(t);
+    let t = Instant::now();
     let ordered = open_orders(&account, inv, state, keyed, reporter, concurrency, summary).await;
+    summary.timings.order_ms = ms_since(t);
     // One publish, one wait, then validation, then withdrawal whatever happened.
     challenge::answer(
         dns.as_ref(),
@@ -399,7 +419,8 @@ fn split<T>(results: Vec<Result<T, Outcome>>, summary: &mut RunSummary) -> Vec<T
 
 /// Records every outcome in the audit log and the certificates' last results, then puts the
 /// outcomes in inventory order (stages finish in any order).
-fn finish(inv: &Inventory, state: &State, mut summary: RunSummary) -> RunSummary {
+fn finish(inv: &Inventory, state: &State, mut summary: RunSummary, started: Instant) -> RunSummary {
+    let t = Instant::now();
     for o in &summary.outcomes {
         let _ = match o {
             Outcome::Issued {
@@ -443,6 +464,8 @@ fn finish(inv: &Inventory, state: &State, mut summary: RunSummary) -> RunSummary
         (hi, ci)
     };
     summary.outcomes.sort_by_key(key);
+    summary.timings.record_ms = ms_since(t);
+    summary.timings.total_ms = ms_since(started);
     summary
 }
 

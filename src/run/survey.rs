@@ -21,6 +21,8 @@ pub(crate) struct Survey<'a> {
     pub done: Vec<Outcome>,
     /// The CA's windows learned this run, to be stored by a run (not by `plan`).
     pub windows: Vec<(String, String, Window)>,
+    /// How long connecting to the hosts took, of the whole survey.
+    pub connect_ms: u64,
 }
 
 /// Connects, inspects and decides for every target.
@@ -37,7 +39,9 @@ pub(crate) async fn survey<'a>(
 ) -> Survey<'a> {
     let now = time::OffsetDateTime::now_utc();
     let mut done = Vec::new();
+    let started = std::time::Instant::now();
     let connected = hosts::connect_all(inv, targets, control, concurrency, reporter).await;
+    let connect_ms = crate::report::ms_since(started);
     let mut items = Vec::new();
     for (target, conn) in connected {
         let host = &inv.hosts[target.host];
@@ -150,5 +154,10 @@ pub(crate) async fn survey<'a>(
         }
     }
     done.extend(super::shared::join_current(&mut due, current_shared));
-    Survey { due, done, windows }
+    Survey {
+        due,
+        done,
+        windows,
+        connect_ms,
+    }
 }
