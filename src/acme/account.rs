@@ -8,14 +8,20 @@ use crate::inventory::Inventory;
 use crate::state::State;
 
 fn builder(inv: &Inventory) -> Result<instant_acme::AccountBuilder, Error> {
-    let directory = &inv.acme.directory;
-    match &inv.acme.trust_root {
-        Some(root) => Account::builder_with_root(root).map_err(|e| Error::AccountFile {
+    let http = super::http::client(inv.acme.trust_root.as_deref()).map_err(|detail| match &inv
+        .acme
+        .trust_root
+    {
+        Some(root) => Error::AccountFile {
             path: root.display().to_string(),
-            detail: format!("cannot use as trust root: {}", super::error_chain(&e)),
-        }),
-        None => Account::builder().map_err(|e| Error::from_acme(directory, "setting up HTTPS", e)),
-    }
+            detail: format!("cannot use as trust root: {detail}"),
+        },
+        None => Error::AccountFile {
+            path: "the system's trust store".into(),
+            detail,
+        },
+    })?;
+    Ok(Account::builder_with_http(http))
 }
 
 /// Loads the stored account for the inventory's CA, if there is one.

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod ari;
+pub mod http;
 pub mod order;
 
 pub use account::load_or_create;
