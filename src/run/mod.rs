@@ -243,7 +243,7 @@ async fn make_keys<'a>(
                 }
             }
         })
-        .buffered(concurrency)
+        .buffer_unordered(concurrency)
         .collect()
         .await;
     split(keyed, summary)
@@ -386,7 +386,7 @@ async fn open_orders<'a>(
                 }
             }
         })
-        .buffered(concurrency)
+        .buffer_unordered(concurrency)
         .collect()
         .await;
     let mut out = Vec::new();
@@ -421,29 +421,34 @@ fn split<T>(results: Vec<Result<T, Outcome>>, summary: &mut RunSummary) -> Vec<T
 /// outcomes in inventory order (stages finish in any order).
 fn finish(inv: &Inventory, state: &State, mut summary: RunSummary, started: Instant) -> RunSummary {
     let t = Instant::now();
-    for o in &summary.outcomes {
-        let _ = match o {
-            Outcome::Issued {
-                host,
-                cert,
-                reason,
-                serial,
-                ..
-            } => state.audit(
-                host,
-                cert,
-                "issue",
-                "ok",
-                &format!("serial {serial}: {reason}"),
-            ),
-            Outcome::Current { host, cert, .. } => state.set_result(host, cert, "current"),
-            Outcome::Failed(f) => {
-                let _ =
-                    state.set_result(&f.host, &f.cert, &format!("failed at {}", f.stage.as_str()));
-                state.audit(&f.host, &f.cert, f.stage.as_str(), "failed", &f.error)
-            }
-        };
-    }
+    state.batch(|| {
+        for o in &summary.outcomes {
+            let _ = match o {
+                Outcome::Issued {
+                    host,
+                    cert,
+                    reason,
+                    serial,
+                    ..
+                } => state.audit(
+                    host,
+                    cert,
+                    "issue",
+                    "ok",
+                    &format!("serial {serial}: {reason}"),
+                ),
+                Outcome::Current { host, cert, .. } => state.set_result(host, cert, "current"),
+                Outcome::Failed(f) => {
+                    let _ = state.set_result(
+                        &f.host,
+                        &f.cert,
+                        &format!("failed at {}", f.stage.as_str()),
+                    );
+                    state.audit(&f.host, &f.cert, f.stage.as_str(), "failed", &f.error)
+                }
+            };
+        }
+    });
     let key = |o: &Outcome| {
         let (h, c) = match o {
             Outcome::Issued { host, cert, .. } | Outcome::Current { host, cert, .. } => {

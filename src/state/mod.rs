@@ -395,6 +395,24 @@ impl State {
     }
 
     /// Sets the last result of a recorded certificate (`current`, `failed: …`).
+    /// Runs `f` in one transaction: many small writes (a run's outcomes) with one sync to disk
+    /// instead of one each. `f` must not open a transaction of its own.
+    pub fn batch<T>(&self, f: impl FnOnce() -> T) -> T {
+        let began = self
+            .conn
+            .lock()
+            .map(|c| c.execute_batch("BEGIN IMMEDIATE").is_ok())
+            .unwrap_or(false);
+        let out = f();
+        if began
+            && let Ok(c) = self.conn.lock()
+            && c.execute_batch("COMMIT").is_err()
+        {
+            let _ = c.execute_batch("ROLLBACK");
+        }
+        out
+    }
+
     pub fn set_result(&self, host: &str, label: &str, result: &str) -> Result<(), Error> {
         self.with(|c| {
             c.execute(
