@@ -19,22 +19,52 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 struct Timed {
     inner: Box<dyn HttpClient>,
     timeout: Duration,
+    /// Set by the first request that got no answer: a CA that went quiet for `timeout` is not
+    /// asked again in this run, so a run over many certificates ends in one timeout, not one
+    /// per order.
+    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// The CA did not answer in time; not retried (see [`crate::acme::transient`]).
+#[derive(Debug)]
+pub struct NoAnswer(String);
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoAnswer {}
 
 impl HttpClient for Timed {
     fn request(
         &self,
         req: hyper::Request<BodyWrapper<Bytes>>,
     ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, Error>> + Send>> {
+        use std::sync::atomic::Ordering;
         let what = format!("{} {}", req.method(), req.uri());
-        let fut = self.inner.request(req);
         let timeout = self.timeout;
+        if self.silent.load(Ordering::Relaxed) {
+            return Box::pin(async move {
+                Err(Error::Other(Box::new(NoAnswer(format!(
+                    "not sending {what}: the CA left a request unanswered for {}s earlier in this run",
+                    timeout.as_secs()
+                )))))
+            });
+        }
+        let fut = self.inner.request(req);
+        let silent = self.silent.clone();
         Box::pin(async move {
             match tokio::time::timeout(timeout, fut).await {
                 Ok(r) => r,
-                Err(_) => Err(Error::Other(
-                    format!("the CA did not answer {what} within {}s", timeout.as_secs()).into(),
-                )),
+                Err(_) => {
+                    silent.store(true, Ordering::Relaxed);
+                    Err(Error::Other(Box::new(NoAnswer(format!(
+                        "the CA did not answer {what} within {}s",
+                        timeout.as_secs()
+                    )))))
+                }
             }
         })
     }
@@ -69,6 +99,7 @@ pub fn client(trust_root: Option<&Path>) -> Result<Box<dyn HttpClient>, String> 
     Ok(Box::new(Timed {
         inner: Box::new(hyper),
         timeout: REQUEST_TIMEOUT,
+        silent: Default::default(),
     }))
 }
 
@@ -93,16 +124,32 @@ mod tests {
         let client = Timed {
             inner: Box::new(Silent),
             timeout: Duration::from_secs(1),
+            silent: Default::default(),
         };
-        let req = hyper::Request::post("https://ca.example/acme/new-order")
-            .body(BodyWrapper::default())
-            .unwrap();
-        let e = match client.request(req).await {
-            Err(e) => e.to_string(),
+        let req = || {
+            hyper::Request::post("https://ca.example/acme/new-order")
+                .body(BodyWrapper::default())
+                .unwrap()
+        };
+        let e = match client.request(req()).await {
+            Err(e) => e,
             Ok(_) => panic!("a request that never completes succeeded"),
         };
+        assert!(!crate::acme::transient(&e), "a timeout must not be retried");
+        let e = e.to_string();
         assert!(
             e.contains("did not answer POST https://ca.example/acme/new-order within 1s"),
+            "{e}"
+        );
+        // The next request is not sent at all.
+        let started = std::time::Instant::now();
+        let e = match client.request(req()).await {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("succeeded"),
+        };
+        assert!(started.elapsed() < Duration::from_millis(500));
+        assert!(
+            e.contains("left a request unanswered for 1s earlier in this run"),
             "{e}"
         );
     }

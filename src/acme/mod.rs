@@ -104,9 +104,10 @@ pub fn transient(e: &instant_acme::Error) -> bool {
             p.r#type.as_deref() == Some("urn:ietf:params:acme:error:serverInternal")
                 || p.status.is_some_and(|s| s >= 500)
         }
-        instant_acme::Error::Hyper(_)
-        | instant_acme::Error::Http(_)
-        | instant_acme::Error::Other(_) => true,
+        // A CA that did not answer within the request timeout is not retried: waiting the
+        // timeout again per attempt would stretch one outage over minutes per order.
+        instant_acme::Error::Other(e) => !e.is::<http::NoAnswer>(),
+        instant_acme::Error::Hyper(_) | instant_acme::Error::Http(_) => true,
         _ => false,
     }
 }
