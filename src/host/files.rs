@@ -20,11 +20,21 @@ const STAGE: &str = concat!(
     super::sh_install_tmp!(),
 );
 
-/// `$1` staged suffix, `$2` previous suffix, then the live paths. Checks every staged file
-/// exists before renaming any, so a commit is all or nothing unless the host dies mid-way.
+/// `$1` staged suffix, `$2` previous suffix, `$3` a key and `$4` a certificate file that must
+/// match (both empty: no check), then the live paths. The staged key's public key must be the
+/// staged certificate's (the live key's when it is not replaced), so no commit ever puts a key
+/// beside a certificate it does not match. Checks every staged file exists before renaming
+/// any, so a commit is all or nothing unless the host dies mid-way.
 const COMMIT: &str = r#"set -eu
 new=$1 prev=$2
-shift 2
+if [ -n "$3" ]; then
+  k=$3$new; [ -f "$k" ] || k=$3
+  c=$4$new; [ -f "$c" ] || c=$4
+  a=$(openssl pkey -in "$k" -pubout) || exit 3
+  b=$(openssl x509 -in "$c" -noout -pubkey) || exit 3
+  [ "$a" = "$b" ] || { echo "the staged key does not match the staged certificate" >&2; exit 1; }
+fi
+shift 4
 for dst in "$@"; do [ -f "$dst$new" ] || { echo "missing staged file $dst$new" >&2; exit 1; }; done
 for dst in "$@"; do
   if [ -e "$dst" ]; then ln -f -- "$dst" "$dst$prev" 2>/dev/null || cp -p -- "$dst" "$dst$prev"; else rm -f -- "$dst$prev"; fi
@@ -80,6 +90,44 @@ pub async fn stage(t: &dyn Transport, file: &FileSpec<'_>) -> Result<(), Error> 
     }
 }
 
+/// `$1` staged suffix, then per file five arguments: path, mode, owner, group, content.
+/// Certificates are text, so their content travels as an argument: one command stages them all.
+const STAGE_MANY: &str = concat!(
+    "set -eu\nsuffix=$1\nshift\nwhile [ $# -ge 5 ]; do\n",
+    "dst=$1 mode=$2 owner=$3 group=$4 content=$5 staged=$1$suffix\nshift 5\n",
+    super::sh_open_tmp!(),
+    "printf '%s' \"$content\" > \"$tmp\"\n",
+    super::sh_install_tmp!(),
+    "done\n",
+);
+
+/// Writes every file to `<path>.certorch-new` on the host, in one command.
+pub async fn stage_many(t: &dyn Transport, files: &[FileSpec<'_>]) -> Result<(), Error> {
+    let mut cmd = Cmd::script(STAGE_MANY, "certorch-stage").arg(STAGED);
+    for f in files {
+        cmd = cmd
+            .arg(f.path.as_str())
+            .arg(f.mode.octal())
+            .arg(f.owner.map_or("", |o| o.as_str()))
+            .arg(f.group.map_or("", |g| g.as_str()))
+            .arg(String::from_utf8_lossy(f.content).into_owned());
+    }
+    let out = t.run(&cmd, None).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        Err(Error::failed(
+            "writing the certificate files",
+            &out,
+            format!(
+                "check that {} are on a writable file system and the owner/group exist on the host",
+                paths.join(", ")
+            ),
+        ))
+    }
+}
+
 /// Stages `<path>` as the staged key followed by `fullchain`, assembled on the host.
 pub async fn stage_combined(
     t: &dyn Transport,
@@ -109,11 +157,18 @@ pub async fn stage_combined(
     }
 }
 
-/// Renames every staged file into place, keeping the previous ones.
-pub async fn commit(t: &dyn Transport, paths: &[&RemotePath]) -> Result<(), Error> {
+/// Renames every staged file into place, keeping the previous ones; with `pair` (key,
+/// certificate file) only when the two match.
+pub async fn commit(
+    t: &dyn Transport,
+    paths: &[&RemotePath],
+    pair: Option<(&RemotePath, &RemotePath)>,
+) -> Result<(), Error> {
     let cmd = Cmd::script(COMMIT, "certorch-commit")
         .arg(STAGED)
         .arg(PREVIOUS)
+        .arg(pair.map_or("", |(k, _)| k.as_str()))
+        .arg(pair.map_or("", |(_, c)| c.as_str()))
         .args(paths.iter().map(|p| p.as_str()));
     let out = t.run(&cmd, None).await?;
     if out.success() {
@@ -190,39 +245,6 @@ pub async fn reload(t: &dyn Transport, cmd: &Cmd, shown: &str) -> Result<(), Err
 /// so nothing around it can change its meaning.
 pub fn shell_line(line: &str, name: &str) -> Cmd {
     Cmd::new("sh").arg("-c").arg(line).arg(name)
-}
-
-/// `$1` staged suffix, `$2` key, `$3` certificate file: the staged key's public key must be
-/// the staged certificate's, so a commit can never put a key beside a certificate it does
-/// not match. The staged files are compared, or the live key when it is not replaced.
-const PAIRED: &str = r#"set -eu
-k=$2$1; [ -f "$k" ] || k=$2
-c=$3$1; [ -f "$c" ] || c=$3
-a=$(openssl pkey -in "$k" -pubout) || exit 3
-b=$(openssl x509 -in "$c" -noout -pubkey) || exit 3
-[ "$a" = "$b" ] || { echo "the staged key does not match the staged certificate" >&2; exit 1; }
-"#;
-
-/// Refuses a commit whose key and certificate would not match.
-pub async fn check_pair(
-    t: &dyn Transport,
-    key: &RemotePath,
-    cert: &RemotePath,
-) -> Result<(), Error> {
-    let cmd = Cmd::script(PAIRED, "certorch-pair")
-        .arg(STAGED)
-        .arg(key.as_str())
-        .arg(cert.as_str());
-    let out = t.run(&cmd, None).await?;
-    if out.success() {
-        Ok(())
-    } else {
-        Err(Error::failed(
-            "matching the new key with the new certificate",
-            &out,
-            "nothing was changed; the staged key was replaced under certorch (another run?): run certorch again",
-        ))
-    }
 }
 
 /// What kind of store to build on the host.

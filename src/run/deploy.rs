@@ -233,16 +233,20 @@ async fn write(c: &Issued<'_>) -> Result<Vec<RemotePath>, (String, String)> {
     // staged files (the new key among them) are removed and the live ones stay untouched.
     let staged_key = format!("{}{}", spec.key, crate::host::STAGED);
     let staged: Result<(), crate::host::Error> = async {
-        for (path, content) in &wanted {
-            let file = FileSpec {
+        let files: Vec<FileSpec> = wanted
+            .iter()
+            .map(|(path, content)| FileSpec {
                 path,
                 content: content.as_bytes(),
                 mode: spec.mode,
                 owner: spec.owner.as_ref(),
                 group: spec.group.as_ref(),
-            };
-            files::stage(t, &file).await?;
-            paths.push(path);
+            })
+            .collect();
+        // Listed first, so a failure half-way discards what was staged.
+        paths.extend(wanted.iter().map(|(p, _)| *p));
+        if !files.is_empty() {
+            files::stage_many(t, &files).await?;
         }
         if let Some(combined) = &spec.combined {
             files::stage_combined(
@@ -279,8 +283,7 @@ async fn write(c: &Issued<'_>) -> Result<Vec<RemotePath>, (String, String)> {
             paths.push(path);
         }
         // Never a key beside a certificate it does not match, not even for a moment.
-        files::check_pair(t, &spec.key, spec.inspect_path()).await?;
-        files::commit(t, &paths).await
+        files::commit(t, &paths, Some((&spec.key, spec.inspect_path()))).await
     }
     .await;
     if let Err(e) = staged {

@@ -120,7 +120,7 @@ impl ZoneFile {
         files::stage(t, &file)
             .await
             .map_err(|e| self.err(e.to_string()))?;
-        files::commit(t, &[&self.cfg.path])
+        files::commit(t, &[&self.cfg.path], None)
             .await
             .map_err(|e| self.err(e.to_string()))?;
         files::reload(
