@@ -101,7 +101,9 @@ const STAGE_MANY: &str = concat!(
     "done\n",
 );
 
-/// Writes every file to `<path>.certorch-new` on the host, in one command.
+/// Writes every file to `<path>.certorch-new` on the host, in one command. Public content
+/// only (certificates, chains): arguments show in the host's process list, so keys and other
+/// secrets go through [`stage`] on standard input.
 pub async fn stage_many(t: &dyn Transport, files: &[FileSpec<'_>]) -> Result<(), Error> {
     let mut cmd = Cmd::script(STAGE_MANY, "certorch-stage").arg(STAGED);
     for f in files {
@@ -144,7 +146,7 @@ pub async fn stage_combined(
         .arg(owner.map_or("", |o| o.as_str()))
         .arg(group.map_or("", |g| g.as_str()))
         .arg(STAGED)
-        .arg(format!("{}{STAGED}", key.as_str()));
+        .arg(super::staged(key));
     let out = t.run(&cmd, Some(fullchain)).await?;
     if out.success() {
         Ok(())
@@ -274,14 +276,15 @@ esac
     super::sh_install_tmp!(),
 );
 
-/// Builds a PKCS#12 bundle or Java keystore on the host from `key` (the staged key, or the
-/// live one when it is kept) and `fullchain`, staged at `<path>.certorch-new`.
+/// Builds a PKCS#12 bundle or Java keystore on the host from `key`'s staged version (a new
+/// key, or the live one copied there when it is kept) and `fullchain`, staged at
+/// `<path>.certorch-new`.
 #[allow(clippy::too_many_arguments)]
 pub async fn stage_store(
     t: &dyn Transport,
     kind: Store,
     path: &RemotePath,
-    key: &str,
+    key: &RemotePath,
     fullchain: &[u8],
     password_file: Option<&RemotePath>,
     alias: &str,
@@ -295,7 +298,7 @@ pub async fn stage_store(
         .arg(owner.map_or("", |o| o.as_str()))
         .arg(group.map_or("", |g| g.as_str()))
         .arg(STAGED)
-        .arg(key)
+        .arg(super::staged(key))
         .arg(match kind {
             Store::Pkcs12 => "pkcs12",
             Store::JavaKeystore => "jks",

@@ -84,5 +84,10 @@ pub(crate) use {sh_install_tmp, sh_open_tmp};
 
 /// Suffix of a file staged beside its live path, renamed into place on commit.
 pub const STAGED: &str = ".certorch-new";
+/// Where `path`'s new version waits until it is committed.
+pub fn staged(path: &crate::inventory::RemotePath) -> String {
+    format!("{}{STAGED}", path.as_str())
+}
+
 /// Suffix of the previous live file, kept for rollback.
 pub const PREVIOUS: &str = ".certorch-prev";

@@ -231,7 +231,6 @@ async fn write(c: &Issued<'_>) -> Result<Vec<RemotePath>, (String, String)> {
     let mut paths: Vec<&RemotePath> = vec![&spec.key];
     // Every file staged beside its live path, then all renamed together; on any failure the
     // staged files (the new key among them) are removed and the live ones stay untouched.
-    let staged_key = format!("{}{}", spec.key, crate::host::STAGED);
     let staged: Result<(), crate::host::Error> = async {
         let files: Vec<FileSpec> = wanted
             .iter()
@@ -271,7 +270,7 @@ async fn write(c: &Issued<'_>) -> Result<Vec<RemotePath>, (String, String)> {
                 t,
                 kind,
                 path,
-                &staged_key,
+                &spec.key,
                 full.as_bytes(),
                 spec.store_password_file.as_ref(),
                 &spec.label,

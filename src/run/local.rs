@@ -13,7 +13,6 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::{Issued, Keyed};
-use crate::host::STAGED;
 use crate::host::sh::Cmd;
 use crate::inventory::{Inventory, Issuer as Kind, RemotePath};
 use crate::report::{Outcome, Reporter, RunSummary, Stage};
@@ -118,7 +117,7 @@ async fn self_sign(k: &Keyed<'_>) -> Result<(x509::CertInfo, Vec<Vec<u8>>), (Str
     let (subject, san) = crate::host::keygen::subject_and_san(spec);
     let days = spec.validity.as_secs().div_ceil(86400).max(1);
     let cmd = Cmd::script(SELF_SIGN, "certorch-self-sign")
-        .arg(format!("{}{STAGED}", spec.key.as_str()))
+        .arg(crate::host::staged(&spec.key))
         .arg(subject)
         .arg(san)
         .arg(days.to_string());

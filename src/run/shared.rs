@@ -11,7 +11,6 @@ use zeroize::Zeroizing;
 
 use super::challenge::Routed;
 use super::{Due, Issued, Keyed};
-use crate::host::STAGED;
 use crate::host::files::{self, FileSpec};
 use crate::host::sh::Cmd;
 use crate::plan::Reason;
@@ -146,7 +145,7 @@ async fn copy_key(
     key: &crate::inventory::RemotePath,
     to: &Due<'_>,
 ) -> Result<(), (String, String)> {
-    let staged = format!("{key}{STAGED}");
+    let staged = crate::host::staged(key);
     let read = Cmd::new("cat").arg("--").arg(staged.clone());
     let out = origin.run(&read, None).await.map_err(|e| {
         (

@@ -93,6 +93,28 @@ impl Error {
     }
 }
 
+/// The frame every transport's `run` shares: render `cmd` (a NUL byte cannot be sent), run
+/// the line with `exec`, and give up after `timeout` with [`Error::Timeout`] naming `address`.
+pub(crate) async fn bounded(
+    cmd: &Cmd,
+    address: &str,
+    timeout: std::time::Duration,
+    exec: impl AsyncFnOnce(String, &str) -> Result<Output, Error>,
+) -> Result<Output, Error> {
+    let label = cmd.label().to_string();
+    let line = cmd.render().map_err(|_| Error::Nul {
+        label: label.clone(),
+    })?;
+    match tokio::time::timeout(timeout, exec(line, &label)).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout {
+            label,
+            address: address.to_string(),
+            after: timeout,
+        }),
+    }
+}
+
 /// A boxed future, so transports can be used as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

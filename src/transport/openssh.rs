@@ -137,19 +137,11 @@ impl Transport for OpenSsh {
         cmd: &'a Cmd,
         stdin: Option<&'a [u8]>,
     ) -> BoxFuture<'a, Result<Output, Error>> {
-        Box::pin(async move {
-            let label = cmd.label().to_string();
-            let line = cmd.render().map_err(|_| Error::Nul {
-                label: label.clone(),
-            })?;
-            match tokio::time::timeout(self.command_timeout, self.exec(line, stdin, &label)).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::Timeout {
-                    label,
-                    address: self.address.clone(),
-                    after: self.command_timeout,
-                }),
-            }
-        })
+        Box::pin(super::bounded(
+            cmd,
+            &self.address,
+            self.command_timeout,
+            async move |line, label| self.exec(line, stdin, label).await,
+        ))
     }
 }
