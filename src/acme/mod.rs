@@ -95,14 +95,20 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Whether an ACME error is worth retrying at once: the CA's internal errors (5xx,
-/// `serverInternal`) and broken connections. `rateLimited` is not: its window is hours long,
-/// so the run reports it with the CA's detail instead (RFC 8555 §6.6; `badNonce` is retried
-/// inside instant-acme).
+/// `serverInternal`), broken connections, and `badNonce` (RFC 8555 §6.5: the client should
+/// retry; instant-acme retries it three times within one request, and a CA that rejects some
+/// nonces at random — Pebble, 5 % — occasionally rejects all three). `rateLimited` is not: its
+/// window is hours long, so the run reports it with the CA's detail instead (RFC 8555 §6.6).
 pub fn transient(e: &instant_acme::Error) -> bool {
     match e {
         instant_acme::Error::Api(p) => {
-            p.r#type.as_deref() == Some("urn:ietf:params:acme:error:serverInternal")
-                || p.status.is_some_and(|s| s >= 500)
+            matches!(
+                p.r#type.as_deref(),
+                Some(
+                    "urn:ietf:params:acme:error:serverInternal"
+                        | "urn:ietf:params:acme:error:badNonce"
+                )
+            ) || p.status.is_some_and(|s| s >= 500)
         }
         // A CA that did not answer within the request timeout is not retried: waiting the
         // timeout again per attempt would stretch one outage over minutes per order.
@@ -134,6 +140,9 @@ mod tests {
         )));
         assert!(transient(&problem(
             r#"{"detail":"bad gateway","status":502}"#
+        )));
+        assert!(transient(&problem(
+            r#"{"type":"urn:ietf:params:acme:error:badNonce","detail":"JWS has an invalid anti-replay nonce","status":400}"#
         )));
         let limited = problem(
             r#"{"type":"urn:ietf:params:acme:error:rateLimited","detail":"too many certificates (5) already issued for this exact set of identifiers in the last 168h0m0s, retry after 2026-11-24T08:00:00Z","status":429}"#,
