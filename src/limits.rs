@@ -25,3 +25,9 @@ pub const CERTS_PER_DOMAIN_PER_WEEK: usize = 50;
 pub const DUPLICATES_PER_WEEK: usize = 5;
 /// Let's Encrypt: failed validations per identifier per account per hour.
 pub const FAILED_VALIDATIONS_PER_HOUR: usize = 5;
+
+/// The largest DNS answer certorch lets one TXT RRset make, by default: 512 bytes is what a
+/// client without EDNS takes over UDP (RFC 1035 §4.2.1; Pebble 2.4 is such a client and sees
+/// "No TXT records found" in a truncated answer). Above 1,232 bytes every resolver needs TCP,
+/// which firewalls often block. `dns.max_rrset_bytes` overrides it.
+pub const MAX_RRSET_BYTES: usize = 512;

@@ -226,6 +226,7 @@ mod tests {
                     host: "h".into(),
                     cert: "c".into(),
                     stage: Stage::Connect,
+                    kind: crate::problem::Kind::SshUnreachable,
                     error: "down".into(),
                     hint: None,
                 }),

@@ -101,6 +101,15 @@ pub fn check_csr(pem: &[u8], names: &[DnsName], key_type: KeyType) -> Result<Che
         Some(Ok(p)) if p.label == "CERTIFICATE REQUEST" => p.contents,
         _ => return Err("the host did not return a PEM certificate request".into()),
     };
+    check_csr_der(der, names, key_type)
+}
+
+/// [`check_csr`] for a CSR in DER.
+pub fn check_csr_der(
+    der: Vec<u8>,
+    names: &[DnsName],
+    key_type: KeyType,
+) -> Result<CheckedCsr, String> {
     let (_, csr) =
         X509CertificationRequest::from_der(&der).map_err(|e| format!("unreadable CSR: {e}"))?;
     csr.verify_signature()
@@ -141,6 +150,15 @@ pub fn check_csr(pem: &[u8], names: &[DnsName], key_type: KeyType) -> Result<Che
     Ok(CheckedCsr {
         spki: info.subject_pki.raw.to_vec(),
         der,
+    })
+}
+
+/// The key of a CSR certorch checked before (recorded in the state), from its DER.
+pub fn csr_info(der: &[u8]) -> Option<CheckedCsr> {
+    let (_, csr) = X509CertificationRequest::from_der(der).ok()?;
+    Some(CheckedCsr {
+        spki: csr.certification_request_info.subject_pki.raw.to_vec(),
+        der: der.to_vec(),
     })
 }
 

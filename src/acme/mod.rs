@@ -17,6 +17,9 @@ pub enum Error {
         directory: String,
         step: &'static str,
         detail: String,
+        /// The problem type without its URN prefix (`rateLimited`, `unauthorized`), when the
+        /// CA named one (RFC 8555 §6.7).
+        problem: Option<String>,
     },
     #[error("cannot reach the CA at {directory} ({step}): {detail}")]
     Unreachable {
@@ -35,6 +38,10 @@ impl Error {
     pub fn from_acme(directory: &str, step: &'static str, e: instant_acme::Error) -> Error {
         match e {
             instant_acme::Error::Api(p) => {
+                let problem = p
+                    .r#type
+                    .as_deref()
+                    .map(|t| t.trim_start_matches("urn:ietf:params:acme:error:").to_string());
                 let mut detail = match (&p.r#type, &p.detail) {
                     (Some(t), Some(d)) => format!(
                         "{d} ({})",
@@ -53,6 +60,7 @@ impl Error {
                     directory: directory.into(),
                     step,
                     detail,
+                    problem,
                 }
             }
             other => Error::Unreachable {
@@ -63,13 +71,30 @@ impl Error {
         }
     }
 
+    /// The CA's problem type, when it named one.
+    pub fn problem(&self) -> Option<&str> {
+        match self {
+            Error::Refused { problem, .. } => problem.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The CA could not validate a challenge (RFC 8555 §6.7: the response did not match, or the
+    /// lookup failed).
+    pub fn is_validation_failure(&self) -> bool {
+        matches!(
+            self.problem(),
+            Some("unauthorized" | "incorrectResponse" | "dns" | "connection" | "caa")
+        )
+    }
+
     /// What the operator should do next.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
-            Error::Refused { detail, .. } if detail.contains("rateLimited") => {
+            Error::Refused { problem: Some(p), .. } if p == "rateLimited" => {
                 "the CA's rate limit was hit: wait until the time it names, and check `certorch plan` before the next run".into()
             }
-            Error::Refused { detail, .. } if detail.contains("unauthorized") || detail.contains("dns") => {
+            e @ Error::Refused { .. } if e.is_validation_failure() => {
                 "the CA could not see the TXT record: check that _acme-challenge CNAMEs point into the signing zone and every name server of that zone answers".into()
             }
             Error::Refused { .. } => "read the CA's detail above; run again once it is fixed".into(),
@@ -77,6 +102,23 @@ impl Error {
             Error::AccountFile { .. } => "fix the file's permissions, or move it away to register a new account".into(),
             Error::Chain(_) => "the CA returned an unexpected chain; run again, and report it if it repeats".into(),
         })
+    }
+}
+
+impl crate::problem::Problem for Error {
+    fn kind(&self) -> crate::problem::Kind {
+        use crate::problem::Kind;
+        match self {
+            Error::Refused { problem: Some(p), .. } if p == "rateLimited" => Kind::CaRateLimited,
+            e @ Error::Refused { .. } if e.is_validation_failure() => Kind::CaUnauthorized,
+            Error::Refused { .. } => Kind::CaRefused,
+            Error::Unreachable { .. } => Kind::CaUnreachable,
+            Error::AccountFile { .. } => Kind::CaAccount,
+            Error::Chain(_) => Kind::CaBadChain,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        Error::hint(self)
     }
 }
 

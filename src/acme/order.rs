@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier, NewOrder,
-    Order, OrderStatus, RetryPolicy,
+    Account, AuthorizationStatus, CertificateIdentifier, ChallengeStatus, ChallengeType, Identifier,
+    NewOrder, Order, OrderStatus, RetryPolicy,
 };
 
 use super::Error;
@@ -42,6 +42,36 @@ pub struct OpenOrder {
     pub url: String,
     /// Pending challenges; names whose authorization is already valid have none.
     pub challenges: Vec<Challenge>,
+    /// An interrupted run opened it; this run took it up again.
+    pub resumed: bool,
+}
+
+/// What the CA says about an order an interrupted run opened.
+pub enum Resumed {
+    /// Still usable: pending (its challenges answered again with the same values), ready,
+    /// processing or valid.
+    Usable(OpenOrder),
+    /// Valid, but for a key that is no longer staged: its certificate is of no use.
+    Spent,
+    /// Invalid, expired, or unknown to the CA: a new order replaces it.
+    Gone(String),
+}
+
+/// Retries `$e` (an expression making a request) on transient errors with [`super::BACKOFF`].
+macro_rules! retrying {
+    ($directory:expr, $step:expr, $e:expr) => {{
+        let mut attempt = 0;
+        loop {
+            match $e {
+                Ok(v) => break Ok(v),
+                Err(e) if attempt < super::BACKOFF.len() && super::transient(&e) => {
+                    tokio::time::sleep(super::BACKOFF[attempt]).await;
+                    attempt += 1;
+                }
+                Err(e) => break Err(Error::from_acme($directory, $step, e)),
+            }
+        }
+    }};
 }
 
 /// Opens an order for `names` and collects the dns-01 values it needs.
@@ -64,18 +94,56 @@ pub async fn open(
     if let Some(p) = profile {
         new = new.profile(p);
     }
-    let mut attempt = 0;
-    let mut order = loop {
-        match account.new_order(&new).await {
-            Ok(o) => break o,
-            Err(e) if attempt < super::BACKOFF.len() && super::transient(&e) => {
-                tokio::time::sleep(super::BACKOFF[attempt]).await;
-                attempt += 1;
-            }
-            Err(e) => return Err(Error::from_acme(directory, "a new order", e)),
-        }
-    };
+    let mut order = retrying!(directory, "a new order", account.new_order(&new).await)?;
     let url = order.url().to_string();
+    let challenges = pending(&mut order, directory, kind).await?;
+    Ok(OpenOrder {
+        order,
+        url,
+        challenges,
+        resumed: false,
+    })
+}
+
+/// Takes up the order at `url` again. `key_kept`: the key of the CSR the order was meant for
+/// is still staged, so a valid order's certificate is still of use.
+pub async fn resume(
+    account: &Account,
+    directory: &str,
+    url: &str,
+    kind: ChallengeKind,
+    key_kept: bool,
+) -> Result<Resumed, Error> {
+    let got: Result<Order, Error> =
+        retrying!(directory, "fetching an interrupted order", account.order(url.to_string()).await);
+    let mut order = match got {
+        Ok(o) => o,
+        // The CA answered, and not with the order: it is gone (expired, purged, not ours).
+        Err(e @ Error::Refused { .. }) => return Ok(Resumed::Gone(e.to_string())),
+        Err(e) => return Err(e),
+    };
+    match order.state().status {
+        OrderStatus::Invalid => {
+            return Ok(Resumed::Gone(format!("order {url} is invalid at the CA")));
+        }
+        OrderStatus::Valid | OrderStatus::Processing if !key_kept => return Ok(Resumed::Spent),
+        _ => {}
+    }
+    let challenges = pending(&mut order, directory, kind).await?;
+    Ok(Resumed::Usable(OpenOrder {
+        order,
+        url: url.to_string(),
+        challenges,
+        resumed: true,
+    }))
+}
+
+/// The order's challenges still to be answered (RFC 8555 §7.5): one per pending authorization.
+async fn pending(
+    order: &mut Order,
+    directory: &str,
+    kind: ChallengeKind,
+) -> Result<Vec<Challenge>, Error> {
     let mut challenges = Vec::new();
     let mut authzs = order.authorizations();
     while let Some(authz) = authzs.next().await {
@@ -89,6 +157,7 @@ pub async fn open(
                     directory: directory.into(),
                     step: "the order",
                     detail: format!("authorization for {} is {other:?}", authz.identifier()),
+                    problem: None,
                 });
             }
         }
@@ -106,6 +175,7 @@ pub async fn open(
                         "dns-01"
                     }
                 ),
+                problem: None,
             })?;
         let key_auth = challenge.key_authorization();
         challenges.push(Challenge {
@@ -115,34 +185,101 @@ pub async fn open(
             key_authorization: key_auth.as_str().to_string(),
         });
     }
-    Ok(OpenOrder {
-        order,
-        url,
-        challenges,
-    })
+    Ok(challenges)
 }
 
-/// Tells the CA every pending challenge of the order is ready to be checked.
-pub async fn set_ready(
+/// Tells the CA the pending challenges of `identifiers` are ready to be checked (a round), and
+/// waits until each of their authorizations is valid or invalid.
+pub async fn validate(
     order: &mut Order,
     directory: &str,
     kind: ChallengeKind,
+    identifiers: &[String],
 ) -> Result<(), Error> {
     let mut authzs = order.authorizations();
     while let Some(authz) = authzs.next().await {
         let mut authz =
             authz.map_err(|e| Error::from_acme(directory, "fetching an authorization", e))?;
-        if authz.status != AuthorizationStatus::Pending {
+        if authz.status != AuthorizationStatus::Pending
+            || !identifiers.contains(&authz.identifier().to_string())
+        {
             continue;
         }
-        if let Some(mut challenge) = authz.challenge(challenge_type(kind)) {
-            challenge
-                .set_ready()
-                .await
-                .map_err(|e| Error::from_acme(directory, "answering a challenge", e))?;
+        if let Some(mut challenge) = authz.challenge(challenge_type(kind))
+            && challenge.status == ChallengeStatus::Pending
+        {
+            retrying!(directory, "answering a challenge", challenge.set_ready().await)?;
         }
     }
-    Ok(())
+    drop(authzs);
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let mut waiting = false;
+        let mut failed = Vec::new();
+        let mut authzs = order.authorizations();
+        while let Some(authz) = authzs.next().await {
+            let mut authz =
+                authz.map_err(|e| Error::from_acme(directory, "fetching an authorization", e))?;
+            if !identifiers.contains(&authz.identifier().to_string()) {
+                continue;
+            }
+            if authz.status == AuthorizationStatus::Pending {
+                retrying!(directory, "polling an authorization", authz.refresh().await)?;
+            }
+            match authz.status {
+                AuthorizationStatus::Valid => {}
+                AuthorizationStatus::Pending => waiting = true,
+                _ => failed.push(authz_error(&authz)),
+            }
+        }
+        if !failed.is_empty() {
+            let problem = failed.iter().find_map(|(_, p)| p.clone());
+            return Err(Error::Refused {
+                directory: directory.into(),
+                step: "validating the challenges",
+                detail: failed.into_iter().map(|(d, _)| d).collect::<Vec<_>>().join("; "),
+                problem,
+            });
+        }
+        if !waiting {
+            return Ok(());
+        }
+        if started.elapsed() > VALIDATION_TIMEOUT {
+            return Err(Error::Unreachable {
+                directory: directory.into(),
+                step: "validating the challenges",
+                detail: format!(
+                    "the CA did not decide within {}s",
+                    VALIDATION_TIMEOUT.as_secs()
+                ),
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 3 / 2).min(Duration::from_secs(3));
+    }
+}
+
+/// An invalid authorization's reason, and the CA's problem type.
+fn authz_error(authz: &instant_acme::AuthorizationHandle<'_>) -> (String, Option<String>) {
+    for ch in &authz.challenges {
+        if let Some(p) = &ch.error {
+            return (
+                format!(
+                    "{}: {}",
+                    authz.identifier(),
+                    p.detail.as_deref().unwrap_or("no detail")
+                ),
+                p.r#type
+                    .as_deref()
+                    .map(|t| t.trim_start_matches("urn:ietf:params:acme:error:").to_string()),
+            );
+        }
+    }
+    (
+        format!("{}: the authorization is {:?}", authz.identifier(), authz.status),
+        None,
+    )
 }
 
 /// Deactivates the order's pending authorizations (RFC 8555 §7.5.2), so nothing is left
@@ -167,25 +304,34 @@ pub async fn finalize(
     csr: &CheckedCsr,
     names: &[DnsName],
 ) -> Result<(CertInfo, Vec<Vec<u8>>), Error> {
-    let poll = RetryPolicy::new()
-        .initial_delay(Duration::from_millis(250))
-        .backoff(1.5)
-        .timeout(VALIDATION_TIMEOUT);
-    let status = order
-        .poll_ready(&poll)
-        .await
-        .map_err(|e| Error::from_acme(directory, "validating the challenges", e))?;
-    if status != OrderStatus::Ready {
-        return Err(Error::Refused {
-            directory: directory.into(),
-            step: "validating the challenges",
-            detail: challenge_errors(order).await,
-        });
+    let status = retrying!(directory, "checking the order", order.refresh().await)?.status;
+    let status = match status {
+        OrderStatus::Pending => {
+            let poll = RetryPolicy::new()
+                .initial_delay(Duration::from_millis(250))
+                .backoff(1.5)
+                .timeout(VALIDATION_TIMEOUT);
+            order
+                .poll_ready(&poll)
+                .await
+                .map_err(|e| Error::from_acme(directory, "validating the challenges", e))?
+        }
+        s => s,
+    };
+    match status {
+        OrderStatus::Ready => {
+            retrying!(directory, "finalizing the order", order.finalize_csr(&csr.der).await)?;
+        }
+        OrderStatus::Processing | OrderStatus::Valid => {}
+        _ => {
+            return Err(Error::Refused {
+                directory: directory.into(),
+                step: "validating the challenges",
+                detail: challenge_errors(order).await,
+                problem: None,
+            });
+        }
     }
-    order
-        .finalize_csr(&csr.der)
-        .await
-        .map_err(|e| Error::from_acme(directory, "finalizing the order", e))?;
     let poll = RetryPolicy::new().timeout(ISSUANCE_TIMEOUT);
     let pem = order
         .poll_certificate(&poll)

@@ -26,7 +26,7 @@ letsencrypt\-staging).
 \fBdns\fR
 \fBsigning_zone\fR: the zone certorch writes TXT records into; every
 \fB_acme\-challenge.\fIname\fR must be a CNAME into it. \fBresolver\fR: recursive resolver for
-CNAME and NS lookups (default: /etc/resolv.conf). \fBttl\fR: TTL of the TXT records (60).
+CNAME and NS lookups (default: /etc/resolv.conf). \fBttl\fR: TTL of the TXT records (60); a different value at a name the CA looked at waits this long, so resolvers' caches expire. \fBmax_rrset_bytes\fR: the largest DNS answer one TXT RRset may make (512); names sharing one CNAME target beyond it are validated in rounds.
 \fBpropagation_timeout\fR: how long every authoritative server may take (120s).
 \fBrfc2136\fR: \fBserver\fR (ip[:port]), \fBsecret_file\fR (a BIND key file or a bare base64
 secret) or \fBsecret_env\fR (an environment variable), \fBkey_name\fR and \fBalgorithm\fR

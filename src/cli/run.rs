@@ -40,7 +40,11 @@ pub async fn execute(cli: Cli) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let _ = state.begin_run(if force { "issue" } else { "run" });
+    // A run that cannot record anything stops before it orders anything.
+    if let Err(e) = state.begin_run(if force { "issue" } else { "run" }) {
+        eprintln!("error: {e}\n  hint: {}", e.hint());
+        return exit::SOME_FAILED;
+    }
     let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);
     let reporter = Progress::new(
         cli.verbose,
@@ -81,8 +85,11 @@ pub async fn execute(cli: Cli) -> u8 {
         };
         let _ = report::render_text(&summary, style, &mut stdout, &mut stderr);
     }
-    let _ = state.finish_run(if summary.failed() { "failed" } else { "ok" });
-    if summary.failed() {
+    let finished = state.finish_run(if summary.failed() { "failed" } else { "ok" });
+    if let Err(e) = &finished {
+        eprintln!("error: {e}\n  hint: {}", e.hint());
+    }
+    if summary.failed() || finished.is_err() {
         exit::SOME_FAILED
     } else {
         exit::OK

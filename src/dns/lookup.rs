@@ -62,11 +62,15 @@ pub async fn cname_target(resolver: SocketAddr, name: &Name) -> Result<Option<Na
     }))
 }
 
-/// The CNAME chain from `name`: empty if `name` has no CNAME, else each target in order.
+/// The CNAME chain from `name`: empty if `name` has no CNAME, else each target in order. The
+/// chain ends at the first target for which `stop` holds, without asking about it: a question
+/// about a name in the signing zone before its record exists would leave a negative answer in
+/// a resolver the CA may share, cached for the zone's negative TTL (RFC 2308).
 pub async fn follow_cnames(
     resolver: SocketAddr,
     name: &Name,
     max_hops: usize,
+    stop: &(dyn Fn(&Name) -> bool + Sync),
 ) -> Result<Vec<Name>, Error> {
     let mut chain: Vec<Name> = Vec::new();
     let mut at = name.clone();
@@ -75,6 +79,9 @@ pub async fn follow_cnames(
             return Err(Error::CnameLoop(name.to_string()));
         }
         chain.push(next.clone());
+        if stop(&next) {
+            break;
+        }
         at = next;
     }
     Ok(chain)

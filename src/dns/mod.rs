@@ -3,8 +3,11 @@
 //! every authoritative server directly.
 
 pub mod lookup;
+pub mod preflight;
 pub mod propagation;
 pub mod publisher;
+pub mod rounds;
+pub mod signing;
 pub mod tsig;
 pub mod txt;
 pub mod wire;
@@ -71,6 +74,27 @@ pub enum Error {
     NoServers { zone: String },
     #[error("records are not on every name server after {secs}s: {lagging}")]
     NotPropagated { secs: u64, lagging: String },
+}
+
+impl crate::problem::Problem for Error {
+    fn kind(&self) -> crate::problem::Kind {
+        use crate::problem::Kind;
+        match self {
+            Error::TsigRejected { .. } | Error::BadResponse { .. } => Kind::DnsTsigRefused,
+            Error::UpdateRefused { .. } => Kind::DnsUpdateRefused,
+            Error::UpdateUnreachable { .. } | Error::Timeout { .. } | Error::Io { .. } => {
+                Kind::DnsUnreachable
+            }
+            Error::QueryFailed { .. } | Error::NoServers { .. } => Kind::DnsLookupFailed,
+            Error::KeyFile { .. } | Error::Key(_) => Kind::DnsConfig,
+            Error::Exec { .. } | Error::ZoneFile { .. } => Kind::DnsPublishFailed,
+            Error::CnameLoop(_) => Kind::DnsCnameLoop,
+            Error::NotPropagated { .. } => Kind::DnsNotPropagated,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        Error::hint(self)
+    }
 }
 
 impl Error {

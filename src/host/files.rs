@@ -326,3 +326,26 @@ pub async fn stage_store(
         ))
     }
 }
+
+/// Reads the key staged for `key` (a shared-key label's origin), into memory that is wiped when
+/// dropped. The bytes never touch the bastion's disk.
+pub async fn read_staged_key(
+    t: &dyn Transport,
+    key: &RemotePath,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+    let staged = super::staged(key);
+    let read = Cmd::new("cat").arg("--").arg(staged.clone());
+    let out = t.run(&read, None).await?;
+    // Wiped when dropped, whatever happens next.
+    let ok = out.success();
+    let stderr = out.stderr_tail();
+    let bytes = zeroize::Zeroizing::new(out.stdout);
+    if !ok || bytes.is_empty() {
+        return Err(Error::Rejected {
+            step: "reading the shared key",
+            reason: format!("{staged}: {stderr}"),
+            hint: format!("check that the host still has {staged}; run certorch again"),
+        });
+    }
+    Ok(bytes)
+}

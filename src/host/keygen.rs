@@ -82,3 +82,23 @@ pub async fn make_key_and_csr(t: &dyn Transport, spec: &CertSpec) -> Result<Chec
         },
     })
 }
+
+/// `$1` the staged key. Prints its public half, or nothing when there is none.
+const STAGED_PUBLIC: &str = r#"set -u
+if [ -f "$1" ]; then openssl pkey -in "$1" -pubout 2>/dev/null || true; fi
+"#;
+
+/// The public key (SPKI DER) of the key staged for `spec`, if one is staged: an interrupted
+/// run's key is used again when it still matches the CSR it recorded.
+pub async fn staged_public_key(t: &dyn Transport, spec: &CertSpec) -> Result<Option<Vec<u8>>, Error> {
+    let cmd = Cmd::script(STAGED_PUBLIC, "certorch-staged-key").arg(super::staged(&spec.key));
+    let out = t.run(&cmd, None).await?;
+    if !out.success() {
+        return Err(Error::failed(
+            "reading the staged key's public half",
+            &out,
+            "check that openssl is installed on the host",
+        ));
+    }
+    Ok(x509::pem_public_key(&out.stdout))
+}

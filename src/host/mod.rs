@@ -6,6 +6,7 @@
 pub mod files;
 pub mod inspect;
 pub mod keygen;
+pub mod selfsign;
 pub mod sh;
 pub mod webroot;
 
@@ -29,6 +30,20 @@ pub enum Error {
         reason: String,
         hint: String,
     },
+}
+
+impl crate::problem::Problem for Error {
+    fn kind(&self) -> crate::problem::Kind {
+        use crate::problem::Kind;
+        match self {
+            Error::Transport(e) => e.kind(),
+            Error::Failed { .. } => Kind::HostCommandFailed,
+            Error::Rejected { .. } => Kind::HostRejected,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        Error::hint(self)
+    }
 }
 
 impl Error {

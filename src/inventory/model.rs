@@ -132,6 +132,8 @@ pub struct DnsConfig {
     /// zone's name servers; `None` means the first one in /etc/resolv.conf.
     pub resolver: Option<SocketAddr>,
     pub ttl: u32,
+    /// The largest answer one TXT RRset may make; larger sets are validated in rounds.
+    pub max_rrset_bytes: usize,
     pub propagation_timeout: Duration,
     pub publisher: PublisherConfig,
 }
@@ -631,8 +633,19 @@ impl Builder<'_> {
                 ));
             }
         };
+        let max_rrset_bytes = match &raw.dns.max_rrset_bytes {
+            None => crate::limits::MAX_RRSET_BYTES,
+            Some(b) if (128..=65535).contains(&b.value) => b.value as usize,
+            Some(b) => {
+                return Err(self.err(
+                    b.referenced,
+                    "dns.max_rrset_bytes must be between 128 and 65535: 512 fits any resolver over UDP, 1232 any with EDNS",
+                ));
+            }
+        };
         let dns = DnsConfig {
             signing_zone: raw.dns.signing_zone,
+            max_rrset_bytes,
             resolver,
             ttl: raw.dns.ttl.unwrap_or(crate::limits::TXT_TTL),
             propagation_timeout: raw

@@ -103,6 +103,7 @@ pub struct RawDns {
     pub signing_zone: DnsName,
     pub resolver: Option<Spanned<String>>,
     pub ttl: Option<u32>,
+    pub max_rrset_bytes: Option<Spanned<u64>>,
     pub propagation_timeout: Option<Span>,
     pub rfc2136: Option<Spanned<RawRfc2136>>,
     pub exec: Option<Spanned<RawExecPublisher>>,

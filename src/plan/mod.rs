@@ -58,6 +58,10 @@ pub enum Reason {
     Shared {
         host: String,
     },
+    /// An interrupted run left it at `phase`; this run takes it up from there.
+    Resumed {
+        phase: &'static str,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -97,6 +101,10 @@ impl fmt::Display for Reason {
             Reason::Removed { deployed } => write!(
                 f,
                 "serial {deployed} that certorch deployed is gone from the host: reissuing"
+            ),
+            Reason::Resumed { phase } => write!(
+                f,
+                "an interrupted run left it {phase}: resuming from there"
             ),
             Reason::Shared { host } => write!(
                 f,

@@ -18,6 +18,7 @@ pub enum Stage {
     Publish,
     Wait,
     Validate,
+    Finalize,
     Deploy,
     Check,
     Reload,
@@ -36,6 +37,7 @@ impl Stage {
             Stage::Publish => "publish",
             Stage::Wait => "wait",
             Stage::Validate => "validate",
+            Stage::Finalize => "finalize",
             Stage::Deploy => "deploy",
             Stage::Check => "check",
             Stage::Reload => "reload",
@@ -50,8 +52,24 @@ pub struct Failure {
     pub host: String,
     pub cert: String,
     pub stage: Stage,
+    /// The stable kind of the error, for machines (docs/json.md).
+    pub kind: crate::problem::Kind,
     pub error: String,
     pub hint: Option<String>,
+}
+
+impl Failure {
+    /// `host/cert` failed at `stage` with `problem`; the kind and hint come from its type.
+    pub fn new(host: &str, cert: &str, stage: Stage, problem: &dyn crate::problem::Problem) -> Failure {
+        Failure {
+            host: host.to_string(),
+            cert: cert.to_string(),
+            stage,
+            kind: problem.kind(),
+            error: problem.to_string(),
+            hint: problem.hint(),
+        }
+    }
 }
 
 /// What happened to one certificate.
@@ -89,6 +107,8 @@ pub struct RunSummary {
     pub warnings: Vec<String>,
     /// A dry run: staging CA, isolated paths, no reloads.
     pub dry_run: bool,
+    /// The outcomes could not be recorded in the state (why): the run fails.
+    pub record_failed: Option<String>,
     /// Wall-clock time of each stage of the run.
     pub timings: Timings,
 }
@@ -139,9 +159,11 @@ pub fn ms_since(t: std::time::Instant) -> u64 {
 impl RunSummary {
     /// True when any certificate failed.
     pub fn failed(&self) -> bool {
-        self.outcomes
-            .iter()
-            .any(|o| matches!(o, Outcome::Failed(_)))
+        self.record_failed.is_some()
+            || self
+                .outcomes
+                .iter()
+                .any(|o| matches!(o, Outcome::Failed(_)))
     }
 }
 
@@ -328,6 +350,9 @@ pub fn render_text(
     }
     for w in &summary.warnings {
         writeln!(err, "warning: {w}")?;
+    }
+    if let Some(e) = &summary.record_failed {
+        writeln!(err, "error: {e}")?;
     }
     for o in &summary.outcomes {
         if let Outcome::Failed(f) = o {

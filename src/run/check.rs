@@ -7,7 +7,8 @@
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::challenge::{DnsHandles, Setup};
+use crate::dns::signing::SigningZone;
+use crate::problem::Problem;
 use super::hosts;
 use crate::acme;
 use crate::dns::lookup;
@@ -76,14 +77,14 @@ pub async fn check(
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     // The signing zone and the CA, once.
-    let dns = match DnsHandles::new(inv).await {
+    let dns = match SigningZone::new(inv).await {
         Ok(d) => Some(d),
-        Err(Setup(e, hint)) => {
+        Err(e) => {
             out.push(finding(
                 "*",
                 "*",
                 "zone",
-                Err((e, hint.unwrap_or_default())),
+                Err((e.to_string(), e.hint().unwrap_or_default())),
             ));
             None
         }
@@ -131,7 +132,7 @@ pub async fn check(
             "*",
             "*",
             "zone",
-            probe.map_err(|Setup(e, h)| (e, h.unwrap_or_default())),
+            probe.map_err(|e| (e.to_string(), e.hint().unwrap_or_default())),
         ));
     }
     out.push(finding("*", "*", "ca", ca(inv, state).await));
@@ -187,12 +188,16 @@ pub async fn check(
                     }
                     if let Some(dns) = dns {
                         for name in &spec.names {
-                            let r = dns.check_name(name).await.map(|t| {
-                                format!(
-                                    "_acme-challenge.{} leads to {t}",
-                                    name.as_str().trim_start_matches("*.")
-                                )
-                            });
+                            let r = dns
+                                .route(name)
+                                .await
+                                .map(|t| {
+                                    format!(
+                                        "_acme-challenge.{} leads to {t}",
+                                        name.as_str().trim_start_matches("*.")
+                                    )
+                                })
+                                .map_err(|e| (e.to_string(), e.hint().unwrap_or_default()));
                             f.push(finding(&host.name, &spec.label, "dns", r));
                         }
                     }

@@ -7,66 +7,64 @@ use std::collections::BTreeMap;
 
 use futures::StreamExt;
 
-use super::{Issued, Keyed};
+use super::{Ctx, Issued};
 use crate::host::files::{self, FileSpec};
 use crate::host::inspect::{self, Current};
 use crate::inventory::RemotePath;
-use crate::report::{Outcome, Reporter, Stage};
-use crate::state::State;
+use crate::problem::{Kind, Plain, Problem};
+use crate::report::{Outcome, Stage};
+use crate::state::Phase;
 use crate::x509;
 
-/// Removes a staged key whose certificate will not come in this run.
-pub(crate) async fn discard_key(k: &Keyed<'_>) {
-    let item = &k.routed.due.item;
-    files::discard(item.conn.as_ref(), &[&item.spec.key]).await;
-}
-
 /// Deploys every issued certificate; hosts in parallel, each host's certificates in order.
-pub(crate) async fn deploy_all(
-    issued: Vec<Issued<'_>>,
-    state: &State,
-    reporter: &dyn Reporter,
-    concurrency: usize,
-) -> Vec<Outcome> {
+pub(crate) async fn deploy_all(ctx: &Ctx<'_>, issued: Vec<Issued<'_>>) -> Vec<Outcome> {
     let mut by_host: BTreeMap<String, Vec<Issued>> = BTreeMap::new();
     for i in issued {
         by_host
-            .entry(i.keyed.routed.due.item.host.name.clone())
+            .entry(i.item().host.name.clone())
             .or_default()
             .push(i);
     }
     let per_host: Vec<Vec<Outcome>> = futures::stream::iter(by_host.into_values())
-        .map(|certs| deploy_host(certs, state, reporter))
-        .buffer_unordered(concurrency)
+        .map(|certs| deploy_host(ctx, certs))
+        .buffer_unordered(ctx.concurrency)
         .collect()
         .await;
     per_host.into_iter().flatten().collect()
 }
 
-async fn deploy_host(
-    certs: Vec<Issued<'_>>,
-    state: &State,
-    reporter: &dyn Reporter,
-) -> Vec<Outcome> {
+async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
+    let state = ctx.state;
+    let reporter = ctx.reporter;
     let mut outcomes = Vec::new();
     // 1. Files in place, then the service's own check of them; a refused set goes back.
     let mut live: Vec<(Issued, Vec<RemotePath>)> = Vec::new();
     for c in certs {
-        let item = &c.keyed.routed.due.item;
+        let item = c.item();
         item.stage(reporter, Stage::Deploy);
         let paths = match write(&c).await {
             Ok(p) => p,
-            Err((e, hint)) => {
-                outcomes.push(item.fail(Stage::Deploy, e, Some(hint)));
+            Err(e) => {
+                outcomes.push(item.fail(Stage::Deploy, &e));
                 continue;
             }
         };
+        // Live now: a run killed from here on finishes check, reload and verify next time.
+        if let Err(f) = item.phase(state, Phase::Deployed, Stage::Deploy) {
+            outcomes.push(f);
+            continue;
+        }
         if let Some(check) = &item.spec.check {
             item.stage(reporter, Stage::Check);
             let cmd = check.to_cmd(&item.spec.command_values(&item.host.name), "certorch-check");
             if let Err(e) = files::check(item.conn.as_ref(), &cmd, &check.to_string()).await {
                 let restored = restore(&c, &paths).await;
-                outcomes.push(item.fail(Stage::Check, format!("{e}{restored}"), e.hint()));
+                outcomes.push(item.fail_with(
+                    Stage::Check,
+                    Kind::HostCheckFailed,
+                    format!("{e}{restored}"),
+                    e.hint().unwrap_or_default(),
+                ));
                 continue;
             }
         }
@@ -78,7 +76,7 @@ async fn deploy_host(
     //    every certificate, one naming `{label}` is one per certificate.
     let mut reloaded: BTreeMap<String, Result<(), (String, String)>> = BTreeMap::new();
     for (c, _) in &live {
-        let item = &c.keyed.routed.due.item;
+        let item = c.item();
         if let Some((cmd, shown)) = reload_cmd(c)
             && let key = cmd.render().unwrap_or_default()
             && !reloaded.contains_key(&key)
@@ -92,16 +90,17 @@ async fn deploy_host(
     }
     let mut verified = Vec::new();
     for (c, paths) in live {
-        let item = &c.keyed.routed.due.item;
+        let item = c.item();
         if let Some(Err((e, hint))) =
             reload_cmd(&c).and_then(|(cmd, _)| reloaded.get(&cmd.render().unwrap_or_default()))
         {
             let restored = restore(&c, &paths).await;
             let again = reload_old(&c).await;
-            outcomes.push(item.fail(
+            outcomes.push(item.fail_with(
                 Stage::Reload,
+                Kind::HostReloadFailed,
                 format!("{e}{restored}{again}"),
-                Some(hint.clone()),
+                hint.clone(),
             ));
             continue;
         }
@@ -109,7 +108,7 @@ async fn deploy_host(
     }
     // 3. What the service serves must be the new certificate.
     for (c, paths) in verified {
-        let item = &c.keyed.routed.due.item;
+        let item = c.item();
         if let Some(port) = item.spec.verify_port {
             item.stage(reporter, Stage::Verify);
             let sni = item
@@ -136,10 +135,11 @@ async fn deploy_host(
                 };
                 let restored = restore(&c, &paths).await;
                 let again = reload_old(&c).await;
-                outcomes.push(item.fail(
+                outcomes.push(item.fail_with(
                     Stage::Verify,
+                    Kind::HostVerifyFailed,
                     format!("{what}{restored}{again}"),
-                    Some("check that the service reads these paths and that its reload command makes it load them".into()),
+                    "check that the service reads these paths and that its reload command makes it load them",
                 ));
                 continue;
             }
@@ -147,21 +147,30 @@ async fn deploy_host(
         // The durable point: the certificate is live, and served where that is checked.
         let names: Vec<String> = item.spec.names.iter().map(|n| n.to_string()).collect();
         let deployed: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
-        let _ = state.record_issued(
-            &item.host.name,
-            &item.spec.label,
-            &names,
-            item.spec.key_type.as_str(),
-            &c.leaf,
-            &c.order_url,
-            &x509::to_pem(&c.chain),
-            &deployed,
-        );
-        let _ = state.set_order_status(&c.order_url, "issued");
+        let recorded = state.batch(|| {
+            state.record_issued(
+                &item.host.name,
+                &item.spec.label,
+                &names,
+                item.spec.key_type.as_str(),
+                &c.leaf,
+                &c.order_url,
+                &x509::to_pem(&c.chain),
+                &deployed,
+            )?;
+            state.set_order_status(&c.order_url, "issued")?;
+            state.set_phase(&item.host.name, &item.spec.label, Phase::Done)
+        });
+        if let Err(e) = recorded {
+            // Live and served, but unrecorded: the next run finds it in its lifecycle and
+            // records it, instead of taking it for drift and ordering again.
+            outcomes.push(item.fail(Stage::Verify, &e));
+            continue;
+        }
         outcomes.push(Outcome::Issued {
             host: item.host.name.clone(),
             cert: item.spec.label.clone(),
-            reason: c.keyed.routed.due.reason.to_string(),
+            reason: c.keyed.due.reason.to_string(),
             names,
             serial: c.leaf.serial.clone(),
             fingerprint: c.leaf.fingerprint.clone(),
@@ -173,7 +182,7 @@ async fn deploy_host(
 
 /// Puts the previous files back; says so (or why not) for the failure message.
 async fn restore(c: &Issued<'_>, paths: &[RemotePath]) -> String {
-    let t = c.keyed.routed.due.item.conn.as_ref();
+    let t = c.item().conn.as_ref();
     let refs: Vec<&RemotePath> = paths.iter().collect();
     match files::rollback(t, &refs).await {
         Ok(()) => "; the previous files are back in place".to_string(),
@@ -183,7 +192,7 @@ async fn restore(c: &Issued<'_>, paths: &[RemotePath]) -> String {
 
 /// The certificate's reload command for its host, and how the operator wrote it.
 fn reload_cmd(c: &Issued<'_>) -> Option<(crate::host::sh::Cmd, String)> {
-    let item = &c.keyed.routed.due.item;
+    let item = c.item();
     item.spec.reload.as_ref().map(|r| {
         (
             r.to_cmd(
@@ -197,7 +206,7 @@ fn reload_cmd(c: &Issued<'_>) -> Option<(crate::host::sh::Cmd, String)> {
 
 /// Reloads the service with the restored files.
 async fn reload_old(c: &Issued<'_>) -> String {
-    let item = &c.keyed.routed.due.item;
+    let item = c.item();
     match reload_cmd(c) {
         Some((cmd, shown)) => match files::reload(item.conn.as_ref(), &cmd, &shown).await {
             Ok(()) => " and the service reloaded with them".to_string(),
@@ -208,10 +217,26 @@ async fn reload_old(c: &Issued<'_>) -> String {
 }
 
 /// Stages the certificate files, commits them with the staged key, and verifies on the host.
-async fn write(c: &Issued<'_>) -> Result<Vec<RemotePath>, (String, String)> {
-    let item = &c.keyed.routed.due.item;
+/// A certificate an interrupted run already put in place (the host serves it with its key) is
+/// not written again; leftovers staged beside it are removed.
+async fn write(c: &Issued<'_>) -> Result<Vec<RemotePath>, Plain> {
+    let item = c.item();
     let spec = item.spec;
     let t = item.conn.as_ref();
+    let readback = |e: &dyn Problem| Plain {
+        kind: Kind::HostReadbackFailed,
+        message: e.to_string(),
+        hint: e.hint(),
+    };
+    if c.keyed.key_resumed
+        && let Ok(Current::Present(d)) = inspect::inspect(t, spec).await
+        && d.cert.fingerprint == c.leaf.fingerprint
+        && d.key_matches
+    {
+        let live = spec.files();
+        files::discard(t, &live).await;
+        return Ok(live.into_iter().cloned().collect());
+    }
     let leaf = x509::to_pem(&c.chain[..1]);
     let chain = x509::to_pem(&c.chain[1..]);
     let full = x509::to_pem(&c.chain);
@@ -287,17 +312,22 @@ async fn write(c: &Issued<'_>) -> Result<Vec<RemotePath>, (String, String)> {
     .await;
     if let Err(e) = staged {
         files::discard(t, &paths).await;
-        return Err((e.to_string(), e.hint().unwrap_or_default()));
+        return Err(Plain {
+            kind: e.kind(),
+            message: e.to_string(),
+            hint: e.hint(),
+        });
     }
     // Read back what is live now: the certificate we issued, with its key.
     match inspect::inspect(t, spec).await {
         Ok(Current::Present(d)) if d.cert.fingerprint == c.leaf.fingerprint && d.key_matches => {
             Ok(paths.into_iter().cloned().collect())
         }
-        Ok(_) => Err((
-            "after writing, the host does not show the new certificate with its key".into(),
-            "another process may have changed the files at the same time; check the paths and run certorch again".into(),
+        Ok(_) => Err(Plain::new(
+            Kind::HostReadbackFailed,
+            "after writing, the host does not show the new certificate with its key",
+            "another process may have changed the files at the same time; check the paths and run certorch again",
         )),
-        Err(e) => Err((e.to_string(), e.hint().unwrap_or_default())),
+        Err(e) => Err(readback(&e)),
     }
 }

@@ -12,10 +12,11 @@ use rustls_pki_types::CertificateSigningRequestDer;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::{Issued, Keyed};
-use crate::host::sh::Cmd;
-use crate::inventory::{Inventory, Issuer as Kind, RemotePath};
-use crate::report::{Outcome, Reporter, RunSummary, Stage};
+use super::{Ctx, Issued, Keyed};
+use crate::host::selfsign;
+use crate::inventory::{Issuer as Kind, RemotePath};
+use crate::problem::Kind as ProblemKind;
+use crate::report::{Outcome, Stage};
 use crate::secret::Secret;
 use crate::state::State;
 use crate::x509;
@@ -105,80 +106,27 @@ impl InternalCa {
     }
 }
 
-/// `$1` staged key, `$2` subject, `$3` subjectAltName value, `$4` days. Prints the certificate.
-const SELF_SIGN: &str = r#"set -eu
-openssl req -x509 -new -key "$1" -subj "$2" -addext "subjectAltName=$3" -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" -days "$4" -outform PEM
-"#;
-
-/// Has the host sign its staged key.
-async fn self_sign(k: &Keyed<'_>) -> Result<(x509::CertInfo, Vec<Vec<u8>>), (String, String)> {
-    let item = &k.routed.due.item;
-    let spec = item.spec;
-    let (subject, san) = crate::host::keygen::subject_and_san(spec);
-    let days = spec.validity.as_secs().div_ceil(86400).max(1);
-    let cmd = Cmd::script(SELF_SIGN, "certorch-self-sign")
-        .arg(crate::host::staged(&spec.key))
-        .arg(subject)
-        .arg(san)
-        .arg(days.to_string());
-    let fail = |e: String| {
-        (
-            e,
-            "check that openssl 1.1.1 or later is installed on the host".to_string(),
-        )
-    };
-    let out = item
-        .conn
-        .run(&cmd, None)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    if !out.success() {
-        return Err(fail(format!(
-            "self-signing failed on the host: {}",
-            out.stderr_tail()
-        )));
-    }
-    let der = x509::pem_certificates(&out.stdout)
-        .map_err(fail)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| fail("the host printed no certificate".into()))?;
-    let leaf = x509::cert_info(&der).map_err(fail)?;
-    if leaf.spki != k.csr.spki {
-        return Err(fail(
-            "the self-signed certificate is not for the staged key".into(),
-        ));
-    }
-    Ok((leaf, vec![der]))
-}
-
 /// Issues every self-signed and internal certificate.
-pub(crate) async fn issue_all<'a>(
-    keyed: Vec<Keyed<'a>>,
-    inv: &Inventory,
-    state: &State,
-    reporter: &dyn Reporter,
-    concurrency: usize,
-    summary: &mut RunSummary,
-) -> Vec<Issued<'a>> {
+pub(crate) async fn issue_all<'a>(ctx: &Ctx<'_>, keyed: Vec<Keyed<'a>>) -> Vec<Issued<'a>> {
     let needs_ca = keyed
         .iter()
-        .any(|k| k.routed.due.item.spec.issuer == Kind::Internal);
+        .any(|k| k.item().spec.issuer == Kind::Internal);
     let ca = if needs_ca {
-        Some(internal_ca(state))
+        Some(internal_ca(ctx.state))
     } else {
         None
     };
     let ca = ca.as_ref();
-    let trust: Option<&RemotePath> = inv.internal_ca_trust_path.as_ref();
+    let trust: Option<&RemotePath> = ctx.inv.internal_ca_trust_path.as_ref();
     let results: Vec<Result<Issued, Outcome>> = futures::stream::iter(keyed)
         .map(|k| async move {
-            let item = &k.routed.due.item;
-            item.stage(reporter, Stage::Validate);
+            let item = k.item();
+            item.stage(ctx.reporter, Stage::Validate);
             let issued = match item.spec.issuer {
-                Kind::SelfSigned => self_sign(&k)
+                Kind::SelfSigned => selfsign::self_sign(item.conn.as_ref(), item.spec, &k.csr.spki)
                     .await
-                    .map(|(leaf, chain)| (leaf, chain, Vec::new(), "self-signed".to_string())),
+                    .map(|(leaf, chain)| (leaf, chain, Vec::new(), "self-signed".to_string()))
+                    .map_err(|e| item.fail(Stage::Validate, &e)),
                 _ => match ca {
                     Some(Ok(ca)) => ca
                         .sign(&k.csr.der, item.spec.validity)
@@ -189,16 +137,25 @@ pub(crate) async fn issue_all<'a>(
                             (leaf, chain, extra, "internal-ca".to_string())
                         })
                         .map_err(|e| {
-                            (
+                            item.fail_with(
+                                Stage::Validate,
+                                ProblemKind::IssuerFailed,
                                 format!("the internal CA could not sign: {e}"),
-                                "check the state directory; run again".to_string(),
+                                "check the state directory; run again",
                             )
                         }),
-                    Some(Err(e)) => Err((
+                    Some(Err(e)) => Err(item.fail_with(
+                        Stage::Validate,
+                        ProblemKind::IssuerFailed,
                         format!("the internal CA is not usable: {e}"),
-                        "check the state directory's permissions".to_string(),
+                        "check the state directory's permissions",
                     )),
-                    None => Err(("no internal CA".to_string(), String::new())),
+                    None => Err(item.fail_with(
+                        Stage::Validate,
+                        ProblemKind::IssuerFailed,
+                        "no internal CA",
+                        "check the state directory",
+                    )),
                 },
             };
             match issued {
@@ -209,14 +166,14 @@ pub(crate) async fn issue_all<'a>(
                     chain,
                     extra,
                 }),
-                Err((e, hint)) => {
-                    super::deploy::discard_key(&k).await;
-                    Err(k.routed.due.item.fail(Stage::Validate, e, Some(hint)))
+                Err(failure) => {
+                    super::order::discard_key(&k).await;
+                    Err(failure)
                 }
             }
         })
-        .buffered(concurrency)
+        .buffered(ctx.concurrency)
         .collect()
         .await;
-    super::split(results, summary)
+    super::context::keep_ok(ctx, results)
 }

@@ -7,14 +7,13 @@
 
 use std::collections::BTreeMap;
 
-use zeroize::Zeroizing;
+use futures::StreamExt;
 
-use super::challenge::Routed;
-use super::{Due, Issued, Keyed};
+use super::{Ctx, Due, Issued, Keyed};
 use crate::host::files::{self, FileSpec};
-use crate::host::sh::Cmd;
 use crate::plan::Reason;
-use crate::report::{Outcome, Reporter, Stage};
+use crate::problem::Kind;
+use crate::report::{Outcome, Stage};
 
 /// Splits due certificates into those that make their own key (ordinary ones and the origin
 /// of each shared label) and the other members of shared labels, which wait for the origin.
@@ -62,6 +61,7 @@ pub(crate) fn join_current<'a>(
                 item,
                 reason: Reason::Shared { host },
                 replaces: None,
+                resume: None,
             }),
             None => done.push(outcome),
         }
@@ -69,25 +69,22 @@ pub(crate) fn join_current<'a>(
     done
 }
 
-/// Gives every waiting member its origin's key and certificate.
+/// Gives every waiting member its origin's key and certificate; failures go to the context.
 pub(crate) async fn fan_out<'a>(
-    issued: &mut Vec<Issued<'a>>,
+    ctx: &Ctx<'_>,
+    issued: &[Issued<'a>],
     waiting: Vec<Due<'a>>,
-    reporter: &dyn Reporter,
-    concurrency: usize,
-) -> Vec<Outcome> {
-    use futures::StreamExt;
+) -> Vec<Issued<'a>> {
     let results: Vec<Result<Issued<'a>, Outcome>> = futures::stream::iter(waiting)
         .map(|d| {
             let origin = issued.iter().find(|i| {
-                i.keyed.routed.due.item.spec.shared.is_some()
-                    && i.keyed.routed.due.item.spec.label == d.item.spec.label
+                i.item().spec.shared.is_some() && i.item().spec.label == d.item.spec.label
             });
             let copy = origin.map(|o| {
                 (
-                    o.keyed.routed.due.item.host.name.clone(),
-                    o.keyed.routed.due.item.conn.clone(),
-                    o.keyed.routed.due.item.spec.key.clone(),
+                    o.item().host.name.clone(),
+                    o.item().conn.clone(),
+                    o.item().spec.key.clone(),
                     o.keyed.csr.clone(),
                     o.order_url.clone(),
                     o.leaf.clone(),
@@ -96,27 +93,44 @@ pub(crate) async fn fan_out<'a>(
             });
             async move {
                 let Some((from, conn, key, csr, order_url, leaf, chain)) = copy else {
-                    let hint = Some(format!(
-                        "the shared label {} got no certificate this run: see the error of its first member, fix it and run certorch again",
-                        d.item.spec.label
-                    ));
-                    return Err(d.item.fail(
+                    return Err(d.item.fail_with(
                         Stage::Key,
+                        Kind::GroupOriginFailed,
                         "the group's key and certificate were not made (the member that makes them failed)",
-                        hint,
+                        format!(
+                            "the shared label {} got no certificate this run: see the error of its first member, fix it and run certorch again",
+                            d.item.spec.label
+                        ),
                     ));
                 };
-                d.item.stage(reporter, Stage::Key);
-                if let Err((e, hint)) = copy_key(&from, conn.as_ref(), &key, &d).await {
-                    return Err(d.item.fail(Stage::Key, e, Some(hint)));
+                d.item.stage(ctx.reporter, Stage::Key);
+                let spec = d.item.spec;
+                let copied = async {
+                    let bytes = files::read_staged_key(conn.as_ref(), &key).await?;
+                    let file = FileSpec {
+                        path: &spec.key,
+                        content: &bytes,
+                        mode: spec.key_mode,
+                        owner: spec.owner.as_ref(),
+                        group: spec.group.as_ref(),
+                    };
+                    files::stage(d.item.conn.as_ref(), &file).await
+                }
+                .await;
+                if let Err(e) = copied {
+                    return Err(d.item.fail_with(
+                        Stage::Key,
+                        crate::problem::Problem::kind(&e),
+                        format!("copying the shared key from {from}: {e}"),
+                        crate::problem::Problem::hint(&e).unwrap_or_default(),
+                    ));
                 }
                 Ok(Issued {
                     keyed: Keyed {
-                        routed: Routed {
-                            due: d,
-                            targets: Default::default(),
-                        },
+                        due: d,
                         csr,
+                        key_resumed: false,
+                        targets: Default::default(),
                     },
                     order_url,
                     extra: Vec::new(),
@@ -125,60 +139,8 @@ pub(crate) async fn fan_out<'a>(
                 })
             }
         })
-        .buffer_unordered(concurrency)
+        .buffer_unordered(ctx.concurrency)
         .collect()
         .await;
-    let mut failed = Vec::new();
-    for r in results {
-        match r {
-            Ok(i) => issued.push(i),
-            Err(f) => failed.push(f),
-        }
-    }
-    failed
-}
-
-/// Reads the origin's staged key and stages it on the member with the member's owner and mode.
-async fn copy_key(
-    from: &str,
-    origin: &dyn crate::transport::Transport,
-    key: &crate::inventory::RemotePath,
-    to: &Due<'_>,
-) -> Result<(), (String, String)> {
-    let staged = crate::host::staged(key);
-    let read = Cmd::new("cat").arg("--").arg(staged.clone());
-    let out = origin.run(&read, None).await.map_err(|e| {
-        (
-            format!("reading the shared key on {from}: {e}"),
-            e.hint().unwrap_or_default(),
-        )
-    })?;
-    // Wiped when dropped, whatever happens next.
-    let ok = out.success();
-    let bytes = Zeroizing::new(out.stdout);
-    if !ok || bytes.is_empty() {
-        return Err((
-            format!(
-                "reading the shared key {staged} on {from} failed: {}",
-                out.stderr.trim()
-            ),
-            format!("check that {from} still has {staged}; run certorch again"),
-        ));
-    }
-    let spec = to.item.spec;
-    let file = FileSpec {
-        path: &spec.key,
-        content: &bytes,
-        mode: spec.key_mode,
-        owner: spec.owner.as_ref(),
-        group: spec.group.as_ref(),
-    };
-    files::stage(to.item.conn.as_ref(), &file)
-        .await
-        .map_err(|e| {
-            (
-                format!("copying the shared key from {from}: {e}"),
-                e.hint().unwrap_or_default(),
-            )
-        })
+    super::context::keep_ok(ctx, results)
 }

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 use instant_acme::Account;
 
-use super::{Due, Item, hosts};
+use super::{Ctx, Due, Item, hosts};
 use crate::acme::ari::{self, Window};
 use crate::host::inspect::{self, Current};
-use crate::inventory::{Inventory, Target};
-use crate::plan::{self, Decision, Known};
-use crate::report::{Failure, Outcome, Reporter, Stage};
-use crate::state::Recorded;
+use crate::inventory::Target;
+use crate::plan::{self, Decision, Known, Reason};
+use crate::report::{Failure, Outcome, Stage};
+use crate::state::{Lifecycle, Recorded};
 
 /// What the survey found: certificates that are due, and outcomes already final (current,
 /// unreachable, unreadable).
@@ -25,20 +25,40 @@ pub(crate) struct Survey<'a> {
     pub connect_ms: u64,
 }
 
-/// Connects, inspects and decides for every target.
-#[allow(clippy::too_many_arguments)]
+/// Connects, inspects and decides for every target. A certificate an interrupted run left in
+/// flight is due, to be resumed, whatever the host has now.
 pub(crate) async fn survey<'a>(
-    inv: &'a Inventory,
+    ctx: &Ctx<'a>,
     targets: &[Target],
-    recorded: &[Recorded],
     account: Option<&Account>,
     control: &std::path::Path,
     force: bool,
-    concurrency: usize,
-    reporter: &dyn Reporter,
 ) -> Survey<'a> {
+    let inv = ctx.inv;
+    let concurrency = ctx.concurrency;
+    let reporter = ctx.reporter;
     let now = time::OffsetDateTime::now_utc();
     let mut done = Vec::new();
+    let recorded = match ctx.state.certificates() {
+        Ok(r) => r,
+        Err(e) => {
+            // Without the record every deployed certificate would look like drift.
+            for t in targets {
+                let host = &inv.hosts[t.host];
+                for spec in host.certs.iter().filter(|s| t.cert.as_ref().is_none_or(|c| c == &s.label)) {
+                    done.push(Outcome::Failed(Failure::new(&host.name, &spec.label, Stage::Inspect, &e)));
+                }
+            }
+            return Survey { due: Vec::new(), done, windows: Vec::new(), connect_ms: 0 };
+        }
+    };
+    let in_flight: Vec<Lifecycle> = match ctx.state.in_flight() {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.info(&format!("cannot read what an interrupted run left ({e}): deciding afresh"));
+            Vec::new()
+        }
+    };
     let started = std::time::Instant::now();
     let connected = hosts::connect_all(inv, targets, control, concurrency, reporter).await;
     let connect_ms = crate::report::ms_since(started);
@@ -56,15 +76,13 @@ pub(crate) async fn survey<'a>(
                 conn: conn.clone(),
             })),
             Err(e) => {
-                let hint = e.hint();
                 for spec in specs {
-                    done.push(Outcome::Failed(Failure {
-                        host: host.name.clone(),
-                        cert: spec.label.clone(),
-                        stage: Stage::Connect,
-                        error: e.to_string(),
-                        hint: hint.clone(),
-                    }));
+                    done.push(Outcome::Failed(Failure::new(
+                        &host.name,
+                        &spec.label,
+                        Stage::Connect,
+                        &e,
+                    )));
                 }
             }
         }
@@ -106,11 +124,31 @@ pub(crate) async fn survey<'a>(
         let current = match current {
             Ok(c) => c,
             Err(e) => {
-                let hint = e.hint();
-                done.push(item.fail(Stage::Inspect, e, hint));
+                done.push(item.fail(Stage::Inspect, &e));
                 continue;
             }
         };
+        // What an interrupted run left for this certificate, when it still fits the inventory.
+        let resume = in_flight
+            .iter()
+            .find(|l| {
+                l.host == item.host.name
+                    && l.label == item.spec.label
+                    && l.directory == inv.acme.directory
+                    && l.names == item.names()
+            })
+            .cloned();
+        if let Some(row) = resume {
+            due.push(Due {
+                item,
+                reason: Reason::Resumed {
+                    phase: row.phase.as_str(),
+                },
+                replaces: None,
+                resume: Some(row),
+            });
+            continue;
+        }
         if let Some(w) = window {
             windows.push((item.host.name.clone(), item.spec.label.clone(), w));
         }
@@ -149,6 +187,7 @@ pub(crate) async fn survey<'a>(
                     item,
                     reason,
                     replaces,
+                    resume: None,
                 });
             }
         }

@@ -4,7 +4,10 @@
 //! log and an archive of issued chains. Public material and account credentials only: never a
 //! host's private key.
 
+mod lifecycle;
 mod schema;
+
+pub use lifecycle::{Lifecycle, Phase, Presentation};
 
 use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -23,6 +26,8 @@ pub const DB_FILE: &str = "state.db";
 pub enum Error {
     #[error("state database {}: {detail}", path.display())]
     Db { path: PathBuf, detail: String },
+    #[error("cannot record in the state database {}: {detail}", path.display())]
+    Write { path: PathBuf, detail: String },
     #[error("state database {} has schema version {found}; this certorch knows up to {known}", path.display())]
     TooNew {
         path: PathBuf,
@@ -39,10 +44,26 @@ impl Error {
                 "check the state directory's permissions and free space (--state to use another)"
                     .into()
             }
+            Error::Write { .. } => {
+                "free space on the state directory's filesystem or make it writable, then run certorch again: what is not recorded is not lost at the CA, the next run resumes it"
+                    .into()
+            }
             Error::TooNew { .. } => {
                 "a newer certorch wrote this state: run that version, or restore a backup".into()
             }
         }
+    }
+}
+
+impl crate::problem::Problem for Error {
+    fn kind(&self) -> crate::problem::Kind {
+        match self {
+            Error::Write { .. } => crate::problem::Kind::StateWriteFailed,
+            Error::Db { .. } | Error::TooNew { .. } => crate::problem::Kind::StateReadFailed,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        Some(Error::hint(self))
     }
 }
 
@@ -194,6 +215,15 @@ impl State {
         })
     }
 
+    /// Like `with`, for a write: its failure is [`Error::Write`], which stops the step.
+    fn write<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&conn).map_err(|e| Error::Write {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })
+    }
+
     fn run_id(&self) -> Option<i64> {
         *self.run_id.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -218,7 +248,7 @@ impl State {
         contact: &[String],
     ) -> Result<(), Error> {
         let contact = serde_json::to_string(contact).unwrap_or_default();
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT OR REPLACE INTO accounts (directory, credentials, contact, created_at) VALUES (?1, ?2, ?3, ?4)",
                 params![directory, credentials, contact, now()],
@@ -229,7 +259,7 @@ impl State {
 
     /// Records the start of a run.
     pub fn begin_run(&self, command: &str) -> Result<i64, Error> {
-        let id = self.with(|c| {
+        let id = self.write(|c| {
             c.execute(
                 "INSERT INTO runs (command, pid, started_at) VALUES (?1, ?2, ?3)",
                 params![command, std::process::id(), now()],
@@ -243,7 +273,7 @@ impl State {
     /// Records the end of the current run.
     pub fn finish_run(&self, result: &str) -> Result<(), Error> {
         let id = self.run_id();
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE runs SET finished_at = ?1, result = ?2 WHERE id = ?3",
                 params![now(), result, id],
@@ -262,7 +292,7 @@ impl State {
         detail: &str,
     ) -> Result<(), Error> {
         let id = self.run_id();
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO audit (at, run_id, host, label, action, result, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![now(), id, host, label, action, result, detail],
@@ -282,7 +312,7 @@ impl State {
     ) -> Result<(), Error> {
         let id = self.run_id().unwrap_or(0);
         let names = serde_json::to_string(names).unwrap_or_default();
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT OR REPLACE INTO orders (url, run_id, directory, host, label, names, status, created_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7)",
@@ -294,7 +324,7 @@ impl State {
 
     /// Marks an order `issued` or `abandoned`.
     pub fn set_order_status(&self, url: &str, status: &str) -> Result<(), Error> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE orders SET status = ?1, updated_at = ?2 WHERE url = ?3",
                 params![status, now(), url],
@@ -320,7 +350,7 @@ impl State {
         ttl: u32,
     ) -> Result<Vec<i64>, Error> {
         let id = self.run_id().unwrap_or(0);
-        self.with(|c| {
+        self.write(|c| {
             let mut ids = Vec::new();
             for (zone, name, value) in rows {
                 c.execute(
@@ -335,7 +365,7 @@ impl State {
 
     /// Forgets TXT records once withdrawn.
     pub fn remove_txt(&self, ids: &[i64]) -> Result<(), Error> {
-        self.with(|c| {
+        self.write(|c| {
             for id in ids {
                 c.execute("DELETE FROM txt_records WHERE id = ?1", [id])?;
             }
@@ -378,7 +408,7 @@ impl State {
         let names_json = serde_json::to_string(names).unwrap_or_default();
         let deployed = serde_json::to_string(deployed_to).unwrap_or_default();
         let (nb, na, t) = (fmt_time(leaf.not_before), fmt_time(leaf.not_after), now());
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT OR REPLACE INTO certificates (host, label, names, key_type, serial, fingerprint, not_before, not_after,
                     ari_start, ari_end, ari_checked, deployed_to, last_result, updated_at)
@@ -394,27 +424,26 @@ impl State {
         })
     }
 
-    /// Sets the last result of a recorded certificate (`current`, `failed: …`).
     /// Runs `f` in one transaction: many small writes (a run's outcomes) with one sync to disk
-    /// instead of one each. `f` must not open a transaction of its own.
-    pub fn batch<T>(&self, f: impl FnOnce() -> T) -> T {
-        let began = self
-            .conn
-            .lock()
-            .map(|c| c.execute_batch("BEGIN IMMEDIATE").is_ok())
-            .unwrap_or(false);
+    /// instead of one each. `f` must not open a transaction of its own. Nothing is kept unless
+    /// every write in `f` succeeded and the commit did.
+    pub fn batch<T>(&self, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+        self.write(|c| c.execute_batch("BEGIN IMMEDIATE"))?;
         let out = f();
-        if began
-            && let Ok(c) = self.conn.lock()
-            && c.execute_batch("COMMIT").is_err()
-        {
-            let _ = c.execute_batch("ROLLBACK");
+        let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = self.write(|c| c.execute_batch(end));
+        if ended.is_err() && out.is_ok() {
+            // A failed COMMIT leaves the transaction open: roll it back so the connection is usable.
+            self.write(|c| c.execute_batch("ROLLBACK"))?;
         }
-        out
+        let out = out?;
+        ended?;
+        Ok(out)
     }
 
+    /// Sets the last result of a recorded certificate (`current`, `failed at …`).
     pub fn set_result(&self, host: &str, label: &str, result: &str) -> Result<(), Error> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE certificates SET last_result = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
                 params![result, now(), host, label],
@@ -431,7 +460,7 @@ impl State {
         start: OffsetDateTime,
         end: OffsetDateTime,
     ) -> Result<(), Error> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "UPDATE certificates SET ari_start = ?1, ari_end = ?2, ari_checked = ?3 WHERE host = ?4 AND label = ?5",
                 params![fmt_time(start), fmt_time(end), now(), host, label],
@@ -523,7 +552,7 @@ impl State {
 
     /// Forgets the account at `directory` (after it was deactivated at the CA).
     pub fn delete_account(&self, directory: &str) -> Result<(), Error> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute("DELETE FROM accounts WHERE directory = ?1", [directory])
                 .map(|_| ())
         })
@@ -566,7 +595,7 @@ impl State {
         cert_pem: &str,
         key_pem: &crate::secret::Secret<String>,
     ) -> Result<(), Error> {
-        self.with(|c| {
+        self.write(|c| {
             c.execute(
                 "INSERT INTO internal_ca (id, cert_pem, key_pem, created_at) VALUES (1, ?1, ?2, ?3)",
                 params![cert_pem, key_pem.expose(), now()],

@@ -94,4 +94,31 @@ pub const MIGRATIONS: &[&str] = &[
         created_at   TEXT NOT NULL
     );
     "#,
+    // 3: each certificate's place in its lifecycle, written at every transition so a killed run
+    // is resumed (the order URL, the CSR whose key is staged on the host, the finalized chain);
+    // and when the CA was last asked to look at each signing-zone name, with the values it
+    // could have cached there and for how long.
+    r#"
+    CREATE TABLE lifecycle (
+        host         TEXT NOT NULL,
+        label        TEXT NOT NULL,
+        phase        TEXT NOT NULL,
+        run_id       INTEGER,
+        directory    TEXT NOT NULL,
+        names        TEXT NOT NULL,          -- JSON array
+        csr          BLOB,                   -- DER of the CSR whose key is staged on the host
+        order_url    TEXT,
+        fingerprint  TEXT,                   -- the finalized leaf
+        chain_pem    TEXT,                   -- the finalized chain (public)
+        kind         TEXT,                   -- a failed certificate's error kind
+        updated_at   TEXT NOT NULL,
+        PRIMARY KEY (host, label)
+    );
+    CREATE TABLE presentations (
+        name         TEXT PRIMARY KEY,       -- the TXT owner in the signing zone
+        vals         TEXT NOT NULL,          -- JSON array of the values published there
+        ttl          INTEGER NOT NULL,
+        asked_at     TEXT NOT NULL
+    );
+    "#,
 ];

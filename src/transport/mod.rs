@@ -54,6 +54,7 @@ pub enum Error {
         address: String,
         reason: String,
         hint: String,
+        cause: ConnectCause,
     },
     #[error("lost the connection while running {label}: {reason}")]
     Command { label: String, reason: String },
@@ -71,6 +72,39 @@ pub enum Error {
         label: String,
         reason: String,
     },
+}
+
+/// Why a connection failed, for the failure's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectCause {
+    /// Nothing answers, or the connection broke before the login.
+    Unreachable,
+    /// The host key is unknown, changed or revoked.
+    HostKey,
+    /// The login was refused.
+    Auth,
+    Other,
+}
+
+impl crate::problem::Problem for Error {
+    fn kind(&self) -> crate::problem::Kind {
+        use crate::problem::Kind;
+        match self {
+            Error::Connect { cause, .. } => match cause {
+                ConnectCause::Unreachable => Kind::SshUnreachable,
+                ConnectCause::HostKey => Kind::SshHostKeyChanged,
+                ConnectCause::Auth => Kind::SshAuthRefused,
+                ConnectCause::Other => Kind::SshConnectFailed,
+            },
+            Error::Command { .. } => Kind::SshConnectionLost,
+            Error::Timeout { .. } => Kind::SshTimeout,
+            Error::Nul { .. } => Kind::HostRejected,
+            Error::Become { .. } => Kind::SshBecomeRefused,
+        }
+    }
+    fn hint(&self) -> Option<String> {
+        Error::hint(self)
+    }
 }
 
 impl Error {

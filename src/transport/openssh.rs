@@ -9,7 +9,7 @@ use std::path::Path;
 use openssh::{ControlPersist, KnownHosts, Session, SessionBuilder};
 use tokio::io::AsyncWriteExt;
 
-use super::{BoxFuture, Error, Output, Transport};
+use super::{BoxFuture, ConnectCause, Error, Output, Transport};
 use crate::host::sh::Cmd;
 use crate::inventory::{Host, SshConfig};
 
@@ -63,31 +63,33 @@ fn connect_error(address: &str, e: &openssh::Error) -> Error {
         reason = format!("{reason}: {s}");
         source = s.source();
     }
+    // ssh(1) tells why only in its log text: this is the one place that reads it.
     let lower = reason.to_lowercase();
-    let hint = if lower.contains("host key verification failed")
+    let (cause, hint) = if lower.contains("host key verification failed")
         || lower.contains("no matching host key")
         || lower.contains("host key for")
         || lower.contains("remote host identification has changed")
     {
-        format!(
+        (ConnectCause::HostKey, format!(
             "the host key of {address} is unknown or has changed: verify the key out of band, then add it to known_hosts (ssh-keyscan {address} and compare the fingerprint)"
-        )
+        ))
     } else if lower.contains("permission denied") {
-        "the login was refused: check the user, and that certorch's key (agent or ssh.identity) is in the host's authorized_keys".to_string()
+        (ConnectCause::Auth, "the login was refused: check the user, and that certorch's key (agent or ssh.identity) is in the host's authorized_keys".to_string())
     } else if lower.contains("timed out")
         || lower.contains("no route")
         || lower.contains("connection refused")
     {
-        format!(
+        (ConnectCause::Unreachable, format!(
             "{address} does not answer on the SSH port: check that the host is up, sshd runs and the address and port in the inventory are right"
-        )
+        ))
     } else {
-        format!("try `ssh -v {address}` by hand with the same ssh_config to see why")
+        (ConnectCause::Other, format!("try `ssh -v {address}` by hand with the same ssh_config to see why"))
     };
     Error::Connect {
         address: address.to_string(),
         reason: one_line(&reason),
         hint,
+        cause,
     }
 }
 

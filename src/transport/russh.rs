@@ -17,7 +17,7 @@ use russh::keys::{Algorithm, HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertific
 use tokio::sync::Semaphore;
 
 use super::known_hosts::{KnownHosts, Presented, Verdict};
-use super::{BoxFuture, Error, Output, Transport};
+use super::{BoxFuture, ConnectCause, Error, Output, Transport};
 use crate::host::sh::Cmd;
 use crate::inventory::{Host, SshConfig};
 
@@ -115,10 +115,11 @@ fn known_hosts_files(ssh: &SshConfig) -> Vec<PathBuf> {
 /// Connects to `host` and logs in, all within `ssh.connect_timeout`.
 pub async fn connect(host: &Host, ssh: &SshConfig) -> Result<Russh, Error> {
     let address = host.address.as_str();
-    let fail = |reason: String, hint: String| Error::Connect {
+    let fail = |reason: String, hint: String, cause: ConnectCause| Error::Connect {
         address: address.to_string(),
         reason,
         hint,
+        cause,
     };
     let files = known_hosts_files(ssh);
     let known = KnownHosts::load(&files).map_err(|e| {
@@ -126,6 +127,7 @@ pub async fn connect(host: &Host, ssh: &SshConfig) -> Result<Russh, Error> {
             format!("cannot read known_hosts: {e}"),
             "make the known_hosts file readable by the user certorch runs as, or set ssh.known_hosts"
                 .into(),
+            ConnectCause::Other,
         )
     })?;
     let config = client::Config {
@@ -170,6 +172,7 @@ pub async fn connect(host: &Host, ssh: &SshConfig) -> Result<Russh, Error> {
                 ssh.connect_timeout.as_secs()
             ),
             unreachable_hint(host),
+            ConnectCause::Unreachable,
         )),
     }
 }
@@ -231,12 +234,13 @@ fn handshake_error(
     let changed_hint = format!(
         "the host key of {address} is unknown or has changed: verify the key out of band, then add it to known_hosts ({keyscan} and compare the fingerprint)"
     );
-    let (reason, hint) = match verdict {
+    let (reason, hint, cause) = match verdict {
         Some((Verdict::Unknown, what)) => (
             format!(
                 "Host key verification failed: {address} presented an {what} that no known_hosts file lists for it ({listed})"
             ),
             changed_hint,
+            ConnectCause::HostKey,
         ),
         Some((Verdict::Changed { file, line }, what)) => (
             format!(
@@ -244,6 +248,7 @@ fn handshake_error(
                 file.display()
             ),
             changed_hint,
+            ConnectCause::HostKey,
         ),
         Some((Verdict::Revoked { file, line }, what)) => (
             format!(
@@ -253,34 +258,38 @@ fn handshake_error(
             format!(
                 "the host key of {address} is revoked: the host needs a new key; verify it out of band, then add it to known_hosts"
             ),
+            ConnectCause::HostKey,
         ),
         Some((Verdict::BadCertificate(why), _)) => (
             format!("Host key verification failed: {address}: {why}"),
             format!(
                 "the host certificate of {address} is not acceptable: re-sign the host key with `ssh-keygen -s CA -h -n {address}` and a current validity period, or add the plain host key to known_hosts"
             ),
+            ConnectCause::HostKey,
         ),
         _ => {
             let reason = match e {
                 russh::Error::IO(io) => io.to_string(),
                 other => other.to_string(),
             };
-            let hint = match e {
+            match e {
                 russh::Error::IO(_)
                 | russh::Error::ConnectionTimeout
                 | russh::Error::KeepaliveTimeout
-                | russh::Error::Disconnect => unreachable_hint(host),
-                _ => format!(
+                | russh::Error::Disconnect => {
+                    (reason, unreachable_hint(host), ConnectCause::Unreachable)
+                }
+                _ => (reason, format!(
                     "the SSH handshake with {address} failed: check that it runs an SSH server that offers current algorithms (ssh -v {address} shows what it offers)"
-                ),
-            };
-            (reason, hint)
+                ), ConnectCause::Other),
+            }
         }
     };
     Error::Connect {
         address: address.clone(),
         reason,
         hint,
+        cause,
     }
 }
 
@@ -299,6 +308,7 @@ async fn login(
         address: host.address.clone(),
         reason: format!("the connection broke during login: {e}"),
         hint: unreachable_hint(host),
+        cause: ConnectCause::Unreachable,
     };
 
     match std::env::var_os("SSH_AUTH_SOCK") {
@@ -410,6 +420,7 @@ async fn login(
         address: host.address.clone(),
         reason,
         hint,
+        cause: ConnectCause::Auth,
     })
 }
 

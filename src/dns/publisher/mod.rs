@@ -22,3 +22,55 @@ pub trait Publisher: Send + Sync {
     /// Removes every record of `set`; removing one that is not there is not an error.
     fn withdraw<'a>(&'a self, set: &'a TxtSet) -> BoxFuture<'a, Result<(), Error>>;
 }
+
+/// A publisher built from the inventory, with what describes it in the state and in messages.
+pub struct Built {
+    pub publisher: Box<dyn Publisher>,
+    /// A server address, `zonefile:host:path` or `exec:command`.
+    pub describe: String,
+    /// The TSIG key's name, when updates are signed.
+    pub key_name: Option<String>,
+}
+
+/// How long one DNS exchange with the update server may take.
+const DNS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Builds the publisher `dns:` names in the inventory.
+pub fn build(
+    inv: &crate::inventory::Inventory,
+    zone: &hickory_proto::rr::Name,
+) -> Result<Built, crate::problem::Plain> {
+    use crate::inventory::model::PublisherConfig;
+    use crate::problem::Problem;
+    let config = |e: &dyn Problem| crate::problem::Plain {
+        kind: crate::problem::Kind::DnsConfig,
+        message: e.to_string(),
+        hint: e.hint(),
+    };
+    Ok(match &inv.dns.publisher {
+        PublisherConfig::Rfc2136(rfc) => {
+            let key = rfc2136::tsig_key(rfc)?;
+            let name = key.name.clone();
+            Built {
+                publisher: Box::new(rfc2136::Rfc2136::new(rfc.server, key, DNS_TIMEOUT)),
+                describe: rfc.server.to_string(),
+                key_name: Some(name),
+            }
+        }
+        PublisherConfig::ZoneFile(z) => {
+            let describe = format!("zonefile:{}:{}", z.host.name, z.path);
+            let p = zonefile::ZoneFile::new(z.clone(), inv.ssh.clone(), zone.clone())
+                .map_err(|e| config(&e))?;
+            Built {
+                publisher: Box::new(p),
+                describe,
+                key_name: None,
+            }
+        }
+        PublisherConfig::Exec { command } => Built {
+            publisher: Box::new(exec::Exec::new(command.clone())),
+            describe: format!("exec:{}", command[0]),
+            key_name: None,
+        },
+    })
+}

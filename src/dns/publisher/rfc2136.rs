@@ -13,6 +13,44 @@ use crate::dns::Error;
 use crate::dns::tsig::TsigKey;
 use crate::dns::txt::{TxtRecord, TxtSet};
 use crate::dns::wire::{self, Via};
+use crate::inventory::{SecretSource, model::Rfc2136Config};
+use crate::problem::{Kind, Plain};
+
+/// Loads the TSIG key from a file or the environment; never from the command line.
+pub fn tsig_key(rfc: &Rfc2136Config) -> Result<TsigKey, Plain> {
+    let config = |e: Error| Plain {
+        kind: Kind::DnsConfig,
+        message: e.to_string(),
+        hint: e.hint(),
+    };
+    let alg = match rfc.algorithm.as_deref() {
+        None => None,
+        Some(a) => Some(
+            a.parse::<crate::dns::tsig::TsigAlgorithm>()
+                .map_err(|e| Plain::new(Kind::DnsConfig, e.to_string(), "use one of the algorithms certorch-inventory(5) lists"))?,
+        ),
+    };
+    let key = match &rfc.secret {
+        SecretSource::File(path) => TsigKey::load(path, rfc.key_name.as_deref(), alg),
+        SecretSource::Env(var) => match std::env::var(var) {
+            Ok(b64) => TsigKey::from_base64(
+                rfc.key_name.as_deref().unwrap_or("certorch"),
+                alg.unwrap_or_default(),
+                b64.trim(),
+            ),
+            Err(_) => {
+                return Err(Plain::new(
+                    Kind::DnsConfig,
+                    format!("the TSIG secret variable {var} is not set"),
+                    format!(
+                        "export {var} with the base64 secret before running certorch (cron: set it in the crontab or a wrapper)"
+                    ),
+                ));
+            }
+        },
+    };
+    key.map_err(config)
+}
 
 /// Records per UPDATE message: ~100 bytes each keeps a message far below the 64 KiB TCP limit.
 const RECORDS_PER_MESSAGE: usize = 400;

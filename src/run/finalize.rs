@@ -1,0 +1,60 @@
+//! Finalization: every validated order is finalized with the CSR the host made, and the chain
+//! downloaded and checked (the leaf certifies the host's key and every name). The chain is
+//! recorded before anything is deployed, so a run killed from here on deploys it next time
+//! without a new order.
+
+use futures::StreamExt;
+
+use super::{Ctx, Issued, Ordered};
+use crate::acme;
+use crate::report::{Outcome, Stage};
+use crate::x509;
+
+/// Orders finalized at once, at least (`concurrency` when larger): mostly waiting on the CA.
+const FINALIZE_PARALLEL: usize = 64;
+
+/// Finalizes every order; failures go to the context.
+pub(crate) async fn finalize_all<'a>(ctx: &Ctx<'_>, ordered: Vec<Ordered<'a>>) -> Vec<Issued<'a>> {
+    let results: Vec<Result<Issued, Outcome>> = futures::stream::iter(ordered)
+        .map(|o| finalize(ctx, o))
+        .buffer_unordered(ctx.concurrency.max(FINALIZE_PARALLEL))
+        .collect()
+        .await;
+    super::context::keep_ok(ctx, results)
+}
+
+async fn finalize<'a>(ctx: &Ctx<'_>, mut o: Ordered<'a>) -> Result<Issued<'a>, Outcome> {
+    let item = o.keyed.item();
+    item.stage(ctx.reporter, Stage::Finalize);
+    if let Err(f) = item.phase(ctx.state, crate::state::Phase::Validated, Stage::Finalize) {
+        return Err(f);
+    }
+    let spec = item.spec;
+    let got = acme::order::finalize(&mut o.open.order, ctx.directory(), &o.keyed.csr, &spec.names).await;
+    let (leaf, chain) = match got {
+        Ok(x) => x,
+        Err(e) => {
+            let failure = item.fail(Stage::Finalize, &e);
+            acme::order::abandon(&mut o.open.order).await;
+            super::order::discard_key(&o.keyed).await;
+            return Err(failure);
+        }
+    };
+    if let Err(e) = ctx.state.finalized(
+        &item.host.name,
+        &spec.label,
+        &leaf.fingerprint,
+        &x509::to_pem(&chain),
+    ) {
+        // Not recorded: deploying would leave a certificate the state does not know.
+        super::order::discard_key(&o.keyed).await;
+        return Err(item.fail(Stage::Finalize, &e));
+    }
+    Ok(Issued {
+        order_url: o.open.url,
+        keyed: o.keyed,
+        extra: Vec::new(),
+        leaf,
+        chain,
+    })
+}

@@ -1,0 +1,181 @@
+//! `certorch plan`: the front of a run, touching nothing. Hosts are read, the state is opened
+//! read-only, no key, order or DNS record is made.
+
+use super::{Ctx, hosts, survey};
+use crate::acme;
+use crate::inventory::{Inventory, Target};
+use crate::plan::Reason;
+use crate::report::{Outcome, Reporter};
+use crate::state::State;
+
+/// What `certorch plan` reports for one certificate.
+#[derive(Debug, serde::Serialize)]
+pub struct PlanItem {
+    pub host: String,
+    pub cert: String,
+    /// `issue`, `none` or `failed`.
+    pub action: &'static str,
+    pub reason: Option<String>,
+    pub names: Vec<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub not_after: Option<time::OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub renew_at: Option<time::OffsetDateTime>,
+    pub error: Option<String>,
+    /// The failure's stable kind, for `failed`.
+    pub kind: Option<crate::problem::Kind>,
+    pub hint: Option<String>,
+}
+
+/// What a run would do, and the rate limits it would meet.
+#[derive(Debug, serde::Serialize)]
+pub struct PlanReport {
+    pub items: Vec<PlanItem>,
+    pub limits: Vec<crate::plan::forecast::LimitWarning>,
+    pub warnings: Vec<String>,
+}
+
+/// The front of a run, touching nothing: hosts are read, the state is opened read-only, no
+/// key, order or DNS record is made.
+pub async fn plan(
+    inv: &Inventory,
+    targets: &[Target],
+    state: &State,
+    force: bool,
+    concurrency: usize,
+    reporter: &dyn Reporter,
+) -> PlanReport {
+    use crate::plan::forecast::{self, History, Planned};
+    let mut warnings = Vec::new();
+    let control = match hosts::control_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            return PlanReport {
+                items: Vec::new(),
+                limits: Vec::new(),
+                warnings: vec![format!(
+                    "cannot create a directory for SSH control sockets: {e}"
+                )],
+            };
+        }
+    };
+    let account = acme::account::load(inv, state).await.unwrap_or_else(|e| {
+        warnings.push(format!("{e}; renewal information (ARI) is not consulted"));
+        None
+    });
+    let ctx = Ctx::new(inv, state, reporter, concurrency);
+    let surveyed = survey::survey(&ctx, targets, account.as_ref(), control.path(), force).await;
+    let mut items = Vec::new();
+    let mut planned = Vec::new();
+    let mut shared_planned = std::collections::BTreeSet::new();
+    for d in &surveyed.due {
+        let names: Vec<String> = d.item.spec.names.iter().map(|n| n.to_string()).collect();
+        // A shared label is one order for all its members.
+        if d.item.spec.shared.is_none() || shared_planned.insert(d.item.spec.label.clone()) {
+            planned.push(Planned {
+                names: names.clone(),
+                exempt: matches!(d.reason, Reason::Ari { .. }),
+            });
+        }
+        items.push(PlanItem {
+            kind: None,
+            host: d.item.host.name.clone(),
+            cert: d.item.spec.label.clone(),
+            action: "issue",
+            reason: Some(d.reason.to_string()),
+            names,
+            not_after: None,
+            renew_at: None,
+            error: None,
+            hint: None,
+        });
+    }
+    for o in &surveyed.done {
+        items.push(match o {
+            Outcome::Current {
+                host,
+                cert,
+                not_after,
+                renew_at,
+            } => PlanItem {
+                kind: None,
+                host: host.clone(),
+                cert: cert.clone(),
+                action: "none",
+                reason: None,
+                names: Vec::new(),
+                not_after: Some(*not_after),
+                renew_at: Some(*renew_at),
+                error: None,
+                hint: None,
+            },
+            Outcome::Failed(f) => PlanItem {
+                kind: Some(f.kind),
+                host: f.host.clone(),
+                cert: f.cert.clone(),
+                action: "failed",
+                reason: None,
+                names: Vec::new(),
+                not_after: None,
+                renew_at: None,
+                error: Some(f.error.clone()),
+                hint: f.hint.clone(),
+            },
+            Outcome::Issued { .. } => continue,
+        });
+    }
+    let order = |h: &str, c: &str| {
+        let hi = inv
+            .hosts
+            .iter()
+            .position(|x| x.name == h)
+            .unwrap_or(usize::MAX);
+        let ci = inv
+            .hosts
+            .get(hi)
+            .and_then(|x| x.certs.iter().position(|s| s.label == c))
+            .unwrap_or(usize::MAX);
+        (hi, ci)
+    };
+    items.sort_by_key(|i| order(&i.host, &i.cert));
+    let now = time::OffsetDateTime::now_utc();
+    let names_of = |host: &str, label: &str| -> Vec<String> {
+        inv.hosts
+            .iter()
+            .find(|h| h.name == host)
+            .and_then(|h| h.certs.iter().find(|c| c.label == label))
+            .map(|c| c.names.iter().map(|n| n.to_string()).collect())
+            .unwrap_or_default()
+    };
+    fn read<T: Default>(r: Result<T, crate::state::Error>, warnings: &mut Vec<String>) -> T {
+        r.unwrap_or_else(|e| {
+            warnings.push(format!("the rate-limit forecast is incomplete: {e}"));
+            T::default()
+        })
+    }
+    let orders_3h = read(
+        state.orders_since(&inv.acme.directory, now - time::Duration::hours(3)),
+        &mut warnings,
+    );
+    let issued_7d = read(
+        state.issued_name_sets_since(now - time::Duration::days(7)),
+        &mut warnings,
+    );
+    let failed_1h = read(
+        state.failed_validations_since(now - time::Duration::hours(1)),
+        &mut warnings,
+    );
+    let history = History {
+        orders_3h,
+        issued_7d,
+        failed_1h: failed_1h
+            .iter()
+            .flat_map(|(h, l)| names_of(h, l))
+            .collect(),
+    };
+    PlanReport {
+        items,
+        limits: forecast::forecast(&planned, &history),
+        warnings,
+    }
+}

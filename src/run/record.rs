@@ -1,0 +1,75 @@
+//! The end of a run: every outcome recorded in one transaction (audit log, last results, the
+//! lifecycle of failed certificates), then the outcomes put in inventory order.
+
+use std::time::Instant;
+
+use super::Ctx;
+use crate::problem::Kind;
+use crate::report::{Outcome, RunSummary, ms_since};
+
+/// Records every outcome and sorts them; a run whose results cannot be recorded says so and
+/// fails.
+pub(crate) fn finish(ctx: &Ctx<'_>, mut summary: RunSummary, started: Instant) -> RunSummary {
+    let t = Instant::now();
+    summary.outcomes.extend(ctx.take_failed());
+    let state = ctx.state;
+    let recorded = state.batch(|| {
+        for o in &summary.outcomes {
+            match o {
+                Outcome::Issued {
+                    host,
+                    cert,
+                    reason,
+                    serial,
+                    ..
+                } => state.audit(
+                    host,
+                    cert,
+                    "issue",
+                    "ok",
+                    &format!("serial {serial}: {reason}"),
+                )?,
+                Outcome::Current { host, cert, .. } => state.set_result(host, cert, "current")?,
+                Outcome::Failed(f) => {
+                    state.set_result(&f.host, &f.cert, &format!("failed at {}", f.stage.as_str()))?;
+                    state.audit(&f.host, &f.cert, f.stage.as_str(), "failed", &f.error)?;
+                    // What could not be recorded stays in flight, for the next run to resume.
+                    if f.kind != Kind::StateWriteFailed {
+                        state.failed(&f.host, &f.cert, &f.kind.to_string())?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = recorded {
+        summary.record_failed = Some(format!(
+            "the run's results were not recorded: {e}; hint: {}",
+            e.hint()
+        ));
+    }
+    let inv = ctx.inv;
+    let key = |o: &Outcome| {
+        let (h, c) = match o {
+            Outcome::Issued { host, cert, .. } | Outcome::Current { host, cert, .. } => {
+                (host, cert)
+            }
+            Outcome::Failed(f) => (&f.host, &f.cert),
+        };
+        let hi = inv
+            .hosts
+            .iter()
+            .position(|x| &x.name == h)
+            .unwrap_or(usize::MAX);
+        let ci = inv
+            .hosts
+            .get(hi)
+            .and_then(|x| x.certs.iter().position(|s| &s.label == c))
+            .unwrap_or(usize::MAX);
+        (hi, ci)
+    };
+    summary.outcomes.sort_by_key(key);
+    summary.timings.record_ms = ms_since(t);
+    summary.timings.total_ms = ms_since(started);
+    summary
+}

@@ -1,0 +1,297 @@
+//! A certificate's place in its lifecycle, persisted at every transition (in the spirit of
+//! acme-chief's one status per certificate): a run killed anywhere is resumed by the next from
+//! what was recorded, and nothing already obtained at the CA is ordered again.
+
+use rusqlite::{OptionalExtension, params};
+use time::OffsetDateTime;
+
+use super::{Error, State, now, parse_time};
+
+/// Where a certificate is in its issuance. Recorded before the step it names is taken remotely
+/// (`Ordering` before the new order is sent), so a killed run leaves a row that says what may
+/// exist at the CA or on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A key is staged on the host; `csr` holds its CSR.
+    Keyed,
+    /// A new order is being sent.
+    Ordering,
+    /// The CA holds the order at `order_url`.
+    Ordered,
+    /// Its TXT values are published.
+    Published,
+    /// Every authorization is valid.
+    Validated,
+    /// The CA issued the chain in `chain_pem`; not yet live on the host.
+    Finalized,
+    /// The files are live on the host; check, reload and verify may still be owed.
+    Deployed,
+    /// Live and verified: nothing in flight.
+    Done,
+    /// The last attempt failed (`kind` says how); nothing in flight.
+    Failed,
+    /// Given up: its order's authorizations were deactivated.
+    Abandoned,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Keyed => "keyed",
+            Phase::Ordering => "ordering",
+            Phase::Ordered => "ordered",
+            Phase::Published => "published",
+            Phase::Validated => "validated",
+            Phase::Finalized => "finalized",
+            Phase::Deployed => "deployed",
+            Phase::Done => "done",
+            Phase::Failed => "failed",
+            Phase::Abandoned => "abandoned",
+        }
+    }
+
+    fn parse(s: &str) -> Phase {
+        match s {
+            "keyed" => Phase::Keyed,
+            "ordering" => Phase::Ordering,
+            "ordered" => Phase::Ordered,
+            "published" => Phase::Published,
+            "validated" => Phase::Validated,
+            "finalized" => Phase::Finalized,
+            "deployed" => Phase::Deployed,
+            "done" => Phase::Done,
+            "abandoned" => Phase::Abandoned,
+            // A phase this version does not know is treated as finished with a failure: the
+            // certificate is decided afresh from what the host serves.
+            _ => Phase::Failed,
+        }
+    }
+
+    /// Whether something may be in flight at the CA or on the host.
+    pub fn in_flight(self) -> bool {
+        !matches!(self, Phase::Done | Phase::Failed | Phase::Abandoned)
+    }
+}
+
+/// One certificate's lifecycle row.
+#[derive(Debug, Clone)]
+pub struct Lifecycle {
+    pub host: String,
+    pub label: String,
+    pub phase: Phase,
+    pub directory: String,
+    pub names: Vec<String>,
+    pub csr: Option<Vec<u8>>,
+    pub order_url: Option<String>,
+    pub chain_pem: Option<String>,
+}
+
+/// What the CA may have cached at one signing-zone name: the values published there when it
+/// was last asked to look, and for how long a resolver keeps them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Presentation {
+    pub name: String,
+    pub values: Vec<String>,
+    pub ttl: u32,
+    pub asked_at: OffsetDateTime,
+}
+
+impl State {
+    /// A key is staged on the host for `host/label`, with this CSR: a new attempt begins.
+    pub fn keyed(
+        &self,
+        host: &str,
+        label: &str,
+        directory: &str,
+        names: &[String],
+        csr: &[u8],
+    ) -> Result<(), Error> {
+        let run = self.run_id();
+        let names = serde_json::to_string(names).unwrap_or_default();
+        self.write(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO lifecycle (host, label, phase, run_id, directory, names, csr, order_url,
+                    fingerprint, chain_pem, kind, updated_at)
+                 VALUES (?1, ?2, 'keyed', ?3, ?4, ?5, ?6, NULL, NULL, NULL, NULL, ?7)",
+                params![host, label, run, directory, names, csr, now()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Moves `host/label` to `phase`, keeping what earlier phases recorded.
+    pub fn set_phase(&self, host: &str, label: &str, phase: Phase) -> Result<(), Error> {
+        self.write(|c| {
+            c.execute(
+                "UPDATE lifecycle SET phase = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
+                params![phase.as_str(), now(), host, label],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The CA accepted the order at `url` for `host/label` (recorded in the order log too).
+    pub fn ordered(&self, host: &str, label: &str, url: &str) -> Result<(), Error> {
+        let row = self.lifecycle(host, label)?;
+        let (directory, names) = row
+            .map(|r| (r.directory, r.names))
+            .unwrap_or_default();
+        self.record_order(url, &directory, host, label, &names)?;
+        self.write(|c| {
+            c.execute(
+                "UPDATE lifecycle SET phase = 'ordered', order_url = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
+                params![url, now(), host, label],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The CA issued `chain_pem` (leaf `fingerprint`) for `host/label`.
+    pub fn finalized(
+        &self,
+        host: &str,
+        label: &str,
+        fingerprint: &str,
+        chain_pem: &str,
+    ) -> Result<(), Error> {
+        self.write(|c| {
+            c.execute(
+                "UPDATE lifecycle SET phase = 'finalized', fingerprint = ?1, chain_pem = ?2, updated_at = ?3
+                 WHERE host = ?4 AND label = ?5",
+                params![fingerprint, chain_pem, now(), host, label],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The attempt for `host/label` failed with `kind`; nothing of it is in flight any more.
+    pub fn failed(&self, host: &str, label: &str, kind: &str) -> Result<(), Error> {
+        self.write(|c| {
+            c.execute(
+                "UPDATE lifecycle SET phase = 'failed', kind = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
+                params![kind, now(), host, label],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// The lifecycle row of `host/label`.
+    pub fn lifecycle(&self, host: &str, label: &str) -> Result<Option<Lifecycle>, Error> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT host, label, phase, directory, names, csr, order_url, fingerprint, chain_pem, kind, updated_at
+                 FROM lifecycle WHERE host = ?1 AND label = ?2",
+                [host, label],
+                row,
+            )
+            .optional()
+        })
+    }
+
+    /// Every certificate with something in flight (a killed run's work).
+    pub fn in_flight(&self) -> Result<Vec<Lifecycle>, Error> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT host, label, phase, directory, names, csr, order_url, fingerprint, chain_pem, kind, updated_at
+                 FROM lifecycle WHERE phase NOT IN ('done', 'failed', 'abandoned') ORDER BY host, label",
+            )?;
+            st.query_map([], row)?.collect()
+        })
+    }
+
+    /// Records that the CA is asked to look at `name` while `values` are published there.
+    pub fn presented(&self, name: &str, values: &[String], ttl: u32) -> Result<(), Error> {
+        let vals = serde_json::to_string(values).unwrap_or_default();
+        self.write(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO presentations (name, vals, ttl, asked_at) VALUES (?1, ?2, ?3, ?4)",
+                params![name, vals, ttl, now()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// What the CA may still have cached at `name`, if it was asked within the record's TTL
+    /// of `at` (older presentations are forgotten).
+    pub fn presentation(
+        &self,
+        name: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<Presentation>, Error> {
+        let p: Option<Presentation> = self.with(|c| {
+            c.query_row(
+                "SELECT name, vals, ttl, asked_at FROM presentations WHERE name = ?1",
+                [name],
+                |r| {
+                    let vals: String = r.get(1)?;
+                    Ok(Presentation {
+                        name: r.get(0)?,
+                        values: serde_json::from_str(&vals).unwrap_or_default(),
+                        ttl: r.get(2)?,
+                        asked_at: parse_time(&r.get::<_, String>(3)?),
+                    })
+                },
+            )
+            .optional()
+        })?;
+        Ok(p.filter(|p| p.asked_at + time::Duration::seconds(i64::from(p.ttl)) > at))
+    }
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lifecycle> {
+    let names: String = r.get(4)?;
+    Ok(Lifecycle {
+        host: r.get(0)?,
+        label: r.get(1)?,
+        phase: Phase::parse(&r.get::<_, String>(2)?),
+        directory: r.get(3)?,
+        names: serde_json::from_str(&names).unwrap_or_default(),
+        csr: r.get(5)?,
+        order_url: r.get(6)?,
+        chain_pem: r.get(8)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lifecycle_resumes_from_its_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open(dir.path()).unwrap();
+        s.begin_run("run").unwrap();
+        s.keyed("h", "c", "https://ca/dir", &["a.example.org".into()], b"csr")
+            .unwrap();
+        s.set_phase("h", "c", Phase::Ordering).unwrap();
+        assert_eq!(s.in_flight().unwrap()[0].phase, Phase::Ordering);
+        s.ordered("h", "c", "https://ca/o/1").unwrap();
+        s.set_phase("h", "c", Phase::Published).unwrap();
+        s.finalized("h", "c", "ff", "PEM").unwrap();
+        let r = s.lifecycle("h", "c").unwrap().unwrap();
+        assert_eq!(r.phase, Phase::Finalized);
+        assert_eq!(r.order_url.as_deref(), Some("https://ca/o/1"));
+        assert_eq!(r.csr.as_deref(), Some(&b"csr"[..]));
+        assert_eq!(r.names, vec!["a.example.org".to_string()]);
+        assert_eq!(s.open_orders().unwrap().len(), 1);
+        s.set_phase("h", "c", Phase::Done).unwrap();
+        assert!(s.in_flight().unwrap().is_empty());
+    }
+
+    #[test]
+    fn presentations_are_remembered_for_their_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open(dir.path()).unwrap();
+        s.presented("x.signing.test.", &["v1".into(), "v2".into()], 60)
+            .unwrap();
+        let now = OffsetDateTime::now_utc();
+        let p = s.presentation("x.signing.test.", now).unwrap().unwrap();
+        assert_eq!(p.values, vec!["v1".to_string(), "v2".to_string()]);
+        assert!(
+            s.presentation("x.signing.test.", now + time::Duration::seconds(61))
+                .unwrap()
+                .is_none()
+        );
+        assert!(s.presentation("y.signing.test.", now).unwrap().is_none());
+    }
+}
