@@ -184,7 +184,10 @@ mod tests {
             let name = k.to_string();
             assert!(name.contains('.'), "{name}");
             assert!(seen.insert(name.clone()), "{name} twice");
-            assert!(docs.contains(&format!("`{name}`")), "docs/json.md lacks `{name}`");
+            assert!(
+                docs.contains(&format!("`{name}`")),
+                "docs/json.md lacks `{name}`"
+            );
         }
     }
 }

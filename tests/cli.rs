@@ -395,7 +395,14 @@ fn json_documents_match_the_documented_schema() {
     let run = bed.certorch(&inv, &["--json", "run"]).json();
     assert_eq!(
         keys(&run),
-        sorted(&["outcomes", "orders", "warnings", "dry_run", "timings"])
+        sorted(&[
+            "outcomes",
+            "orders",
+            "warnings",
+            "dry_run",
+            "record_failed",
+            "timings"
+        ])
     );
     assert_eq!(
         keys(&run["timings"]),
@@ -437,8 +444,11 @@ fn json_documents_match_the_documented_schema() {
     assert_eq!(failed["result"], "failed");
     assert_eq!(
         keys(failed),
-        sorted(&["result", "host", "cert", "stage", "error", "hint"])
+        sorted(&["result", "host", "cert", "stage", "kind", "error", "hint"])
     );
+    // The down host's failure has its stable kind, listed in docs/json.md.
+    assert_eq!(failed["kind"], "ssh.unreachable", "{failed}");
+    assert!(doc.contains("`ssh.unreachable`"));
     let again = bed
         .certorch(&inv, &["--json", "--limit", "host1.example.test", "run"])
         .json();
@@ -460,6 +470,7 @@ fn json_documents_match_the_documented_schema() {
             "not_after",
             "renew_at",
             "error",
+            "kind",
             "hint"
         ])
     );

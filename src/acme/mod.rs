@@ -38,10 +38,10 @@ impl Error {
     pub fn from_acme(directory: &str, step: &'static str, e: instant_acme::Error) -> Error {
         match e {
             instant_acme::Error::Api(p) => {
-                let problem = p
-                    .r#type
-                    .as_deref()
-                    .map(|t| t.trim_start_matches("urn:ietf:params:acme:error:").to_string());
+                let problem = p.r#type.as_deref().map(|t| {
+                    t.trim_start_matches("urn:ietf:params:acme:error:")
+                        .to_string()
+                });
                 let mut detail = match (&p.r#type, &p.detail) {
                     (Some(t), Some(d)) => format!(
                         "{d} ({})",
@@ -109,7 +109,9 @@ impl crate::problem::Problem for Error {
     fn kind(&self) -> crate::problem::Kind {
         use crate::problem::Kind;
         match self {
-            Error::Refused { problem: Some(p), .. } if p == "rateLimited" => Kind::CaRateLimited,
+            Error::Refused {
+                problem: Some(p), ..
+            } if p == "rateLimited" => Kind::CaRateLimited,
             e @ Error::Refused { .. } if e.is_validation_failure() => Kind::CaUnauthorized,
             Error::Refused { .. } => Kind::CaRefused,
             Error::Unreachable { .. } => Kind::CaUnreachable,

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use instant_acme::{
-    Account, AuthorizationStatus, CertificateIdentifier, ChallengeStatus, ChallengeType, Identifier,
-    NewOrder, Order, OrderStatus, RetryPolicy,
+    Account, AuthorizationStatus, CertificateIdentifier, ChallengeStatus, ChallengeType,
+    Identifier, NewOrder, Order, OrderStatus, RetryPolicy,
 };
 
 use super::Error;
@@ -50,7 +50,7 @@ pub struct OpenOrder {
 pub enum Resumed {
     /// Still usable: pending (its challenges answered again with the same values), ready,
     /// processing or valid.
-    Usable(OpenOrder),
+    Usable(Box<OpenOrder>),
     /// Valid, but for a key that is no longer staged: its certificate is of no use.
     Spent,
     /// Invalid, expired, or unknown to the CA: a new order replaces it.
@@ -114,8 +114,11 @@ pub async fn resume(
     kind: ChallengeKind,
     key_kept: bool,
 ) -> Result<Resumed, Error> {
-    let got: Result<Order, Error> =
-        retrying!(directory, "fetching an interrupted order", account.order(url.to_string()).await);
+    let got: Result<Order, Error> = retrying!(
+        directory,
+        "fetching an interrupted order",
+        account.order(url.to_string()).await
+    );
     let mut order = match got {
         Ok(o) => o,
         // The CA answered, and not with the order: it is gone (expired, purged, not ours).
@@ -130,12 +133,12 @@ pub async fn resume(
         _ => {}
     }
     let challenges = pending(&mut order, directory, kind).await?;
-    Ok(Resumed::Usable(OpenOrder {
+    Ok(Resumed::Usable(Box::new(OpenOrder {
         order,
         url: url.to_string(),
         challenges,
         resumed: true,
-    }))
+    })))
 }
 
 /// The order's challenges still to be answered (RFC 8555 §7.5): one per pending authorization.
@@ -196,22 +199,27 @@ pub async fn validate(
     kind: ChallengeKind,
     identifiers: &[String],
 ) -> Result<(), Error> {
-    let mut authzs = order.authorizations();
-    while let Some(authz) = authzs.next().await {
-        let mut authz =
-            authz.map_err(|e| Error::from_acme(directory, "fetching an authorization", e))?;
-        if authz.status != AuthorizationStatus::Pending
-            || !identifiers.contains(&authz.identifier().to_string())
-        {
-            continue;
-        }
-        if let Some(mut challenge) = authz.challenge(challenge_type(kind))
-            && challenge.status == ChallengeStatus::Pending
-        {
-            retrying!(directory, "answering a challenge", challenge.set_ready().await)?;
+    {
+        let mut authzs = order.authorizations();
+        while let Some(authz) = authzs.next().await {
+            let mut authz =
+                authz.map_err(|e| Error::from_acme(directory, "fetching an authorization", e))?;
+            if authz.status != AuthorizationStatus::Pending
+                || !identifiers.contains(&authz.identifier().to_string())
+            {
+                continue;
+            }
+            if let Some(mut challenge) = authz.challenge(challenge_type(kind))
+                && challenge.status == ChallengeStatus::Pending
+            {
+                retrying!(
+                    directory,
+                    "answering a challenge",
+                    challenge.set_ready().await
+                )?;
+            }
         }
     }
-    drop(authzs);
     let started = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(250);
     loop {
@@ -238,7 +246,11 @@ pub async fn validate(
             return Err(Error::Refused {
                 directory: directory.into(),
                 step: "validating the challenges",
-                detail: failed.into_iter().map(|(d, _)| d).collect::<Vec<_>>().join("; "),
+                detail: failed
+                    .into_iter()
+                    .map(|(d, _)| d)
+                    .collect::<Vec<_>>()
+                    .join("; "),
                 problem,
             });
         }
@@ -270,14 +282,19 @@ fn authz_error(authz: &instant_acme::AuthorizationHandle<'_>) -> (String, Option
                     authz.identifier(),
                     p.detail.as_deref().unwrap_or("no detail")
                 ),
-                p.r#type
-                    .as_deref()
-                    .map(|t| t.trim_start_matches("urn:ietf:params:acme:error:").to_string()),
+                p.r#type.as_deref().map(|t| {
+                    t.trim_start_matches("urn:ietf:params:acme:error:")
+                        .to_string()
+                }),
             );
         }
     }
     (
-        format!("{}: the authorization is {:?}", authz.identifier(), authz.status),
+        format!(
+            "{}: the authorization is {:?}",
+            authz.identifier(),
+            authz.status
+        ),
         None,
     )
 }
@@ -320,7 +337,11 @@ pub async fn finalize(
     };
     match status {
         OrderStatus::Ready => {
-            retrying!(directory, "finalizing the order", order.finalize_csr(&csr.der).await)?;
+            retrying!(
+                directory,
+                "finalizing the order",
+                order.finalize_csr(&csr.der).await
+            )?;
         }
         OrderStatus::Processing | OrderStatus::Valid => {}
         _ => {

@@ -19,7 +19,9 @@ pub enum RouteError {
         parent: String,
         record: String,
     },
-    #[error("{challenge} is answered by the wildcard *.{wildcard} (CNAME to {end}), outside the signing zone {zone}")]
+    #[error(
+        "{challenge} is answered by the wildcard *.{wildcard} (CNAME to {end}), outside the signing zone {zone}"
+    )]
     Wildcard {
         challenge: String,
         zone: String,
@@ -58,7 +60,9 @@ impl Problem for RouteError {
                 format!("add this record to the zone of {parent}: {record}")
             }
             RouteError::Wildcard { record, .. } => {
-                format!("add a record of its own, which takes precedence over the wildcard: {record}")
+                format!(
+                    "add a record of its own, which takes precedence over the wildcard: {record}"
+                )
             }
             RouteError::Outside { record, .. } => format!("replace it with: {record}"),
             RouteError::Lookup { source, .. } => source.hint().unwrap_or_default(),
@@ -76,19 +80,17 @@ impl SigningZone {
             }
         })?;
         let base = name.as_str().trim_start_matches("*.");
-        let suggested = format!(
-            "{base}.{}.",
-            self.zone.to_ascii().trim_end_matches('.')
-        );
+        let suggested = format!("{base}.{}.", self.zone.to_ascii().trim_end_matches('.'));
         let record = format!("{challenge} IN CNAME {suggested}");
         let zone = self.zone.clone();
         let inside = move |n: &Name| zone.zone_of(n);
-        let chain = lookup::follow_cnames(self.resolver, &challenge, limits::MAX_CNAME_HOPS, &inside)
-            .await
-            .map_err(|source| RouteError::Lookup {
-                challenge: challenge.to_string(),
-                source,
-            })?;
+        let chain =
+            lookup::follow_cnames(self.resolver, &challenge, limits::MAX_CNAME_HOPS, &inside)
+                .await
+                .map_err(|source| RouteError::Lookup {
+                    challenge: challenge.to_string(),
+                    source,
+                })?;
         let Some(end) = chain.last() else {
             return Err(RouteError::Missing {
                 challenge: challenge.to_string(),

@@ -19,7 +19,11 @@ pub struct Presented {
 /// The bytes of a DNS answer for `query` that leads by CNAME to `target` holding `values`:
 /// header, question, the CNAME, each TXT record (a compressed owner), and an OPT record. An
 /// estimate from above: names are counted uncompressed where a server may compress them.
-pub fn answer_bytes<'a>(query: &Name, target: &Name, values: impl Iterator<Item = &'a str>) -> usize {
+pub fn answer_bytes<'a>(
+    query: &Name,
+    target: &Name,
+    values: impl Iterator<Item = &'a str>,
+) -> usize {
     let wire = |n: &Name| n.to_ascii().trim_end_matches('.').len() + 2;
     let header = 12;
     let question = wire(query) + 4;
@@ -54,8 +58,11 @@ pub fn split(values: &[Presented], max_bytes: usize) -> Vec<Vec<Presented>> {
                 return true;
             }
             at.is_empty()
-                || answer_bytes(query, &v.target, at.iter().copied().chain([v.value.as_str()]))
-                    <= max_bytes
+                || answer_bytes(
+                    query,
+                    &v.target,
+                    at.iter().copied().chain([v.value.as_str()]),
+                ) <= max_bytes
         };
         match rounds.iter_mut().find(|r| fits(r)) {
             Some(r) => {
@@ -132,7 +139,13 @@ mod tests {
         assert_eq!(rounds.len(), 1);
         assert_eq!(rounds[0].len(), 2);
         // A limit no value fits in still makes progress, one value per target per round.
-        let two_at_a = [values[0].clone(), Presented { value: value(3), ..values[0].clone() }];
+        let two_at_a = [
+            values[0].clone(),
+            Presented {
+                value: value(3),
+                ..values[0].clone()
+            },
+        ];
         assert_eq!(split(&two_at_a, 10).len(), 2);
     }
 }

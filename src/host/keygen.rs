@@ -90,7 +90,10 @@ if [ -f "$1" ]; then openssl pkey -in "$1" -pubout 2>/dev/null || true; fi
 
 /// The public key (SPKI DER) of the key staged for `spec`, if one is staged: an interrupted
 /// run's key is used again when it still matches the CSR it recorded.
-pub async fn staged_public_key(t: &dyn Transport, spec: &CertSpec) -> Result<Option<Vec<u8>>, Error> {
+pub async fn staged_public_key(
+    t: &dyn Transport,
+    spec: &CertSpec,
+) -> Result<Option<Vec<u8>>, Error> {
     let cmd = Cmd::script(STAGED_PUBLIC, "certorch-staged-key").arg(super::staged(&spec.key));
     let out = t.run(&cmd, None).await?;
     if !out.success() {

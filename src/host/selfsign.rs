@@ -1,7 +1,7 @@
 //! `issuer: self-signed`: the host signs its own staged key; only the certificate comes back.
 
-use super::sh::Cmd;
 use super::Error;
+use super::sh::Cmd;
 use crate::inventory::CertSpec;
 use crate::transport::Transport;
 use crate::x509::{self, CertInfo};

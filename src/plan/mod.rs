@@ -102,10 +102,9 @@ impl fmt::Display for Reason {
                 f,
                 "serial {deployed} that certorch deployed is gone from the host: reissuing"
             ),
-            Reason::Resumed { phase } => write!(
-                f,
-                "an interrupted run left it {phase}: resuming from there"
-            ),
+            Reason::Resumed { phase } => {
+                write!(f, "an interrupted run left it {phase}: resuming from there")
+            }
             Reason::Shared { host } => write!(
                 f,
                 "its shared-key label is due on {host}: the group gets one new key and certificate"

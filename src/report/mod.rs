@@ -60,7 +60,12 @@ pub struct Failure {
 
 impl Failure {
     /// `host/cert` failed at `stage` with `problem`; the kind and hint come from its type.
-    pub fn new(host: &str, cert: &str, stage: Stage, problem: &dyn crate::problem::Problem) -> Failure {
+    pub fn new(
+        host: &str,
+        cert: &str,
+        stage: Stage,
+        problem: &dyn crate::problem::Problem,
+    ) -> Failure {
         Failure {
             host: host.to_string(),
             cert: cert.to_string(),

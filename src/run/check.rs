@@ -7,13 +7,13 @@
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::dns::signing::SigningZone;
-use crate::problem::Problem;
 use super::hosts;
 use crate::acme;
 use crate::dns::lookup;
+use crate::dns::signing::SigningZone;
 use crate::host::sh::Cmd;
 use crate::inventory::{Inventory, Target};
+use crate::problem::Problem;
 use crate::report::Reporter;
 use crate::state::State;
 

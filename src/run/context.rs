@@ -104,11 +104,10 @@ impl Item<'_> {
         });
     }
 
-    /// Moves the certificate's lifecycle to `phase`; a failed write fails the certificate.
-    pub fn phase(&self, state: &State, phase: Phase, stage: Stage) -> Result<(), Outcome> {
-        state
-            .set_phase(&self.host.name, &self.spec.label, phase)
-            .map_err(|e| self.fail(stage, &e))
+    /// Moves the certificate's lifecycle to `phase`; the caller fails the certificate when
+    /// this cannot be recorded.
+    pub fn phase(&self, state: &State, phase: Phase) -> Result<(), crate::state::Error> {
+        state.set_phase(&self.host.name, &self.spec.label, phase)
     }
 
     /// The names, as strings.

@@ -50,8 +50,8 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
             }
         };
         // Live now: a run killed from here on finishes check, reload and verify next time.
-        if let Err(f) = item.phase(state, Phase::Deployed, Stage::Deploy) {
-            outcomes.push(f);
+        if let Err(e) = item.phase(state, Phase::Deployed) {
+            outcomes.push(item.fail(Stage::Deploy, &e));
             continue;
         }
         if let Some(check) = &item.spec.check {

@@ -26,11 +26,16 @@ pub(crate) async fn finalize_all<'a>(ctx: &Ctx<'_>, ordered: Vec<Ordered<'a>>) -
 async fn finalize<'a>(ctx: &Ctx<'_>, mut o: Ordered<'a>) -> Result<Issued<'a>, Outcome> {
     let item = o.keyed.item();
     item.stage(ctx.reporter, Stage::Finalize);
-    if let Err(f) = item.phase(ctx.state, crate::state::Phase::Validated, Stage::Finalize) {
-        return Err(f);
-    }
+    item.phase(ctx.state, crate::state::Phase::Validated)
+        .map_err(|e| item.fail(Stage::Finalize, &e))?;
     let spec = item.spec;
-    let got = acme::order::finalize(&mut o.open.order, ctx.directory(), &o.keyed.csr, &spec.names).await;
+    let got = acme::order::finalize(
+        &mut o.open.order,
+        ctx.directory(),
+        &o.keyed.csr,
+        &spec.names,
+    )
+    .await;
     let (leaf, chain) = match got {
         Ok(x) => x,
         Err(e) => {

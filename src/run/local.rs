@@ -108,9 +108,7 @@ impl InternalCa {
 
 /// Issues every self-signed and internal certificate.
 pub(crate) async fn issue_all<'a>(ctx: &Ctx<'_>, keyed: Vec<Keyed<'a>>) -> Vec<Issued<'a>> {
-    let needs_ca = keyed
-        .iter()
-        .any(|k| k.item().spec.issuer == Kind::Internal);
+    let needs_ca = keyed.iter().any(|k| k.item().spec.issuer == Kind::Internal);
     let ca = if needs_ca {
         Some(internal_ca(ctx.state))
     } else {

@@ -149,8 +149,7 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
                 let (ordered, opened) = order::open_all(&ctx, &account, keyed).await;
                 summary.orders += opened;
                 summary.timings.order_ms = ms_since(t);
-                let validated =
-                    validate::validate(&ctx, dns.as_ref(), ordered, &mut summary).await;
+                let validated = validate::validate(&ctx, dns.as_ref(), ordered, &mut summary).await;
                 let t = Instant::now();
                 issued.extend(finalize::finalize_all(&ctx, validated).await);
                 summary.timings.validate_ms += ms_since(t);

@@ -69,11 +69,7 @@ pub(crate) async fn open_all<'a>(
     (ordered, new)
 }
 
-async fn open(
-    ctx: &Ctx<'_>,
-    account: &Account,
-    k: &Keyed<'_>,
-) -> Result<acme::OpenOrder, Outcome> {
+async fn open(ctx: &Ctx<'_>, account: &Account, k: &Keyed<'_>) -> Result<acme::OpenOrder, Outcome> {
     let item = k.item();
     let spec = item.spec;
     let directory = ctx.directory();
@@ -86,7 +82,7 @@ async fn open(
                     "resume: {}/{}: the CA still holds order {url}; taking it up",
                     item.host.name, spec.label
                 ));
-                return Ok(open);
+                return Ok(*open);
             }
             Ok(Resumed::Spent) => ctx.info(&format!(
                 "resume: {}/{}: order {url} is valid, but its key is gone from the host: ordering again",
@@ -104,7 +100,8 @@ async fn open(
     }
     // The intent is recorded before the request: a run killed while it is in flight is known
     // to have perhaps opened an order.
-    item.phase(ctx.state, Phase::Ordering, Stage::Order)?;
+    item.phase(ctx.state, Phase::Ordering)
+        .map_err(|e| item.fail(Stage::Order, &e))?;
     let mut open = acme::order::open(
         account,
         directory,

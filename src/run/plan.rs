@@ -168,10 +168,7 @@ pub async fn plan(
     let history = History {
         orders_3h,
         issued_7d,
-        failed_1h: failed_1h
-            .iter()
-            .flat_map(|(h, l)| names_of(h, l))
-            .collect(),
+        failed_1h: failed_1h.iter().flat_map(|(h, l)| names_of(h, l)).collect(),
     };
     PlanReport {
         items,

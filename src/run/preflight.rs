@@ -75,13 +75,24 @@ pub(crate) async fn route<'a>(
                 [first, ..] => {
                     // Every name's problem in one failure, each with its fix.
                     use crate::problem::Problem;
-                    let error = problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("; ");
+                    let error = problems
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ");
                     let hint = problems
                         .iter()
                         .filter_map(|p| p.hint())
                         .collect::<Vec<_>>()
                         .join("; ");
-                    Err(d.item.fail(Stage::Preflight, &Plain { kind: first.kind(), message: error, hint: Some(hint) }))
+                    Err(d.item.fail(
+                        Stage::Preflight,
+                        &Plain {
+                            kind: first.kind(),
+                            message: error,
+                            hint: Some(hint),
+                        },
+                    ))
                 }
             }
         })

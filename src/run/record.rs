@@ -31,7 +31,11 @@ pub(crate) fn finish(ctx: &Ctx<'_>, mut summary: RunSummary, started: Instant) -
                 )?,
                 Outcome::Current { host, cert, .. } => state.set_result(host, cert, "current")?,
                 Outcome::Failed(f) => {
-                    state.set_result(&f.host, &f.cert, &format!("failed at {}", f.stage.as_str()))?;
+                    state.set_result(
+                        &f.host,
+                        &f.cert,
+                        &format!("failed at {}", f.stage.as_str()),
+                    )?;
                     state.audit(&f.host, &f.cert, f.stage.as_str(), "failed", &f.error)?;
                     // What could not be recorded stays in flight, for the next run to resume.
                     if f.kind != Kind::StateWriteFailed {

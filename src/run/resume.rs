@@ -143,7 +143,10 @@ async fn stale_orders(ctx: &Ctx<'_>, account: &Account) -> Vec<String> {
         let detail = match account.order(o.url.clone()).await {
             Ok(mut order) => {
                 let n = acme::order::abandon(&mut order).await;
-                format!("abandoned order {} ({n} authorization(s) deactivated)", o.url)
+                format!(
+                    "abandoned order {} ({n} authorization(s) deactivated)",
+                    o.url
+                )
             }
             Err(instant_acme::Error::Api(p)) => {
                 // The CA answered: it no longer knows the order (expired, purged).

@@ -45,17 +45,33 @@ pub(crate) async fn survey<'a>(
             // Without the record every deployed certificate would look like drift.
             for t in targets {
                 let host = &inv.hosts[t.host];
-                for spec in host.certs.iter().filter(|s| t.cert.as_ref().is_none_or(|c| c == &s.label)) {
-                    done.push(Outcome::Failed(Failure::new(&host.name, &spec.label, Stage::Inspect, &e)));
+                for spec in host
+                    .certs
+                    .iter()
+                    .filter(|s| t.cert.as_ref().is_none_or(|c| c == &s.label))
+                {
+                    done.push(Outcome::Failed(Failure::new(
+                        &host.name,
+                        &spec.label,
+                        Stage::Inspect,
+                        &e,
+                    )));
                 }
             }
-            return Survey { due: Vec::new(), done, windows: Vec::new(), connect_ms: 0 };
+            return Survey {
+                due: Vec::new(),
+                done,
+                windows: Vec::new(),
+                connect_ms: 0,
+            };
         }
     };
     let in_flight: Vec<Lifecycle> = match ctx.state.in_flight() {
         Ok(r) => r,
         Err(e) => {
-            ctx.info(&format!("cannot read what an interrupted run left ({e}): deciding afresh"));
+            ctx.info(&format!(
+                "cannot read what an interrupted run left ({e}): deciding afresh"
+            ));
             Vec::new()
         }
     };

@@ -38,10 +38,9 @@ pub(crate) async fn validate<'a>(
     ordered: Vec<Ordered<'a>>,
     summary: &mut RunSummary,
 ) -> Vec<Ordered<'a>> {
-    let (dns_orders, other): (Vec<Ordered>, Vec<Ordered>) =
-        ordered.into_iter().partition(|o| {
-            o.keyed.item().spec.challenge == ChallengeKind::Dns01 && !o.open.challenges.is_empty()
-        });
+    let (dns_orders, other): (Vec<Ordered>, Vec<Ordered>) = ordered.into_iter().partition(|o| {
+        o.keyed.item().spec.challenge == ChallengeKind::Dns01 && !o.open.challenges.is_empty()
+    });
     let t = Instant::now();
     let mut ready: Vec<Ordered> = futures::stream::iter(other)
         .map(|o| http(ctx, o))
@@ -104,9 +103,14 @@ async fn http<'a>(ctx: &Ctx<'_>, mut o: Ordered<'a>) -> Result<Ordered<'a>, Outc
                 .await
                 .map_err(|e| item.fail(Stage::Validate, &e))?;
         }
-        acme::order::validate(&mut o.open.order, ctx.directory(), spec.challenge, &identifiers)
-            .await
-            .map_err(|e| item.fail(Stage::Validate, &e))
+        acme::order::validate(
+            &mut o.open.order,
+            ctx.directory(),
+            spec.challenge,
+            &identifiers,
+        )
+        .await
+        .map_err(|e| item.fail(Stage::Validate, &e))
     }
     .await;
     if let Some(webroot) = &spec.webroot {
@@ -277,9 +281,9 @@ async fn one_round(
         return ok;
     }
     for (o, _) in taken.iter() {
-        if let Err(f) = o.keyed.item().phase(ctx.state, Phase::Published, Stage::Publish) {
+        if let Err(e) = o.keyed.item().phase(ctx.state, Phase::Published) {
             ok.remove(&o.open.url);
-            ctx.fail(f);
+            ctx.fail(o.keyed.item().fail(Stage::Publish, &e));
         }
     }
     summary.timings.publish_ms += ms_since(t);
@@ -385,7 +389,11 @@ fn cache_wait(
 /// How long to wait before presenting `values` at a name where `seen` was presented: nothing
 /// when the CA never looked within the TTL, or when every value is among those it may have
 /// cached (a resumed order answers again with the same values).
-fn wait_for(seen: Option<&Presentation>, values: &[String], now: OffsetDateTime) -> Option<Duration> {
+fn wait_for(
+    seen: Option<&Presentation>,
+    values: &[String],
+    now: OffsetDateTime,
+) -> Option<Duration> {
     let seen = seen?;
     if values.iter().all(|v| seen.values.contains(v)) {
         return None;

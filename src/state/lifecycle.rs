@@ -133,9 +133,7 @@ impl State {
     /// The CA accepted the order at `url` for `host/label` (recorded in the order log too).
     pub fn ordered(&self, host: &str, label: &str, url: &str) -> Result<(), Error> {
         let row = self.lifecycle(host, label)?;
-        let (directory, names) = row
-            .map(|r| (r.directory, r.names))
-            .unwrap_or_default();
+        let (directory, names) = row.map(|r| (r.directory, r.names)).unwrap_or_default();
         self.record_order(url, &directory, host, label, &names)?;
         self.write(|c| {
             c.execute(
@@ -261,8 +259,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = State::open(dir.path()).unwrap();
         s.begin_run("run").unwrap();
-        s.keyed("h", "c", "https://ca/dir", &["a.example.org".into()], b"csr")
-            .unwrap();
+        s.keyed(
+            "h",
+            "c",
+            "https://ca/dir",
+            &["a.example.org".into()],
+            b"csr",
+        )
+        .unwrap();
         s.set_phase("h", "c", Phase::Ordering).unwrap();
         assert_eq!(s.in_flight().unwrap()[0].phase, Phase::Ordering);
         s.ordered("h", "c", "https://ca/o/1").unwrap();

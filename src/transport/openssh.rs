@@ -70,20 +70,29 @@ fn connect_error(address: &str, e: &openssh::Error) -> Error {
         || lower.contains("host key for")
         || lower.contains("remote host identification has changed")
     {
-        (ConnectCause::HostKey, format!(
-            "the host key of {address} is unknown or has changed: verify the key out of band, then add it to known_hosts (ssh-keyscan {address} and compare the fingerprint)"
-        ))
+        (
+            ConnectCause::HostKey,
+            format!(
+                "the host key of {address} is unknown or has changed: verify the key out of band, then add it to known_hosts (ssh-keyscan {address} and compare the fingerprint)"
+            ),
+        )
     } else if lower.contains("permission denied") {
         (ConnectCause::Auth, "the login was refused: check the user, and that certorch's key (agent or ssh.identity) is in the host's authorized_keys".to_string())
     } else if lower.contains("timed out")
         || lower.contains("no route")
         || lower.contains("connection refused")
     {
-        (ConnectCause::Unreachable, format!(
-            "{address} does not answer on the SSH port: check that the host is up, sshd runs and the address and port in the inventory are right"
-        ))
+        (
+            ConnectCause::Unreachable,
+            format!(
+                "{address} does not answer on the SSH port: check that the host is up, sshd runs and the address and port in the inventory are right"
+            ),
+        )
     } else {
-        (ConnectCause::Other, format!("try `ssh -v {address}` by hand with the same ssh_config to see why"))
+        (
+            ConnectCause::Other,
+            format!("try `ssh -v {address}` by hand with the same ssh_config to see why"),
+        )
     };
     Error::Connect {
         address: address.to_string(),

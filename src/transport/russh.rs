@@ -279,9 +279,13 @@ fn handshake_error(
                 | russh::Error::Disconnect => {
                     (reason, unreachable_hint(host), ConnectCause::Unreachable)
                 }
-                _ => (reason, format!(
-                    "the SSH handshake with {address} failed: check that it runs an SSH server that offers current algorithms (ssh -v {address} shows what it offers)"
-                ), ConnectCause::Other),
+                _ => (
+                    reason,
+                    format!(
+                        "the SSH handshake with {address} failed: check that it runs an SSH server that offers current algorithms (ssh -v {address} shows what it offers)"
+                    ),
+                    ConnectCause::Other,
+                ),
             }
         }
     };

@@ -25,10 +25,13 @@ pub fn tsig_key(rfc: &Rfc2136Config) -> Result<TsigKey, Plain> {
     };
     let alg = match rfc.algorithm.as_deref() {
         None => None,
-        Some(a) => Some(
-            a.parse::<crate::dns::tsig::TsigAlgorithm>()
-                .map_err(|e| Plain::new(Kind::DnsConfig, e.to_string(), "use one of the algorithms certorch-inventory(5) lists"))?,
-        ),
+        Some(a) => Some(a.parse::<crate::dns::tsig::TsigAlgorithm>().map_err(|e| {
+            Plain::new(
+                Kind::DnsConfig,
+                e.to_string(),
+                "use one of the algorithms certorch-inventory(5) lists",
+            )
+        })?),
     };
     let key = match &rfc.secret {
         SecretSource::File(path) => TsigKey::load(path, rfc.key_name.as_deref(), alg),
