@@ -7,7 +7,8 @@ use rustls_pki_types::CertificateDer;
 
 use super::{AccountAction, Cli, Command, RevokeReason, exit};
 use crate::acme;
-use crate::state::State;
+use crate::report::{Printer, Render};
+use crate::state::{LastResult, State};
 
 /// The starter inventory `init` writes: the commented production example.
 const STARTER: &str = include_str!("../../inventory/example.yaml");
@@ -50,21 +51,68 @@ pub fn playbooks(cli: &Cli) -> u8 {
             Source::Builtin => "built-in".to_string(),
             Source::File(p) => p.display().to_string(),
         };
-        rows.push((f.name.clone(), source, description));
+        rows.push(PlaybookRow {
+            name: f.name.clone(),
+            source,
+            description,
+        });
     }
-    if cli.json {
-        let doc: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|(n, s, d)| serde_json::json!({"name": n, "source": s, "description": d}))
-            .collect();
-        println!("{}", serde_json::Value::Array(doc));
-        return exit::OK;
+    match (Printer { json: cli.json }).print(&Playbooks(rows)) {
+        Ok(()) => exit::OK,
+        Err(e) => crate::report::printer::output_failed(&e),
     }
-    let w = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
-    for (n, s, d) in rows {
-        println!("{n:w$}  {d}  [{s}]");
+}
+
+/// One playbook in `certorch playbooks`.
+#[derive(serde::Serialize)]
+struct PlaybookRow {
+    name: String,
+    source: String,
+    description: String,
+}
+
+/// The list `certorch playbooks` prints.
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct Playbooks(Vec<PlaybookRow>);
+
+impl Render for Playbooks {
+    fn text(&self, out: &mut dyn Write, _err: &mut dyn Write) -> std::io::Result<()> {
+        let w = self.0.iter().map(|r| r.name.len()).max().unwrap_or(0);
+        for r in &self.0 {
+            writeln!(out, "{:w$}  {}  [{}]", r.name, r.description, r.source)?;
+        }
+        Ok(())
     }
-    exit::OK
+}
+
+/// What `certorch account show` prints.
+#[derive(serde::Serialize)]
+struct AccountShow {
+    directory: String,
+    registered: bool,
+    account_url: Option<String>,
+    contact: Vec<String>,
+    created_at: Option<String>,
+}
+
+impl Render for AccountShow {
+    fn text(&self, out: &mut dyn Write, _err: &mut dyn Write) -> std::io::Result<()> {
+        match &self.account_url {
+            Some(url) => writeln!(
+                out,
+                "{}\n  account {url}\n  contact {}\n  registered {}",
+                self.directory,
+                self.contact.join(", "),
+                self.created_at.as_deref().unwrap_or_default()
+            ),
+            None => writeln!(
+                out,
+                "{}\n  no account yet: `certorch account register` (or the first run) creates one",
+                self.directory
+            ),
+        }
+    }
 }
 
 pub fn init(cli: &Cli) -> u8 {
@@ -121,28 +169,17 @@ pub async fn account(cli: &Cli) -> u8 {
                 Ok(a) => a,
                 Err(e) => return acme_error(&e),
             };
-            let doc = serde_json::json!({
-                "directory": directory,
-                "registered": account.is_some(),
-                "account_url": account.as_ref().map(|a| a.id().to_string()),
-                "contact": inv.acme.contact,
-                "created_at": created,
-            });
-            if cli.json {
-                println!("{doc:#}");
-            } else if let Some(a) = &account {
-                println!(
-                    "{directory}\n  account {}\n  contact {}\n  registered {}",
-                    a.id(),
-                    inv.acme.contact.join(", "),
-                    created.unwrap_or_default()
-                );
-            } else {
-                println!(
-                    "{directory}\n  no account yet: `certorch account register` (or the first run) creates one"
-                );
+            let doc = AccountShow {
+                directory,
+                registered: account.is_some(),
+                account_url: account.as_ref().map(|a| a.id().to_string()),
+                contact: inv.acme.contact.clone(),
+                created_at: created,
+            };
+            match (Printer { json: cli.json }).print(&doc) {
+                Ok(()) => exit::OK,
+                Err(e) => crate::report::printer::output_failed(&e),
             }
-            exit::OK
         }
         AccountAction::Register => {
             let (_lock, state) = match super::open_state_locked(&state_dir) {
@@ -188,9 +225,18 @@ pub async fn account(cli: &Cli) -> u8 {
                     e,
                 ));
             }
-            let _ = state.delete_account(&directory);
-            let _ = state.audit("*", "*", "account", "ok", &format!("deactivated {id}"));
+            let recorded = state.delete_account(&directory).and_then(|()| {
+                state.audit("*", "*", "account", "ok", &format!("deactivated {id}"))
+            });
             println!("deactivated {id}");
+            if let Err(e) = recorded {
+                eprintln!("error: the account is deactivated at the CA, but {e}");
+                eprintln!(
+                    "  hint: {}; until then a run uses the deactivated account and fails",
+                    e.hint()
+                );
+                return exit::SOME_FAILED;
+            }
             exit::OK
         }
     }
@@ -266,19 +312,32 @@ pub async fn revoke(cli: &Cli) -> u8 {
             e,
         ));
     }
-    let _ = state.set_result(host, label, "revoked");
-    let _ = state.audit(
-        host,
-        label,
-        "revoke",
-        "ok",
-        &format!("serial {} revoked ({reason:?})", rec.serial),
-    );
-    println!(
-        "{target}: serial {} revoked; the next `certorch run` replaces it",
-        rec.serial
-    );
-    exit::OK
+    let recorded = state
+        .set_result(host, label, &LastResult::Revoked)
+        .and_then(|()| {
+            state.audit(
+                host,
+                label,
+                "revoke",
+                "ok",
+                &format!("serial {} revoked ({reason:?})", rec.serial),
+            )
+        });
+    println!("{target}: serial {} revoked", rec.serial);
+    match recorded {
+        Ok(()) => {
+            println!("the next `certorch run` replaces it");
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {target}: the certificate is revoked at the CA, but {e}");
+            eprintln!(
+                "  hint: {}; then replace it with `certorch issue {target}`",
+                e.hint()
+            );
+            exit::SOME_FAILED
+        }
+    }
 }
 
 fn acme_error(e: &acme::Error) -> u8 {

@@ -1,9 +1,9 @@
 //! `certorch check`: the preflight, one line per problem with its fix.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use super::{Cli, exit};
-use crate::report::Progress;
+use crate::report::{Printer, Progress};
 use crate::run::check;
 use crate::state::State;
 
@@ -29,41 +29,13 @@ pub async fn execute(cli: &Cli) -> u8 {
     )
     .await;
     progress.finish();
-    let mut out = std::io::stdout();
-    if cli.json {
-        let _ = serde_json::to_writer_pretty(&mut out, &findings);
-        let _ = writeln!(out);
-    } else {
-        for f in &findings {
-            if f.ok {
-                if cli.verbose || out.is_terminal() {
-                    let _ = writeln!(out, "ok    {}/{} {}: {}", f.host, f.cert, f.area, f.what);
-                }
-            } else {
-                let _ = writeln!(out, "FAIL  {}/{} {}: {}", f.host, f.cert, f.area, f.what);
-                if let Some(fix) = &f.fix {
-                    let _ = writeln!(out, "      fix: {fix}");
-                }
-            }
-        }
-        // Every missing or wrong _acme-challenge record once more, ready to paste into the zones.
-        let records: Vec<&str> = findings
-            .iter()
-            .filter(|f| !f.ok && f.area == "dns")
-            .filter_map(|f| f.fix.as_deref())
-            .filter_map(|fix| fix.find("_acme-challenge.").map(|i| &fix[i..]))
-            .filter(|r| r.contains(" IN CNAME "))
-            .collect();
-        if !records.is_empty() {
-            let _ = writeln!(out, "\n; records to add (zone-file lines):");
-            for r in records {
-                let _ = writeln!(out, "{r}");
-            }
-        }
+    let failed = findings.iter().any(|f| !f.ok);
+    let report = check::Report {
+        findings,
+        show_ok: cli.verbose || std::io::stdout().is_terminal(),
+    };
+    if let Err(e) = (Printer { json: cli.json }).print(&report) {
+        return crate::report::printer::output_failed(&e);
     }
-    if findings.iter().any(|f| !f.ok) {
-        exit::SOME_FAILED
-    } else {
-        exit::OK
-    }
+    if failed { exit::SOME_FAILED } else { exit::OK }
 }

@@ -1,12 +1,10 @@
 //! `certorch plan`: what a run would do and why, touching nothing.
 
-use std::io::Write;
-
 use super::{Cli, exit};
 
 use std::io::IsTerminal;
 
-use crate::report::Progress;
+use crate::report::{Printer, Progress};
 use crate::run;
 use crate::state::State;
 
@@ -28,42 +26,8 @@ pub async fn execute(cli: &Cli) -> u8 {
     );
     let report = run::plan(&inv, &targets, &state, false, concurrency, &progress).await;
     progress.finish();
-    let mut out = std::io::stdout();
-    if cli.json {
-        let _ = serde_json::to_writer_pretty(&mut out, &report);
-        let _ = writeln!(out);
-    } else {
-        for i in &report.items {
-            let _ = match i.action {
-                "issue" => writeln!(
-                    out,
-                    "{}/{}: would issue ({})",
-                    i.host,
-                    i.cert,
-                    i.reason.as_deref().unwrap_or("")
-                ),
-                "none" => writeln!(
-                    out,
-                    "{}/{}: nothing to do until {}",
-                    i.host,
-                    i.cert,
-                    i.renew_at.map(crate::state::fmt_time).unwrap_or_default()
-                ),
-                _ => writeln!(
-                    out,
-                    "{}/{}: cannot tell: {}",
-                    i.host,
-                    i.cert,
-                    i.error.as_deref().unwrap_or("")
-                ),
-            };
-        }
-        for w in &report.limits {
-            eprintln!("warning: rate limit `{}`: {}", w.limit, w.detail);
-        }
-        for w in &report.warnings {
-            eprintln!("warning: {w}");
-        }
+    if let Err(e) = (Printer { json: cli.json }).print(&report) {
+        return crate::report::printer::output_failed(&e);
     }
     if report.items.iter().any(|i| i.action == "failed") {
         exit::SOME_FAILED

@@ -1,12 +1,10 @@
 //! `certorch run` and `certorch issue`: the same pipeline, `issue` forcing issuance.
 
-use std::io::Write;
-
 use super::{Cli, Command, exit};
 
 use std::io::IsTerminal;
 
-use crate::report::{self, Progress, Style};
+use crate::report::{Printer, Progress, RunOutput, Style};
 use crate::run::{self, Request};
 
 pub async fn execute(cli: Cli) -> u8 {
@@ -70,24 +68,23 @@ pub async fn execute(cli: Cli) -> u8 {
             .extend(crate::notify::send(cfg, &summary, &recorded).await);
     }
     reporter.finish();
-    let mut stdout = std::io::stdout();
-    let mut stderr = std::io::stderr();
-    if cli.json {
-        let _ = serde_json::to_writer_pretty(&mut stdout, &summary);
-        let _ = writeln!(stdout);
+    let style = if std::io::stdout().is_terminal() && !cli.quiet {
+        Style::Terminal
     } else {
-        let style = if stdout.is_terminal() && !cli.quiet {
-            Style::Terminal
-        } else {
-            Style::Quiet {
-                verbose: cli.verbose,
-            }
-        };
-        let _ = report::render_text(&summary, style, &mut stdout, &mut stderr);
-    }
+        Style::Quiet {
+            verbose: cli.verbose,
+        }
+    };
+    let printed = Printer { json: cli.json }.print(&RunOutput {
+        summary: &summary,
+        style,
+    });
     let finished = state.finish_run(if summary.failed() { "failed" } else { "ok" });
     if let Err(e) = &finished {
         eprintln!("error: {e}\n  hint: {}", e.hint());
+    }
+    if let Err(e) = &printed {
+        return crate::report::printer::output_failed(e);
     }
     if summary.failed() || finished.is_err() {
         exit::SOME_FAILED

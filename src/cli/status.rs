@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use super::{Cli, Command, exit};
 
+use crate::report::{Printer, Render};
 use crate::state::{Recorded, State, fmt_time};
 
 /// One line of `status`.
@@ -24,6 +25,9 @@ pub struct StatusLine {
     pub not_after: Option<OffsetDateTime>,
     pub days_left: Option<i64>,
     pub last_result: String,
+    /// The last run left it in order (for the textfile).
+    #[serde(skip)]
+    pub ok: bool,
 }
 
 pub async fn execute(cli: &Cli) -> u8 {
@@ -61,7 +65,8 @@ pub async fn execute(cli: &Cli) -> u8 {
                 not_after: rec.map(|r| r.not_after),
                 days_left: rec.map(|r| (r.not_after - now).whole_days()),
                 last_result: rec
-                    .map_or_else(|| "never issued".to_string(), |r| r.last_result.clone()),
+                    .map_or_else(|| "never issued".to_string(), |r| r.last_result.to_string()),
+                ok: rec.is_some_and(|r| r.last_result.ok()),
             });
         }
     }
@@ -74,13 +79,33 @@ pub async fn execute(cli: &Cli) -> u8 {
         );
         return exit::SOME_FAILED;
     }
-    let mut out = std::io::stdout();
-    if cli.json {
-        let _ = serde_json::to_writer_pretty(&mut out, &lines);
-        let _ = writeln!(out);
-    } else if prometheus.is_none() || cli.verbose {
-        for l in &lines {
-            let _ = match (l.not_after, l.days_left) {
+    let report = Status {
+        lines,
+        // With --prometheus the file is the output; the lines only when asked for.
+        text: prometheus.is_none() || cli.verbose,
+    };
+    match (Printer { json: cli.json }).print(&report) {
+        Ok(()) => exit::OK,
+        Err(e) => crate::report::printer::output_failed(&e),
+    }
+}
+
+/// What `status` prints: a list of lines (`--json`), or text when `text` is set.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Status {
+    lines: Vec<StatusLine>,
+    #[serde(skip)]
+    text: bool,
+}
+
+impl Render for Status {
+    fn text(&self, out: &mut dyn Write, _err: &mut dyn Write) -> std::io::Result<()> {
+        if !self.text {
+            return Ok(());
+        }
+        for l in &self.lines {
+            match (l.not_after, l.days_left) {
                 (Some(na), Some(days)) => writeln!(
                     out,
                     "{}/{}  {}  expires {} ({days} days)  last: {}",
@@ -89,18 +114,18 @@ pub async fn execute(cli: &Cli) -> u8 {
                     l.names.join(","),
                     fmt_time(na),
                     l.last_result
-                ),
+                )?,
                 _ => writeln!(
                     out,
                     "{}/{}  {}  never issued",
                     l.host,
                     l.cert,
                     l.names.join(",")
-                ),
-            };
+                )?,
+            }
         }
+        Ok(())
     }
-    exit::OK
 }
 
 /// Escapes a Prometheus label value.
@@ -126,7 +151,7 @@ fn write_textfile(path: &Path, lines: &[StatusLine], now: OffsetDateTime) -> std
     s.push_str("# HELP certorch_certificate_last_run_ok Whether certorch's last run left the certificate in order.\n");
     s.push_str("# TYPE certorch_certificate_last_run_ok gauge\n");
     for l in lines {
-        let ok = u8::from(l.deployed && !l.last_result.starts_with("failed"));
+        let ok = u8::from(l.deployed && l.ok);
         s.push_str(&format!(
             "certorch_certificate_last_run_ok{{host=\"{}\",cert=\"{}\"}} {ok}\n",
             label(&l.host),

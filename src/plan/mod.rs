@@ -162,7 +162,7 @@ pub fn decide(
                 found: d.cert.serial.clone(),
             });
         }
-        if r.last_result == "revoked" {
+        if r.last_result == crate::state::LastResult::Revoked {
             return Decision::Due(Reason::Revoked {
                 serial: r.serial.clone(),
             });
@@ -245,9 +245,8 @@ pub fn human(d: Duration) -> String {
 mod tests {
     use super::*;
     use crate::host::inspect::Deployed;
-    use crate::inventory::{DnsName, KeyType};
+    use crate::inventory::KeyType;
     use crate::x509::CertInfo;
-    use std::str::FromStr;
     use time::macros::datetime;
 
     fn spec(names: &[&str], policy: RenewPolicy) -> CertSpec {
@@ -415,7 +414,6 @@ mod tests {
             renew_at(RenewPolicy::Fraction(0.5), NB, NA),
             NB + time::Duration::days(45)
         );
-        let _ = DnsName::from_str("x.example.org");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! Rendering what a run did. Stages send [`Event`]s to a [`Reporter`] and return a
 //! [`RunSummary`]; they never print. The renderers here only draw.
 
+pub mod printer;
+
 use std::io::Write;
 use std::sync::Mutex;
 
 use serde::Serialize;
+
+pub use printer::{Printer, Render};
 
 /// The phases a certificate moves through, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -270,8 +274,27 @@ pub enum Style {
     Quiet { verbose: bool },
 }
 
+/// A run's summary as a command prints it: the summary itself for `--json`, drawn in `style`
+/// as text.
+pub struct RunOutput<'a> {
+    pub summary: &'a RunSummary,
+    pub style: Style,
+}
+
+impl Serialize for RunOutput<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.summary.serialize(s)
+    }
+}
+
+impl Render for RunOutput<'_> {
+    fn text(&self, out: &mut dyn Write, err: &mut dyn Write) -> std::io::Result<()> {
+        render_text(self.summary, self.style, out, err)
+    }
+}
+
 /// The human summary of a run.
-pub fn render_text(
+fn render_text(
     summary: &RunSummary,
     style: Style,
     out: &mut dyn Write,

@@ -67,6 +67,53 @@ for p in "$@"; do
 done
 "#;
 
+/// What `check` prints: the findings (`--json`: the list), as text with passed checks shown
+/// when `show_ok`.
+#[derive(Debug, serde::Serialize)]
+#[serde(transparent)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    #[serde(skip)]
+    pub show_ok: bool,
+}
+
+impl crate::report::Render for Report {
+    fn text(
+        &self,
+        out: &mut dyn std::io::Write,
+        _err: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        for f in &self.findings {
+            if f.ok {
+                if self.show_ok {
+                    writeln!(out, "ok    {}/{} {}: {}", f.host, f.cert, f.area, f.what)?;
+                }
+            } else {
+                writeln!(out, "FAIL  {}/{} {}: {}", f.host, f.cert, f.area, f.what)?;
+                if let Some(fix) = &f.fix {
+                    writeln!(out, "      fix: {fix}")?;
+                }
+            }
+        }
+        // Every missing or wrong _acme-challenge record once more, ready to paste into the zones.
+        let records: Vec<&str> = self
+            .findings
+            .iter()
+            .filter(|f| !f.ok && f.area == "dns")
+            .filter_map(|f| f.fix.as_deref())
+            .filter_map(|fix| fix.find("_acme-challenge.").map(|i| &fix[i..]))
+            .filter(|r| r.contains(" IN CNAME "))
+            .collect();
+        if !records.is_empty() {
+            writeln!(out, "\n; records to add (zone-file lines):")?;
+            for r in records {
+                writeln!(out, "{r}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Runs every check for the targets.
 pub async fn check(
     inv: &Inventory,

@@ -35,6 +35,47 @@ pub struct PlanReport {
     pub warnings: Vec<String>,
 }
 
+impl crate::report::Render for PlanReport {
+    fn text(
+        &self,
+        out: &mut dyn std::io::Write,
+        err: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
+        for i in &self.items {
+            match i.action {
+                "issue" => writeln!(
+                    out,
+                    "{}/{}: would issue ({})",
+                    i.host,
+                    i.cert,
+                    i.reason.as_deref().unwrap_or("")
+                )?,
+                "none" => writeln!(
+                    out,
+                    "{}/{}: nothing to do until {}",
+                    i.host,
+                    i.cert,
+                    i.renew_at.map(crate::state::fmt_time).unwrap_or_default()
+                )?,
+                _ => writeln!(
+                    out,
+                    "{}/{}: cannot tell: {}",
+                    i.host,
+                    i.cert,
+                    i.error.as_deref().unwrap_or("")
+                )?,
+            }
+        }
+        for w in &self.limits {
+            writeln!(err, "warning: rate limit `{}`: {}", w.limit, w.detail)?;
+        }
+        for w in &self.warnings {
+            writeln!(err, "warning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The front of a run, touching nothing: hosts are read, the state is opened read-only, no
 /// key, order or DNS record is made.
 pub async fn plan(

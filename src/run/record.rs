@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::Ctx;
 use crate::problem::Kind;
 use crate::report::{Outcome, RunSummary, ms_since};
+use crate::state::LastResult;
 
 /// Records every outcome and sorts them; a run whose results cannot be recorded says so and
 /// fails.
@@ -29,13 +30,14 @@ pub(crate) fn finish(ctx: &Ctx<'_>, mut summary: RunSummary, started: Instant) -
                     "ok",
                     &format!("serial {serial}: {reason}"),
                 )?,
-                Outcome::Current { host, cert, .. } => state.set_result(host, cert, "current")?,
+                Outcome::Current { host, cert, .. } => {
+                    state.set_result(host, cert, &LastResult::Current)?
+                }
                 Outcome::Failed(f) => {
-                    state.set_result(
-                        &f.host,
-                        &f.cert,
-                        &format!("failed at {}", f.stage.as_str()),
-                    )?;
+                    let failed = LastResult::Failed {
+                        stage: f.stage.as_str().to_string(),
+                    };
+                    state.set_result(&f.host, &f.cert, &failed)?;
                     state.audit(&f.host, &f.cert, f.stage.as_str(), "failed", &f.error)?;
                     // What could not be recorded stays in flight, for the next run to resume.
                     if f.kind != Kind::StateWriteFailed {

@@ -67,6 +67,59 @@ impl crate::problem::Problem for Error {
     }
 }
 
+/// How certorch last left a recorded certificate. Stored as text (`issued`, `current`,
+/// `revoked`, `failed at <stage>`); a text this version does not know reads as `Other`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LastResult {
+    Issued,
+    Current,
+    /// Revoked with `certorch revoke`: the next run replaces it.
+    Revoked,
+    Failed {
+        stage: String,
+    },
+    Other(String),
+}
+
+impl LastResult {
+    fn parse(s: &str) -> LastResult {
+        match s {
+            "issued" => LastResult::Issued,
+            "current" => LastResult::Current,
+            "revoked" => LastResult::Revoked,
+            s => match s.strip_prefix("failed at ") {
+                Some(stage) => LastResult::Failed {
+                    stage: stage.to_string(),
+                },
+                None => LastResult::Other(s.to_string()),
+            },
+        }
+    }
+
+    /// The run left it in order (issued or current).
+    pub fn ok(&self) -> bool {
+        matches!(self, LastResult::Issued | LastResult::Current)
+    }
+}
+
+impl std::fmt::Display for LastResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LastResult::Issued => f.write_str("issued"),
+            LastResult::Current => f.write_str("current"),
+            LastResult::Revoked => f.write_str("revoked"),
+            LastResult::Failed { stage } => write!(f, "failed at {stage}"),
+            LastResult::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl serde::Serialize for LastResult {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// What certorch recorded about a deployed certificate.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Recorded {
@@ -85,7 +138,7 @@ pub struct Recorded {
     #[serde(with = "time::serde::rfc3339::option")]
     pub ari_end: Option<OffsetDateTime>,
     pub deployed_to: Vec<String>,
-    pub last_result: String,
+    pub last_result: LastResult,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
@@ -442,11 +495,11 @@ impl State {
     }
 
     /// Sets the last result of a recorded certificate (`current`, `failed at …`).
-    pub fn set_result(&self, host: &str, label: &str, result: &str) -> Result<(), Error> {
+    pub fn set_result(&self, host: &str, label: &str, result: &LastResult) -> Result<(), Error> {
         self.write(|c| {
             c.execute(
                 "UPDATE certificates SET last_result = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
-                params![result, now(), host, label],
+                params![result.to_string(), now(), host, label],
             )
             .map(|_| ())
         })
@@ -491,7 +544,7 @@ impl State {
                     ari_start: r.get::<_, Option<String>>(8)?.map(|s| parse_time(&s)),
                     ari_end: r.get::<_, Option<String>>(9)?.map(|s| parse_time(&s)),
                     deployed_to: serde_json::from_str(&deployed).unwrap_or_default(),
-                    last_result: r.get(11)?,
+                    last_result: LastResult::parse(&r.get::<_, String>(11)?),
                     updated_at: parse_time(&r.get::<_, String>(12)?),
                 })
             })?
