@@ -24,13 +24,14 @@ set -eu
 batch=$(cat)
 printf '%s\n' "$batch" >> '{log}'
 action=$(printf '%s' "$batch" | sed -n 's/.*"action":"\([a-z]*\)".*/\1/p')
+ttl=$(printf '%s' "$batch" | sed -n 's/.*"ttl":\([0-9]*\).*/\1/p')
 {{
   echo "server {bind} 53"
   echo "zone signing.test"
   printf '%s' "$batch" | grep -o '"name":"[^"]*","value":"[^"]*"' | while IFS= read -r r; do
     name=$(printf '%s' "$r" | sed 's/^"name":"\([^"]*\)".*/\1/')
     value=$(printf '%s' "$r" | sed 's/.*"value":"\([^"]*\)"$/\1/')
-    if [ "$action" = add ]; then echo "update add $name 60 TXT \"$value\""; else echo "update delete $name TXT \"$value\""; fi
+    if [ "$action" = add ]; then echo "update add $name $ttl TXT \"$value\""; else echo "update delete $name TXT \"$value\""; fi
   done
   echo send
 }} | nsupdate -k '{key}'
@@ -77,7 +78,8 @@ action=$(printf '%s' "$batch" | sed -n 's/.*"action":"\([a-z]*\)".*/\1/p')
         batches[2]
     );
     assert_eq!(batches[2]["records"], batches[3]["records"]);
-    assert_eq!(batches[2]["ttl"], 60);
+    // The inventory head's dns.ttl.
+    assert_eq!(batches[2]["ttl"], 2);
     assert_eq!(batches[2]["records"][0]["zone"], "signing.test.");
     assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
     for i in 1..=2 {

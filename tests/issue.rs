@@ -4,41 +4,8 @@
 mod common;
 
 use std::fs;
-use std::process::Command;
 
-use common::{Bed, files_under, pem_body};
-
-/// Verifies `fullchain` (leaf first) against `root` with openssl, as an operator would.
-fn verify_chain(bed: &Bed, root: &str, fullchain: &str, tag: &str) {
-    let dir = bed.scratch(&format!("verify-{tag}"));
-    let blocks: Vec<String> = fullchain
-        .split_inclusive("-----END CERTIFICATE-----\n")
-        .filter(|b| b.contains("BEGIN CERTIFICATE"))
-        .map(str::to_string)
-        .collect();
-    assert!(
-        blocks.len() >= 2,
-        "{tag}: the full chain has {} certificate(s)",
-        blocks.len()
-    );
-    fs::write(dir.join("root.pem"), root).unwrap();
-    fs::write(dir.join("leaf.pem"), &blocks[0]).unwrap();
-    fs::write(dir.join("untrusted.pem"), blocks[1..].concat()).unwrap();
-    let out = Command::new("openssl")
-        .args(["verify", "-CAfile"])
-        .arg(dir.join("root.pem"))
-        .arg("-untrusted")
-        .arg(dir.join("untrusted.pem"))
-        .arg(dir.join("leaf.pem"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{tag}: chain does not verify against Pebble's root: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+use common::{Bed, files_under, pem_body, verify_chain};
 
 #[test]
 fn three_hosts_get_certificates_and_a_second_run_orders_nothing() {

@@ -68,6 +68,13 @@ impl Bed {
 
     /// Starts a bed with extra `bed up` options.
     pub fn up_with(hosts: usize, extra: &[&str]) -> Bed {
+        Bed::up_env(hosts, extra, &[])
+    }
+
+    /// Starts a bed with extra `bed up` options and environment variables for it, e.g.
+    /// `("PEBBLE_AUTHZREUSE", "0")`: the bed passes `PEBBLE_*` through to Pebble. Variables
+    /// set here win over the caller's environment.
+    pub fn up_env(hosts: usize, extra: &[&str], env: &[(&str, &str)]) -> Bed {
         let (net, lock) = claim_net();
         let dir = std::env::temp_dir().join(format!("certorch-bed-{net}"));
         let out = Command::new("bash")
@@ -76,6 +83,7 @@ impl Bed {
             .arg(&dir)
             .args(["--net", &net.to_string(), "--hosts", &hosts.to_string()])
             .args(extra)
+            .envs(env.iter().copied())
             .output()
             .expect("run testbed/bed");
         assert!(
@@ -119,7 +127,9 @@ impl Bed {
     }
 
     /// The common head of an inventory for this bed (acme, dns, ssh), with `tsig_file` as the
-    /// TSIG key file.
+    /// TSIG key file. TXT records get a TTL of 2 s: the bed's resolver caches them that long,
+    /// and a test that re-presents at a name should not wait out certorch's 60 s default.
+    /// Tests about caching replace `  ttl: 2\n` with their own (see [`Bed::with_ttl`]).
     pub fn inventory_head(&self, tsig_file: &str) -> String {
         format!(
             r#"acme:
@@ -128,6 +138,7 @@ impl Bed {
   trust_root: {ca}
 dns:
   signing_zone: signing.test
+  ttl: 2
   resolver: {resolver}
   propagation_timeout: 60s
   rfc2136:
@@ -300,13 +311,21 @@ dns:
             .collect()
     }
 
-    /// Every TXT record in the signing zone, by AXFR-free means: ask for each host's names.
+    /// Every TXT record in the signing zone, by AXFR-free means: ask for each host's names and
+    /// the targets of the shared fixtures (`shared`, `many`, `pool`).
     pub fn signing_zone_txt(&self) -> Vec<String> {
         let mut all = Vec::new();
         for i in 1..=self.hosts {
             for prefix in ["", "www."] {
                 all.extend(self.txt(&format!("{prefix}host{i}.example.test.signing.test")));
             }
+        }
+        for target in [
+            "shared.example.test.signing.test",
+            "many.signing.test",
+            "pool.signing.test",
+        ] {
+            all.extend(self.txt(target));
         }
         all
     }
@@ -465,4 +484,104 @@ pub fn digest_files(paths: &[PathBuf]) -> Vec<(PathBuf, String)> {
             )
         })
         .collect()
+}
+
+/// `inventory` (text built on [`Bed::inventory_head`]) with `dns.ttl` set to `ttl` seconds.
+pub fn set_ttl(inventory: &str, ttl: u32) -> String {
+    assert!(
+        inventory.contains("\n  ttl: 2\n"),
+        "no dns.ttl line to replace"
+    );
+    inventory.replacen("\n  ttl: 2\n", &format!("\n  ttl: {ttl}\n"), 1)
+}
+
+/// Verifies `fullchain` (leaf first) against `root` with openssl, as an operator would.
+pub fn verify_chain(bed: &Bed, root: &str, fullchain: &str, tag: &str) {
+    let dir = bed.scratch(&format!("verify-{tag}"));
+    let blocks: Vec<String> = fullchain
+        .split_inclusive("-----END CERTIFICATE-----\n")
+        .filter(|b| b.contains("BEGIN CERTIFICATE"))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        blocks.len() >= 2,
+        "{tag}: the full chain has {} certificate(s)",
+        blocks.len()
+    );
+    fs::write(dir.join("root.pem"), root).unwrap();
+    fs::write(dir.join("leaf.pem"), &blocks[0]).unwrap();
+    fs::write(dir.join("untrusted.pem"), blocks[1..].concat()).unwrap();
+    let out = Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(dir.join("root.pem"))
+        .arg("-untrusted")
+        .arg(dir.join("untrusted.pem"))
+        .arg(dir.join("leaf.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{tag}: chain does not verify against Pebble's root: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Bed {
+    /// Host i's own `/etc/ssl`, as the bastion sees it (DIR/hosts/host<i>/etc-ssl).
+    pub fn host_etc_ssl(&self, i: usize) -> PathBuf {
+        self.dir.join(format!("hosts/host{i}/etc-ssl"))
+    }
+
+    /// Asserts that host i serves a valid standard `www` certificate: the full chain verifies
+    /// against Pebble's current root, the key matches it, and it has the names `names`.
+    pub fn assert_www_valid(&self, i: usize, root: &str, names: &[&str]) {
+        let full = self.ssh_ok(i, "cat /etc/ssl/certs/www.pem");
+        verify_chain(self, root, &full, &format!("host{i}"));
+        self.assert_key_matches(i, "/etc/ssl/certs/www.pem", "/etc/ssl/private/www.key");
+        let have = self.cert_names(i, "/etc/ssl/certs/www.pem");
+        for n in names {
+            assert!(
+                have.iter().any(|h| h == n),
+                "host{i}: {n} not in the certificate's names {have:?}"
+            );
+        }
+    }
+
+    /// The DNS names of the (first) certificate in `path` on host i.
+    pub fn cert_names(&self, i: usize, path: &str) -> Vec<String> {
+        let san = self.ssh_ok(
+            i,
+            &format!("openssl x509 -in {path} -noout -ext subjectAltName"),
+        );
+        san.lines()
+            .skip(1)
+            .flat_map(|l| l.split(','))
+            .filter_map(|n| n.trim().strip_prefix("DNS:").map(str::to_string))
+            .collect()
+    }
+
+    /// Asserts that nothing staged or temporary (`*.certorch-new`, `*.certorch-new.<pid>`,
+    /// `*.certorch-tmp`) is left in host i's /etc/ssl.
+    pub fn assert_nothing_staged(&self, i: usize) {
+        let left: Vec<PathBuf> = files_under(&self.host_etc_ssl(i))
+            .into_iter()
+            .filter(|p| {
+                let name = p.file_name().unwrap_or_default().to_string_lossy();
+                name.contains(".certorch-new") || name.contains(".certorch-tmp")
+            })
+            .collect();
+        assert!(left.is_empty(), "host{i}: staged files left: {left:?}");
+    }
+}
+
+/// A spawned process killed (SIGKILL) and reaped when dropped, so a failing test leaves
+/// nothing running.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
