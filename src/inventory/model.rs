@@ -115,6 +115,9 @@ pub struct AcmeConfig {
     pub eab: Option<Eab>,
     /// The CA for dry runs: `acme.staging`, or Let's Encrypt's staging for Let's Encrypt.
     pub staging: Option<String>,
+    /// Intermediates from `acme.adopt_issuers`: certificates they signed count as this CA's
+    /// and are kept until due, instead of all reissued at once.
+    pub adopt_issuers: Vec<crate::x509::IssuerCert>,
 }
 
 /// External account binding: the CA's key id and HMAC key (RFC 8555 §7.3.4).
@@ -409,6 +412,32 @@ impl Builder<'_> {
         }
     }
 
+    /// The CA certificates in one `acme.adopt_issuers` file.
+    fn adopted_issuers(&self, p: Spanned<PathBuf>) -> Result<Vec<crate::x509::IssuerCert>, Error> {
+        let at = p.referenced;
+        let path = self.resolve(p.value);
+        let pem = std::fs::read(&path).map_err(|e| {
+            self.err(
+                at,
+                format!("cannot read the adopted issuer {}: {e}", path.display()),
+            )
+        })?;
+        let ders = crate::x509::pem_certificates(&pem)
+            .ok()
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| self.err(at, format!("{} holds no PEM certificate: list files with the intermediate (`-----BEGIN CERTIFICATE-----`) that signed the certificates to keep, e.g. the chain.pem certbot wrote", path.display())))?;
+        let mut out = Vec::new();
+        for der in ders {
+            let cert = crate::x509::issuer_cert(&der)
+                .map_err(|e| self.err(at, format!("{}: {e}", path.display())))?;
+            if !cert.is_ca {
+                return Err(self.err(at, format!("{} holds a certificate that is not a CA ({}): list the intermediate that signed the certificates to keep, not a leaf (certbot's chain.pem, not cert.pem)", path.display(), cert.subject_dn)));
+            }
+            out.push(cert);
+        }
+        Ok(out)
+    }
+
     fn rfc2136(&self, rfc: Spanned<super::raw::RawRfc2136>) -> Result<Rfc2136Config, Error> {
         let at = rfc.referenced;
         let rfc = rfc.value;
@@ -550,7 +579,12 @@ impl Builder<'_> {
             None if directory == LETSENCRYPT => Some(LETSENCRYPT_STAGING.to_string()),
             None => None,
         };
+        let mut adopt_issuers = Vec::new();
+        for p in raw.acme.adopt_issuers {
+            adopt_issuers.extend(self.adopted_issuers(p)?);
+        }
         let acme = AcmeConfig {
+            adopt_issuers,
             staging,
             directory,
             contact,

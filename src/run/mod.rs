@@ -158,10 +158,14 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
     summary.timings.setup_ms = ms_since(started);
     let t = Instant::now();
     let recorded = state.certificates().unwrap_or_default();
+    let issuers = survey::known_issuers(state, inv)
+        .map_err(|w| summary.warnings.push(w))
+        .ok();
     let surveyed = survey::survey(
         inv,
         req.targets,
         &recorded,
+        issuers.as_deref(),
         account.as_ref(),
         control.path(),
         req.force,
@@ -533,10 +537,14 @@ pub async fn plan(
         None
     });
     let recorded = state.certificates().unwrap_or_default();
+    let issuers = survey::known_issuers(state, inv)
+        .map_err(|w| warnings.push(w))
+        .ok();
     let surveyed = survey::survey(
         inv,
         targets,
         &recorded,
+        issuers.as_deref(),
         account.as_ref(),
         control.path(),
         force,

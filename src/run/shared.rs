@@ -46,6 +46,55 @@ pub(crate) fn split(due: Vec<Due<'_>>) -> (Vec<Due<'_>>, Vec<Due<'_>>) {
     (own, waiting)
 }
 
+/// Members that were current, with the (fingerprint, serial) each serves: a group whose members
+/// serve different certificates is due on all of them; the rest stay current.
+#[allow(clippy::type_complexity)]
+pub(crate) fn differing<'a>(
+    due: &mut Vec<Due<'a>>,
+    current: Vec<(super::Item<'a>, Outcome, (String, String))>,
+) -> Vec<(super::Item<'a>, Outcome)> {
+    let mut reasons: BTreeMap<String, Option<Reason>> = BTreeMap::new();
+    for (item, _, _) in &current {
+        let label = &item.spec.label;
+        if reasons.contains_key(label) {
+            continue;
+        }
+        let members: Vec<(usize, crate::plan::shared::Member)> = current
+            .iter()
+            .filter(|(i, _, _)| &i.spec.label == label)
+            .map(|(i, _, (fp, serial))| {
+                let at = i.spec.shared.as_ref().map_or(usize::MAX, |m| {
+                    m.iter()
+                        .position(|h| h == &i.host.name)
+                        .unwrap_or(usize::MAX)
+                });
+                let m = crate::plan::shared::Member {
+                    host: &i.host.name,
+                    fingerprint: fp,
+                    serial,
+                };
+                (at, m)
+            })
+            .collect();
+        let mut members = members;
+        members.sort_by_key(|(at, _)| *at);
+        let members: Vec<_> = members.into_iter().map(|(_, m)| m).collect();
+        reasons.insert(label.clone(), crate::plan::shared::differs(&members));
+    }
+    let mut rest = Vec::new();
+    for (item, outcome, _) in current {
+        match reasons.get(&item.spec.label).cloned().flatten() {
+            Some(reason) => due.push(Due {
+                item,
+                reason,
+                replaces: None,
+            }),
+            None => rest.push((item, outcome)),
+        }
+    }
+    rest
+}
+
 /// Members that were current join a group that is due elsewhere: the group renews together.
 pub(crate) fn join_current<'a>(
     due: &mut Vec<Due<'a>>,

@@ -25,12 +25,36 @@ pub(crate) struct Survey<'a> {
     pub connect_ms: u64,
 }
 
+/// The issuers certorch knows, from the state and the inventory's `acme.adopt_issuers`. An
+/// error is a warning for the run: the issuer is then not checked, rather than every
+/// certificate reissued for a failed read.
+pub(crate) fn known_issuers(
+    state: &crate::state::State,
+    inv: &Inventory,
+) -> Result<Vec<plan::issuer::KnownIssuer>, String> {
+    let read = state
+        .issuers()
+        .and_then(|received| Ok((received, state.internal_ca_cert()?)));
+    match read {
+        Ok((received, internal)) => Ok(plan::issuer::known(
+            &received,
+            internal.as_deref(),
+            &inv.acme.adopt_issuers,
+            &inv.acme.directory,
+        )),
+        Err(e) => Err(format!(
+            "{e}; who signed the deployed certificates is not checked this run"
+        )),
+    }
+}
+
 /// Connects, inspects and decides for every target.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn survey<'a>(
     inv: &'a Inventory,
     targets: &[Target],
     recorded: &[Recorded],
+    issuers: Option<&[plan::issuer::KnownIssuer]>,
     account: Option<&Account>,
     control: &std::path::Path,
     force: bool,
@@ -117,9 +141,14 @@ pub(crate) async fn survey<'a>(
         let rec = by_key
             .get(&(item.host.name.as_str(), item.spec.label.as_str()))
             .copied();
+        let wanted = plan::issuer::Signer::wanted(item.spec, directory);
         let known = Known {
             recorded: rec,
             ari: window,
+            issuers: issuers.map(|known| plan::Issuers {
+                wanted: &wanted,
+                known,
+            }),
         };
         match plan::decide(item.spec, &current, known, now, force) {
             Decision::Current {
@@ -132,8 +161,11 @@ pub(crate) async fn survey<'a>(
                     not_after,
                     renew_at,
                 };
-                if item.spec.shared.is_some() {
-                    current_shared.push((item, outcome));
+                if item.spec.shared.is_some()
+                    && let Current::Present(d) = &current
+                {
+                    let served = (d.cert.fingerprint.clone(), d.cert.serial.clone());
+                    current_shared.push((item, outcome, served));
                 } else {
                     done.push(outcome);
                 }
@@ -153,6 +185,7 @@ pub(crate) async fn survey<'a>(
             }
         }
     }
+    let current_shared = super::shared::differing(&mut due, current_shared);
     done.extend(super::shared::join_current(&mut due, current_shared));
     Survey {
         due,
