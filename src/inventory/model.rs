@@ -1142,6 +1142,8 @@ impl Inventory {
         })?;
         let mut inv = self.clone();
         inv.acme.directory = staging;
+        // Adopted intermediates vouch for the production CA's certificates, not staging's.
+        inv.acme.adopt_issuers.clear();
         let root = self.dry_run_root.as_str().trim_end_matches('/').to_string();
         let move_path = |p: &RemotePath| {
             RemotePath::try_from(format!("{root}{}", p.as_str())).map_err(|e| e.to_string())

@@ -405,6 +405,7 @@ impl State {
                 .iter()
                 .skip(1)
                 .filter_map(|der| crate::x509::issuer_cert(der).ok())
+                .filter(|i| i.is_ca)
                 .collect();
         self.with(|c| {
             let (issuer, directory): (&str, Option<String>) = match order_url {
