@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
-use sha2::Digest;
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -127,6 +127,49 @@ fn parse_time(s: &str) -> OffsetDateTime {
     OffsetDateTime::parse(s, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// Records the intermediates of every archived ACME chain as issuers of its order's directory.
+fn issuers_from_archive(c: &Connection) -> rusqlite::Result<()> {
+    let mut st = c.prepare(
+        "SELECT o.directory, a.chain_pem, a.issued_at FROM archive a JOIN orders o ON o.url = a.order_url",
+    )?;
+    let rows: Vec<(String, String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (directory, chain_pem, issued_at) in rows {
+        let ders = crate::x509::pem_certificates(chain_pem.as_bytes()).unwrap_or_default();
+        for i in ders
+            .iter()
+            .skip(1)
+            .filter_map(|d| crate::x509::issuer_cert(d).ok())
+            .filter(|i| i.is_ca)
+        {
+            insert_issuer(c, &directory, &i, &issued_at)?;
+        }
+    }
+    Ok(())
+}
+
+fn insert_issuer(
+    c: &Connection,
+    directory: &str,
+    i: &crate::x509::IssuerCert,
+    seen: &str,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT OR IGNORE INTO issuers (directory, fingerprint, subject_dn, ski, der, first_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            directory,
+            crate::x509::hex(&Sha256::digest(&i.der)),
+            i.subject_dn,
+            i.ski.as_deref().map(crate::x509::hex),
+            i.der,
+            seen
+        ],
+    )
+    .map(|_| ())
+}
+
 impl State {
     /// Opens (creating it 0600 if needed) the database in `dir` and applies migrations.
     pub fn open(dir: &Path) -> Result<State, Error> {
@@ -189,6 +232,11 @@ impl State {
             let tx = conn.transaction().map_err(err)?;
             for m in &schema::MIGRATIONS[version..] {
                 tx.execute_batch(m).map_err(err)?;
+            }
+            if version < ISSUERS_VERSION {
+                // Parsing PEM is not SQL's: the intermediates of chains archived before
+                // migration 3 are recorded here, once.
+                issuers_from_archive(&tx).map_err(err)?;
             }
             tx.pragma_update(None, "user_version", schema::MIGRATIONS.len() as i64)
                 .map_err(err)?;
@@ -429,18 +477,7 @@ impl State {
             )?;
             if let Some(d) = &directory {
                 for i in &intermediates {
-                    c.execute(
-                        "INSERT OR IGNORE INTO issuers (directory, fingerprint, subject_dn, ski, der, first_seen)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![
-                            d,
-                            crate::x509::hex(&sha2::Sha256::digest(&i.der)),
-                            i.subject_dn,
-                            i.ski.as_deref().map(crate::x509::hex),
-                            i.der,
-                            t
-                        ],
-                    )?;
+                    insert_issuer(c, d, i, &t)?;
                 }
             }
             c.execute(
@@ -767,6 +804,10 @@ mod tests {
     /// archive and the orders; `plan`'s read-only view of an unmigrated one still reads.
     #[test]
     fn migration_3_fills_in_the_signer_of_older_rows() {
+        use crate::plan::issuer::tests::{ca, leaf};
+        let inter = ca("R3");
+        let l = leaf(&["a.example.org"], Some(&inter));
+        let chain = crate::x509::to_pem(&[l.der.clone(), inter.cert.der.clone()]);
         let dir = tempfile::tempdir().unwrap();
         let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
         for m in &schema::MIGRATIONS[..2] {
@@ -785,9 +826,10 @@ mod tests {
                 params![label, fp, t],
             )
             .unwrap();
+            let pem = if label == "a" { chain.as_str() } else { "" };
             c.execute(
-                "INSERT INTO archive VALUES (?1, 'h', ?2, '01', '[]', ?3, ?3, ?4, '', ?3)",
-                params![fp, label, t, url],
+                "INSERT INTO archive VALUES (?1, 'h', ?2, '01', '[]', ?3, ?3, ?4, ?5, ?3)",
+                params![fp, label, t, url, pem],
             )
             .unwrap();
         }
@@ -816,6 +858,11 @@ mod tests {
                 (Some("internal".into()), None),
                 (None, None),
             ]
+        );
+        // The archived chain's intermediate is known for its order's directory.
+        assert_eq!(
+            s.issuers().unwrap(),
+            vec![("https://ca/dir".to_string(), inter.cert.der.clone())]
         );
     }
 
