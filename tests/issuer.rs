@@ -205,7 +205,8 @@ fn certificates_signed_by_an_adopted_intermediate_are_kept_until_due() {
 
 /// Issue 12, item 6: one member of a shared-key label keeps the old certificate because its
 /// deploy failed (its reload refused, so its files went back). `plan` shows the group due and
-/// names that member; `run` brings all three back to one certificate.
+/// names that member; `run` brings all three back to one certificate. The same when another
+/// certificate is copied over a member (that member's drift takes the group along).
 #[test]
 fn a_shared_group_whose_members_differ_is_due_and_made_one_again() {
     let bed = Bed::up(3);
@@ -265,6 +266,39 @@ fn a_shared_group_whose_members_differ_is_due_and_made_one_again() {
     assert_ne!(third, second);
     for i in 1..=3 {
         assert_eq!(fingerprint(&bed, i, CERT), third, "host{i}");
+        bed.assert_key_matches(i, CERT, "/etc/ssl/private/www.key");
+    }
+
+    // Another certificate and its key copied over one member: drift there, and the group
+    // follows it.
+    bed.ssh_ok(
+        2,
+        &format!(
+            "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+             -subj /CN=shared.example.test -addext subjectAltName=DNS:shared.example.test \
+             -keyout /etc/ssl/private/www.key -out {CERT} 2>/dev/null"
+        ),
+    );
+    let plan = bed.certorch(&inv, &["plan"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout
+            .contains("host2.example.test/www: would issue (the host has serial "),
+        "{}",
+        plan.stdout
+    );
+    for i in [1, 3] {
+        let line = format!(
+            "{}/www: would issue (its shared-key label is due on host2.example.test: ",
+            bed.host_name(i)
+        );
+        assert!(plan.stdout.contains(&line), "{line}\n{}", plan.stdout);
+    }
+    bed.certorch(&inv, &["run"]).expect_code(0);
+    let fourth = fingerprint(&bed, 1, CERT);
+    assert_ne!(fourth, third);
+    for i in 1..=3 {
+        assert_eq!(fingerprint(&bed, i, CERT), fourth, "host{i}");
         bed.assert_key_matches(i, CERT, "/etc/ssl/private/www.key");
     }
     let plan = bed.certorch(&inv, &["plan"]);
