@@ -2,18 +2,39 @@
 //! deploy failed, someone copied a file) makes the group due, instead of waiting for the next
 //! renewal to bring it back in line. Pure.
 
+use std::collections::BTreeMap;
+
 use super::Reason;
 
-/// One member of a shared-key label as surveyed, in inventory order.
+/// One member of a shared-key label whose certificate is otherwise current.
 #[derive(Debug, Clone, Copy)]
 pub struct Member<'a> {
+    pub label: &'a str,
+    /// Its place in the label's `hosts:` list.
+    pub position: usize,
     pub host: &'a str,
     pub fingerprint: &'a str,
     pub serial: &'a str,
 }
 
-/// Why the group is due when its members serve different certificates, naming the first
-/// member (in inventory order) that differs from the group's certificate: the one most
+/// For each shared label whose members (of any labels, in any order) serve different
+/// certificates, why the group is due.
+pub fn differing_groups(members: &[Member<'_>]) -> BTreeMap<String, Reason> {
+    let mut groups: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
+    for m in members {
+        groups.entry(m.label).or_default().push(*m);
+    }
+    groups
+        .into_iter()
+        .filter_map(|(label, mut group)| {
+            group.sort_by_key(|m| m.position);
+            differs(&group).map(|r| (label.to_string(), r))
+        })
+        .collect()
+}
+
+/// Why one group is due when its members (in `hosts:` order) serve different certificates,
+/// naming the first member that differs from the group's certificate: the one most
 /// members serve, ties going to the first member's.
 pub fn differs(members: &[Member<'_>]) -> Option<Reason> {
     let count = |fp: &str| members.iter().filter(|m| m.fingerprint == fp).count();
@@ -35,6 +56,8 @@ mod tests {
 
     fn m<'a>(host: &'a str, fp: &'a str) -> Member<'a> {
         Member {
+            label: "www",
+            position: 0,
             host,
             fingerprint: fp,
             serial: fp,
@@ -73,6 +96,29 @@ mod tests {
             differs(&[m("a", "1"), m("b", "2"), m("c", "3")]),
             reason("b", "2", "1")
         );
+    }
+
+    #[test]
+    fn groups_are_judged_apart_in_hosts_order() {
+        let at = |label, position, host, fp| Member {
+            label,
+            position,
+            host,
+            fingerprint: fp,
+            serial: fp,
+        };
+        let got = differing_groups(&[
+            at("edge", 2, "c", "2"),
+            at("www", 0, "x", "9"),
+            at("edge", 1, "b", "1"),
+            at("www", 1, "y", "9"),
+            at("edge", 0, "a", "2"),
+        ]);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got.get("edge").cloned(), reason("b", "1", "2"));
+        // Listed in another order, a tie goes to the first in `hosts:`.
+        let got = differing_groups(&[at("edge", 1, "b", "1"), at("edge", 0, "a", "2")]);
+        assert_eq!(got.get("edge").cloned(), reason("b", "1", "2"));
     }
 
     #[test]

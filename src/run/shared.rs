@@ -53,40 +53,30 @@ pub(crate) fn differing<'a>(
     due: &mut Vec<Due<'a>>,
     current: Vec<(super::Item<'a>, Outcome, (String, String))>,
 ) -> Vec<(super::Item<'a>, Outcome)> {
-    let mut reasons: BTreeMap<String, Option<Reason>> = BTreeMap::new();
-    for (item, _, _) in &current {
-        let label = &item.spec.label;
-        if reasons.contains_key(label) {
-            continue;
-        }
-        let members: Vec<(usize, crate::plan::shared::Member)> = current
-            .iter()
-            .filter(|(i, _, _)| &i.spec.label == label)
-            .map(|(i, _, (fp, serial))| {
-                let at = i.spec.shared.as_ref().map_or(usize::MAX, |m| {
-                    m.iter()
+    let members: Vec<crate::plan::shared::Member> = current
+        .iter()
+        .map(
+            |(i, _, (fingerprint, serial))| crate::plan::shared::Member {
+                label: &i.spec.label,
+                position: i.spec.shared.as_ref().map_or(usize::MAX, |hosts| {
+                    hosts
+                        .iter()
                         .position(|h| h == &i.host.name)
                         .unwrap_or(usize::MAX)
-                });
-                let m = crate::plan::shared::Member {
-                    host: &i.host.name,
-                    fingerprint: fp,
-                    serial,
-                };
-                (at, m)
-            })
-            .collect();
-        let mut members = members;
-        members.sort_by_key(|(at, _)| *at);
-        let members: Vec<_> = members.into_iter().map(|(_, m)| m).collect();
-        reasons.insert(label.clone(), crate::plan::shared::differs(&members));
-    }
+                }),
+                host: &i.host.name,
+                fingerprint,
+                serial,
+            },
+        )
+        .collect();
+    let reasons = crate::plan::shared::differing_groups(&members);
     let mut rest = Vec::new();
     for (item, outcome, _) in current {
-        match reasons.get(&item.spec.label).cloned().flatten() {
+        match reasons.get(&item.spec.label) {
             Some(reason) => due.push(Due {
                 item,
-                reason,
+                reason: reason.clone(),
                 replaces: None,
             }),
             None => rest.push((item, outcome)),
