@@ -27,6 +27,25 @@ pub struct CertInfo {
     pub not_after: OffsetDateTime,
     /// SHA-256 of the DER, lower-case hex.
     pub fingerprint: String,
+    /// The issuer's distinguished name (RFC 4514 text), for matching and for messages.
+    pub issuer_dn: String,
+    /// The authority key identifier (RFC 5280 §4.2.1.1): the signer's key id, if named.
+    pub aki: Option<Vec<u8>>,
+    /// Issuer and subject are the same name and its own key verifies its signature.
+    pub self_signed: bool,
+}
+
+/// A CA certificate that signs leaves: an ACME CA's intermediate, the internal CA, or an
+/// intermediate the operator adopted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerCert {
+    /// Subject distinguished name (RFC 4514 text).
+    pub subject_dn: String,
+    /// Subject key identifier (RFC 5280 §4.2.1.2), if the certificate carries one.
+    pub ski: Option<Vec<u8>>,
+    pub der: Vec<u8>,
+    /// basicConstraints says CA:TRUE.
+    pub is_ca: bool,
 }
 
 /// Splits PEM text into the DER of each `CERTIFICATE` block, in order.
@@ -56,7 +75,13 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo, String> {
         }
     }
     let spki = cert.public_key().raw.to_vec();
+    let issuer_dn = cert.issuer().to_string();
+    let self_signed =
+        cert.issuer().as_raw() == cert.subject().as_raw() && cert.verify_signature(None).is_ok();
     Ok(CertInfo {
+        issuer_dn,
+        aki: aki_of(&cert),
+        self_signed,
         der: der.to_vec(),
         names,
         key_type: key_type_of(cert.public_key()),
@@ -66,6 +91,63 @@ pub fn cert_info(der: &[u8]) -> Result<CertInfo, String> {
         not_after: cert.validity().not_after.to_datetime(),
         fingerprint: hex(&Sha256::digest(der)),
     })
+}
+
+fn aki_of(cert: &X509Certificate<'_>) -> Option<Vec<u8>> {
+    cert.extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(a) => {
+                a.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })
+}
+
+/// Parses a CA certificate (an intermediate, the internal CA) for matching leaves to it.
+pub fn issuer_cert(der: &[u8]) -> Result<IssuerCert, String> {
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| format!("unreadable certificate: {e}"))?;
+    let ski = cert
+        .extensions()
+        .iter()
+        .find_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) => Some(k.0.to_vec()),
+            _ => None,
+        });
+    let is_ca = cert
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|b| b.value.ca);
+    Ok(IssuerCert {
+        subject_dn: cert.subject().to_string(),
+        ski,
+        der: der.to_vec(),
+        is_ca,
+    })
+}
+
+/// Whether `issuer` signed `leaf`: the leaf names the issuer's subject as its issuer, its
+/// authority key id is the issuer's subject key id when both carry one (RFC 5280 §4.2.1.1),
+/// and the leaf's signature verifies with the issuer's key. The names alone would let any
+/// placeholder that copies a CA's DN pass.
+pub fn signed_by(leaf: &CertInfo, issuer: &IssuerCert) -> bool {
+    if leaf.issuer_dn != issuer.subject_dn {
+        return false;
+    }
+    if let (Some(aki), Some(ski)) = (&leaf.aki, &issuer.ski)
+        && aki != ski
+    {
+        return false;
+    }
+    let (Ok((_, l)), Ok((_, i))) = (
+        X509Certificate::from_der(&leaf.der),
+        X509Certificate::from_der(&issuer.der),
+    ) else {
+        return false;
+    };
+    l.issuer().as_raw() == i.subject().as_raw() && l.verify_signature(Some(i.public_key())).is_ok()
 }
 
 fn key_type_of(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Option<KeyType> {

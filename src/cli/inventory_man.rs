@@ -21,7 +21,10 @@ may be used to share certificate settings.
 \fBcontact\fR: list of mailto: addresses. \fBtrust_root\fR: a PEM root for the CA's own TLS.
 \fBeab\fR: \fB{ kid: \fIid\fB, hmac_key_file: \fIpath\fB }\fR for CAs that require external
 account binding. \fBstaging\fR: the CA \fBrun \-\-dry\-run\fR uses (default for Let's Encrypt:
-letsencrypt\-staging).
+letsencrypt\-staging). \fBadopt_issuers\fR: list of PEM files of intermediates (certbot's
+chain.pem) whose certificates count as this CA's and are kept until due; without it, a
+certificate from an intermediate certorch has not itself received from \fBdirectory\fR is
+reissued on the next run (\fBissuer changed\fR).
 .TP
 \fBdns\fR
 \fBsigning_zone\fR: the zone certorch writes TXT records into; every
@@ -89,7 +92,8 @@ check and reload commands).
 A map from label to \fBhosts\fR (two or more) and \fBcert\fR (a certificate entry): one key and
 one certificate for all of them. The key is made on the first listed host that is due and
 reachable and copied to the others through the SSH connections (never written on the
-bastion); one order; the group renews together. Selecting one member selects all.
+bastion); one order; the group renews together, also when its members serve different
+certificates (a member whose deploy failed). Selecting one member selects all.
 .TP
 \fBplaybooks\fR
 A directory of the operator's playbooks, \fINAME\fR\fB.yaml\fR, replacing or adding to the
@@ -173,7 +177,9 @@ host's web server serves on port 80 for the names. No wildcards with http\-01.
 .TP
 \fBissuer\fR
 \fBacme\fR (default), \fBself\-signed\fR (the host signs its own key) or \fBinternal\fR
-(the bastion's internal CA signs the host's CSR). The last two need no DNS and no CA.
+(the bastion's internal CA signs the host's CSR). The last two need no DNS and no CA. A
+deployed certificate from another issuer than this one (or, for \fBacme\fR, from another
+directory) is replaced on the next run.
 .TP
 \fBvalidity\fR
 Lifetime of self\-signed and internal certificates (90d).

@@ -34,7 +34,8 @@ pub enum Current {
     Missing,
     /// A file that holds no readable certificate.
     Unreadable,
-    Present(Deployed),
+    /// Boxed: the certificate's facts dwarf the other variants.
+    Present(Box<Deployed>),
 }
 
 /// Reads what is deployed for `spec`.
@@ -65,5 +66,5 @@ pub async fn inspect(t: &dyn Transport, spec: &CertSpec) -> Result<Current, Erro
     };
     let key_matches =
         x509::pem_public_key(key_part.as_bytes()).is_some_and(|spki| spki == cert.spki);
-    Ok(Current::Present(Deployed { cert, key_matches }))
+    Ok(Current::Present(Box::new(Deployed { cert, key_matches })))
 }

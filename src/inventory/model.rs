@@ -115,6 +115,9 @@ pub struct AcmeConfig {
     pub eab: Option<Eab>,
     /// The CA for dry runs: `acme.staging`, or Let's Encrypt's staging for Let's Encrypt.
     pub staging: Option<String>,
+    /// Intermediates from `acme.adopt_issuers`: certificates they signed count as this CA's
+    /// and are kept until due, instead of all reissued at once.
+    pub adopt_issuers: Vec<crate::x509::IssuerCert>,
 }
 
 /// External account binding: the CA's key id and HMAC key (RFC 8555 §7.3.4).
@@ -411,6 +414,32 @@ impl Builder<'_> {
         }
     }
 
+    /// The CA certificates in one `acme.adopt_issuers` file.
+    fn adopted_issuers(&self, p: Spanned<PathBuf>) -> Result<Vec<crate::x509::IssuerCert>, Error> {
+        let at = p.referenced;
+        let path = self.resolve(p.value);
+        let pem = std::fs::read(&path).map_err(|e| {
+            self.err(
+                at,
+                format!("cannot read the adopted issuer {}: {e}", path.display()),
+            )
+        })?;
+        let ders = crate::x509::pem_certificates(&pem)
+            .ok()
+            .filter(|d| !d.is_empty())
+            .ok_or_else(|| self.err(at, format!("{} holds no PEM certificate: list files with the intermediate (`-----BEGIN CERTIFICATE-----`) that signed the certificates to keep, e.g. the chain.pem certbot wrote", path.display())))?;
+        let mut out = Vec::new();
+        for der in ders {
+            let cert = crate::x509::issuer_cert(&der)
+                .map_err(|e| self.err(at, format!("{}: {e}", path.display())))?;
+            if !cert.is_ca {
+                return Err(self.err(at, format!("{} holds a certificate that is not a CA ({}): list the intermediate that signed the certificates to keep, not a leaf (certbot's chain.pem, not cert.pem)", path.display(), cert.subject_dn)));
+            }
+            out.push(cert);
+        }
+        Ok(out)
+    }
+
     fn rfc2136(&self, rfc: Spanned<super::raw::RawRfc2136>) -> Result<Rfc2136Config, Error> {
         let at = rfc.referenced;
         let rfc = rfc.value;
@@ -552,7 +581,12 @@ impl Builder<'_> {
             None if directory == LETSENCRYPT => Some(LETSENCRYPT_STAGING.to_string()),
             None => None,
         };
+        let mut adopt_issuers = Vec::new();
+        for p in raw.acme.adopt_issuers {
+            adopt_issuers.extend(self.adopted_issuers(p)?);
+        }
         let acme = AcmeConfig {
+            adopt_issuers,
             staging,
             directory,
             contact,
@@ -1121,6 +1155,8 @@ impl Inventory {
         })?;
         let mut inv = self.clone();
         inv.acme.directory = staging;
+        // Adopted intermediates vouch for the production CA's certificates, not staging's.
+        inv.acme.adopt_issuers.clear();
         let root = self.dry_run_root.as_str().trim_end_matches('/').to_string();
         let move_path = |p: &RemotePath| {
             RemotePath::try_from(format!("{root}{}", p.as_str())).map_err(|e| e.to_string())

@@ -87,6 +87,10 @@ pub struct RawAcme {
     pub eab: Option<Spanned<RawEab>>,
     /// The CA `run --dry-run` uses.
     pub staging: Option<Spanned<String>>,
+    /// PEM files of intermediates whose certificates count as this CA's (migration from
+    /// certbot or acme.sh).
+    #[serde(default)]
+    pub adopt_issuers: Vec<Spanned<PathBuf>>,
 }
 
 /// External account binding (RFC 8555 §7.3.4), for CAs that require it.

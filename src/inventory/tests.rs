@@ -433,3 +433,58 @@ fn transport_selection() {
         "{err}"
     );
 }
+
+#[test]
+fn adopted_issuers_are_read_at_load_and_mistakes_named_where_they_stand() {
+    use crate::plan::issuer::tests::{ca, leaf};
+    let dir = tempfile::tempdir().unwrap();
+    let inter = ca("E6");
+    std::fs::write(dir.path().join("chain.pem"), &inter.pem).unwrap();
+    let l = leaf(&["a.example.org"], Some(&inter));
+    std::fs::write(
+        dir.path().join("cert.pem"),
+        crate::x509::to_pem(std::slice::from_ref(&l.der)),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("empty.pem"), "nothing here\n").unwrap();
+    let inv_path = dir.path().join("inventory.yaml");
+    let with = |files: &str| {
+        GOOD.replacen(
+            "  contact: [mailto:ops@example.org]\n",
+            &format!("  contact: [mailto:ops@example.org]\n  adopt_issuers: [{files}]\n"),
+            1,
+        )
+    };
+    let inv = parse(&with("chain.pem"), &inv_path).unwrap();
+    assert_eq!(inv.acme.adopt_issuers, vec![inter.cert.clone()]);
+    assert!(
+        parse(GOOD, &inv_path)
+            .unwrap()
+            .acme
+            .adopt_issuers
+            .is_empty()
+    );
+
+    let err = parse(&with("chain.pem, cert.pem"), &inv_path)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("inventory.yaml:5:30: "), "{err}");
+    assert!(
+        err.ends_with("holds a certificate that is not a CA (CN=a.example.org): list the intermediate that signed the certificates to keep, not a leaf (certbot's chain.pem, not cert.pem)"),
+        "{err}"
+    );
+    let err = parse(&with("empty.pem"), &inv_path)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("empty.pem holds no PEM certificate"), "{err}");
+    let err = parse(&with("missing.pem"), &inv_path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "cannot read the adopted issuer {}",
+            dir.path().join("missing.pem").display()
+        )),
+        "{err}"
+    );
+}

@@ -2,6 +2,8 @@
 //! out, so every rule is unit-tested without a host.
 
 pub mod forecast;
+pub mod issuer;
+pub mod shared;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -14,6 +16,8 @@ use crate::host::inspect::Current;
 use crate::inventory::{CertSpec, RenewPolicy};
 use crate::limits;
 use crate::state::Recorded;
+use crate::x509::CertInfo;
+use issuer::{KnownIssuer, Signer};
 
 /// Why a certificate will be issued.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +66,18 @@ pub enum Reason {
     Resumed {
         phase: &'static str,
     },
+    /// Signed by another issuer than the inventory asks for (`issuer:`, `acme.directory`).
+    IssuerChanged {
+        from: Signer,
+        to: Signer,
+    },
+    /// The members of its shared-key label serve different certificates: `host` serves serial
+    /// `found`, the rest of the group serial `group`.
+    SharedDiffers {
+        host: String,
+        found: String,
+        group: String,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -109,6 +125,11 @@ impl fmt::Display for Reason {
                 f,
                 "its shared-key label is due on {host}: the group gets one new key and certificate"
             ),
+            Reason::IssuerChanged { from, to } => write!(f, "issuer changed: {from} → {to}"),
+            Reason::SharedDiffers { host, found, group } => write!(
+                f,
+                "its shared-key group differs: {host} serves serial {found}, the others serial {group}: the group gets one new key and certificate"
+            ),
         }
     }
 }
@@ -124,12 +145,48 @@ pub enum Decision {
     },
 }
 
-/// What certorch knows besides the host: its record of the deployed certificate and the CA's
-/// renewal window for it.
+/// What certorch knows besides the host: its record of the deployed certificate, the CA's
+/// renewal window for it, and who may have signed it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Known<'a> {
     pub recorded: Option<&'a Recorded>,
     pub ari: Option<Window>,
+    /// `None`: the issuer is not checked (the state's issuers could not be read).
+    pub issuers: Option<Issuers<'a>>,
+}
+
+/// Who the inventory asks to sign the certificate, and the issuers certorch knows.
+#[derive(Debug, Clone, Copy)]
+pub struct Issuers<'a> {
+    pub wanted: &'a Signer,
+    pub known: &'a [KnownIssuer],
+}
+
+/// Whether the deployed certificate comes from the wanted signer; if not, from whom. The state's
+/// record of where certorch deployed it from wins over what the certificate says, so a switch
+/// (self-signed to ACME, staging to production) is seen even before any issuer is known.
+fn issuer_changed(
+    cert: &CertInfo,
+    recorded: Option<&Recorded>,
+    iss: Issuers<'_>,
+) -> Option<Reason> {
+    let changed = |from: Signer| Reason::IssuerChanged {
+        from,
+        to: iss.wanted.clone(),
+    };
+    let from_record =
+        recorded.and_then(|r| Signer::from_record(r.issuer.as_deref(), r.directory.as_deref()));
+    match from_record {
+        Some(s) if &s == iss.wanted => None,
+        Some(s) => Some(changed(s)),
+        None => match issuer::check(cert, iss.wanted, iss.known) {
+            Ok(()) => None,
+            // Recorded before certorch kept the issuer: certorch deployed it, and nothing
+            // says it came from elsewhere; it is renewed when due, not all at once.
+            Err(Signer::Unknown { .. }) if recorded.is_some() => None,
+            Err(found) => Some(changed(found)),
+        },
+    }
 }
 
 /// Decides whether `spec` needs a new certificate given what the host has.
@@ -186,6 +243,11 @@ pub fn decide(
     }
     if !d.key_matches {
         return Decision::Due(Reason::KeyMismatch);
+    }
+    if let Some(iss) = known.issuers
+        && let Some(reason) = issuer_changed(&d.cert, known.recorded, iss)
+    {
+        return Decision::Due(reason);
     }
     if now >= d.cert.not_after {
         return Decision::Due(Reason::Expired);
@@ -246,7 +308,6 @@ mod tests {
     use super::*;
     use crate::host::inspect::Deployed;
     use crate::inventory::KeyType;
-    use crate::x509::CertInfo;
     use time::macros::datetime;
 
     fn spec(names: &[&str], policy: RenewPolicy) -> CertSpec {
@@ -270,7 +331,7 @@ mod tests {
         na: OffsetDateTime,
         key_matches: bool,
     ) -> Current {
-        Current::Present(Deployed {
+        Current::Present(Box::new(Deployed {
             cert: CertInfo {
                 der: vec![],
                 names: names.iter().map(|n| n.to_string()).collect(),
@@ -280,9 +341,12 @@ mod tests {
                 not_before: nb,
                 not_after: na,
                 fingerprint: String::new(),
+                issuer_dn: "CN=test".into(),
+                aki: None,
+                self_signed: false,
             },
             key_matches,
-        })
+        }))
     }
 
     const NB: OffsetDateTime = datetime!(2026-11-01 0:00 UTC);
@@ -413,6 +477,171 @@ mod tests {
         assert_eq!(
             renew_at(RenewPolicy::Fraction(0.5), NB, NA),
             NB + time::Duration::days(45)
+        );
+    }
+
+    fn record(fingerprint: &str, issuer: Option<&str>, directory: Option<&str>) -> Recorded {
+        Recorded {
+            host: "h".into(),
+            label: "c".into(),
+            names: vec![],
+            key_type: "ecdsa-p256".into(),
+            serial: "01".into(),
+            fingerprint: fingerprint.into(),
+            not_before: NB,
+            not_after: NA,
+            ari_start: None,
+            ari_end: None,
+            deployed_to: vec![],
+            last_result: crate::state::LastResult::Issued,
+            updated_at: NB,
+            issuer: issuer.map(Into::into),
+            directory: directory.map(Into::into),
+        }
+    }
+
+    /// The issue 12 cases: a certificate with the right names and key type, far from expiry,
+    /// from another issuer than the inventory asks for, is due and says from whom to whom.
+    #[test]
+    fn the_issuer_is_part_of_current() {
+        use issuer::tests::{ca, leaf};
+        let s = spec(&["a.example.org"], RenewPolicy::ThirdOfLifetime);
+        let prod = ca("prod");
+        let staging = ca("staging");
+        let internal = ca("certorch internal CA");
+        let received = vec![
+            ("https://ca/dir".to_string(), prod.cert.der.clone()),
+            ("https://ca/staging".to_string(), staging.cert.der.clone()),
+        ];
+        let known_issuers = issuer::known(&received, Some(&internal.pem), &[], "https://ca/dir");
+        let acme = Signer::Acme {
+            directory: "https://ca/dir".into(),
+        };
+        let on_host = |cert: CertInfo| -> (Current, OffsetDateTime) {
+            let now = cert.not_before + time::Duration::days(1);
+            let c = Current::Present(Box::new(Deployed {
+                cert,
+                key_matches: true,
+            }));
+            (c, now)
+        };
+        let decide_with = |current: &Current, now, wanted: &Signer, rec: Option<&Recorded>| {
+            let known = Known {
+                recorded: rec,
+                ari: None,
+                issuers: Some(Issuers {
+                    wanted,
+                    known: &known_issuers,
+                }),
+            };
+            decide(&s, current, known, now, false)
+        };
+        let changed = |from: Signer, to: &Signer| {
+            Decision::Due(Reason::IssuerChanged {
+                from,
+                to: to.clone(),
+            })
+        };
+
+        let (good, now) = on_host(leaf(&["a.example.org"], Some(&prod)));
+        assert!(matches!(
+            decide_with(&good, now, &acme, None),
+            Decision::Current { .. }
+        ));
+        // Without the issuer check (the state could not tell), as before.
+        let (selfs, now) = on_host(leaf(&["a.example.org"], None));
+        assert!(matches!(
+            decide(&s, &selfs, Known::default(), now, false),
+            Decision::Current { .. }
+        ));
+        assert_eq!(
+            decide_with(&selfs, now, &acme, None),
+            changed(Signer::SelfSigned, &acme)
+        );
+        assert!(matches!(
+            decide_with(&selfs, now, &Signer::SelfSigned, None),
+            Decision::Current { .. }
+        ));
+        let (from_staging, now) = on_host(leaf(&["a.example.org"], Some(&staging)));
+        assert_eq!(
+            decide_with(&from_staging, now, &acme, None),
+            changed(
+                Signer::Acme {
+                    directory: "https://ca/staging".into()
+                },
+                &acme
+            )
+        );
+        let (from_internal, now) = on_host(leaf(&["a.example.org"], Some(&internal)));
+        assert_eq!(
+            decide_with(&from_internal, now, &acme, None),
+            changed(Signer::Internal, &acme)
+        );
+        let snakeoil = ca("snakeoil");
+        let (placeholder, now) = on_host(leaf(&["a.example.org"], Some(&snakeoil)));
+        let due = decide_with(&placeholder, now, &acme, None);
+        assert_eq!(
+            due,
+            changed(
+                Signer::Unknown {
+                    issuer: "CN=snakeoil".into()
+                },
+                &acme
+            )
+        );
+        let Decision::Due(reason) = due else {
+            unreachable!()
+        };
+        assert_eq!(
+            reason.to_string(),
+            "issuer changed: unknown issuer CN=snakeoil → acme (https://ca/dir)"
+        );
+
+        // The record says where certorch deployed it from, and wins over the certificate.
+        let Current::Present(d) = &good else {
+            unreachable!()
+        };
+        let fp = d.cert.fingerprint.clone();
+        let rec = record(&fp, Some("acme"), Some("https://ca/staging"));
+        assert_eq!(
+            decide_with(&good, now, &acme, Some(&rec)),
+            changed(
+                Signer::Acme {
+                    directory: "https://ca/staging".into()
+                },
+                &acme
+            )
+        );
+        let rec = record(&fp, Some("self-signed"), None);
+        let Decision::Due(reason) = decide_with(&good, now, &acme, Some(&rec)) else {
+            panic!("a self-signed record is not current under acme")
+        };
+        assert_eq!(
+            reason.to_string(),
+            "issuer changed: self-signed → acme (https://ca/dir)"
+        );
+        let Current::Present(p) = &placeholder else {
+            unreachable!()
+        };
+        let rec = record(&p.cert.fingerprint, Some("acme"), Some("https://ca/dir"));
+        assert!(matches!(
+            decide_with(&placeholder, now, &acme, Some(&rec)),
+            Decision::Current { .. }
+        ));
+        // A record from before issuers were kept: current unless the certificate shows another
+        // known signer.
+        let rec = record(&p.cert.fingerprint, None, None);
+        assert!(matches!(
+            decide_with(&placeholder, now, &acme, Some(&rec)),
+            Decision::Current { .. }
+        ));
+        let Current::Present(si) = &selfs else {
+            unreachable!()
+        };
+        let rec = record(&si.cert.fingerprint, None, None);
+        assert_eq!(
+            decide_with(&selfs, now, &acme, Some(&rec)),
+            changed(Signer::SelfSigned, &acme)
         );
     }
 

@@ -97,6 +97,7 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
     summary.timings.connect_ms = surveyed.connect_ms;
     summary.timings.inspect_ms = ms_since(t).saturating_sub(surveyed.connect_ms);
     summary.outcomes.extend(surveyed.done);
+    summary.warnings.extend(surveyed.warnings);
     let due = surveyed.due;
     if due.is_empty() {
         return record::finish(&ctx, summary, started);

@@ -106,6 +106,7 @@ pub async fn plan(
     });
     let ctx = Ctx::new(inv, state, reporter, concurrency);
     let surveyed = survey::survey(&ctx, targets, account.as_ref(), control.path(), force).await;
+    warnings.extend(surveyed.warnings.iter().cloned());
     let mut items = Vec::new();
     let mut planned = Vec::new();
     let mut shared_planned = std::collections::BTreeSet::new();

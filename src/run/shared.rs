@@ -45,6 +45,46 @@ pub(crate) fn split(due: Vec<Due<'_>>) -> (Vec<Due<'_>>, Vec<Due<'_>>) {
     (own, waiting)
 }
 
+/// Members that were current, with the (fingerprint, serial) each serves: a group whose members
+/// serve different certificates is due on all of them; the rest stay current.
+#[allow(clippy::type_complexity)]
+pub(crate) fn differing<'a>(
+    due: &mut Vec<Due<'a>>,
+    current: Vec<(super::Item<'a>, Outcome, (String, String))>,
+) -> Vec<(super::Item<'a>, Outcome)> {
+    let members: Vec<crate::plan::shared::Member> = current
+        .iter()
+        .map(
+            |(i, _, (fingerprint, serial))| crate::plan::shared::Member {
+                label: &i.spec.label,
+                position: i.spec.shared.as_ref().map_or(usize::MAX, |hosts| {
+                    hosts
+                        .iter()
+                        .position(|h| h == &i.host.name)
+                        .unwrap_or(usize::MAX)
+                }),
+                host: &i.host.name,
+                fingerprint,
+                serial,
+            },
+        )
+        .collect();
+    let reasons = crate::plan::shared::differing_groups(&members);
+    let mut rest = Vec::new();
+    for (item, outcome, _) in current {
+        match reasons.get(&item.spec.label) {
+            Some(reason) => due.push(Due {
+                item,
+                reason: reason.clone(),
+                replaces: None,
+                resume: None,
+            }),
+            None => rest.push((item, outcome)),
+        }
+    }
+    rest
+}
+
 /// Members that were current join a group that is due elsewhere: the group renews together.
 pub(crate) fn join_current<'a>(
     due: &mut Vec<Due<'a>>,

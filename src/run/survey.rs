@@ -23,6 +23,31 @@ pub(crate) struct Survey<'a> {
     pub windows: Vec<(String, String, Window)>,
     /// How long connecting to the hosts took, of the whole survey.
     pub connect_ms: u64,
+    /// What the run should know but did not fail a certificate.
+    pub warnings: Vec<String>,
+}
+
+/// The issuers certorch knows, from the state and the inventory's `acme.adopt_issuers`. An
+/// error is a warning for the run: the issuer is then not checked, rather than every
+/// certificate reissued for a failed read.
+pub(crate) fn known_issuers(
+    state: &crate::state::State,
+    inv: &crate::inventory::Inventory,
+) -> Result<Vec<plan::issuer::KnownIssuer>, String> {
+    let read = state
+        .issuers()
+        .and_then(|received| Ok((received, state.internal_ca_cert()?)));
+    match read {
+        Ok((received, internal)) => Ok(plan::issuer::known(
+            &received,
+            internal.as_deref(),
+            &inv.acme.adopt_issuers,
+            &inv.acme.directory,
+        )),
+        Err(e) => Err(format!(
+            "{e}; who signed the deployed certificates is not checked this run"
+        )),
+    }
 }
 
 /// Connects, inspects and decides for every target. A certificate an interrupted run left in
@@ -63,9 +88,15 @@ pub(crate) async fn survey<'a>(
                 done,
                 windows: Vec::new(),
                 connect_ms: 0,
+                warnings: Vec::new(),
             };
         }
     };
+    let mut warnings = Vec::new();
+    let issuers = known_issuers(ctx.state, inv)
+        .map_err(|w| warnings.push(w))
+        .ok();
+    let issuers = issuers.as_deref();
     let in_flight: Vec<Lifecycle> = match ctx.state.in_flight() {
         Ok(r) => r,
         Err(e) => {
@@ -171,9 +202,14 @@ pub(crate) async fn survey<'a>(
         let rec = by_key
             .get(&(item.host.name.as_str(), item.spec.label.as_str()))
             .copied();
+        let wanted = plan::issuer::Signer::wanted(item.spec, directory);
         let known = Known {
             recorded: rec,
             ari: window,
+            issuers: issuers.map(|known| plan::Issuers {
+                wanted: &wanted,
+                known,
+            }),
         };
         match plan::decide(item.spec, &current, known, now, force) {
             Decision::Current {
@@ -186,8 +222,11 @@ pub(crate) async fn survey<'a>(
                     not_after,
                     renew_at,
                 };
-                if item.spec.shared.is_some() {
-                    current_shared.push((item, outcome));
+                if item.spec.shared.is_some()
+                    && let Current::Present(d) = &current
+                {
+                    let served = (d.cert.fingerprint.clone(), d.cert.serial.clone());
+                    current_shared.push((item, outcome, served));
                 } else {
                     done.push(outcome);
                 }
@@ -208,11 +247,13 @@ pub(crate) async fn survey<'a>(
             }
         }
     }
+    let current_shared = super::shared::differing(&mut due, current_shared);
     done.extend(super::shared::join_current(&mut due, current_shared));
     Survey {
         due,
         done,
         windows,
         connect_ms,
+        warnings,
     }
 }

@@ -144,7 +144,8 @@ impl State {
         })
     }
 
-    /// The CA issued `chain_pem` (leaf `fingerprint`) for `host/label`.
+    /// The CA issued `chain_pem` (leaf `fingerprint`) for `host/label`; its intermediates are
+    /// recorded as issuers of the certificate's directory at once, deployed or not.
     pub fn finalized(
         &self,
         host: &str,
@@ -152,13 +153,34 @@ impl State {
         fingerprint: &str,
         chain_pem: &str,
     ) -> Result<(), Error> {
+        let intermediates: Vec<crate::x509::IssuerCert> =
+            crate::x509::pem_certificates(chain_pem.as_bytes())
+                .unwrap_or_default()
+                .iter()
+                .skip(1)
+                .filter_map(|der| crate::x509::issuer_cert(der).ok())
+                .filter(|i| i.is_ca)
+                .collect();
+        let t = now();
         self.write(|c| {
             c.execute(
                 "UPDATE lifecycle SET phase = 'finalized', fingerprint = ?1, chain_pem = ?2, updated_at = ?3
                  WHERE host = ?4 AND label = ?5",
-                params![fingerprint, chain_pem, now(), host, label],
-            )
-            .map(|_| ())
+                params![fingerprint, chain_pem, t, host, label],
+            )?;
+            let directory: Option<String> = c
+                .query_row(
+                    "SELECT directory FROM lifecycle WHERE host = ?1 AND label = ?2",
+                    [host, label],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(d) = directory {
+                for i in &intermediates {
+                    super::insert_issuer(c, &d, i, &t)?;
+                }
+            }
+            Ok(())
         })
     }
 
@@ -188,6 +210,9 @@ impl State {
 
     /// Every certificate with something in flight (a killed run's work).
     pub fn in_flight(&self) -> Result<Vec<Lifecycle>, Error> {
+        if self.version < super::LIFECYCLE_VERSION {
+            return Ok(Vec::new());
+        }
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT host, label, phase, directory, names, csr, order_url, fingerprint, chain_pem, kind, updated_at

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -141,6 +142,11 @@ pub struct Recorded {
     pub last_result: LastResult,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// Who certorch deployed it from: `acme`, `internal`, `self-signed`; `None` if deployed
+    /// before certorch recorded it.
+    pub issuer: Option<String>,
+    /// The ACME directory it came from, for `acme`.
+    pub directory: Option<String>,
 }
 
 /// A TXT record published and not yet withdrawn.
@@ -167,7 +173,19 @@ pub struct State {
     conn: Mutex<Connection>,
     path: PathBuf,
     run_id: Mutex<Option<i64>>,
+    /// The schema version of the open database: a read-only one is not migrated.
+    version: usize,
 }
+
+/// The first schema version that records issuers (migration 3).
+const ISSUERS_VERSION: usize = 3;
+/// The schema version that added the lifecycle: an older database (read-only, for `plan`) has
+/// nothing in flight.
+const LIFECYCLE_VERSION: usize = 4;
+
+/// What `run/local.rs` records as the order URL of certificates signed without a CA.
+const SELF_SIGNED_ORDER: &str = "self-signed";
+const INTERNAL_ORDER: &str = "internal-ca";
 
 fn now() -> String {
     fmt_time(OffsetDateTime::now_utc())
@@ -184,6 +202,49 @@ pub fn fmt_time(t: OffsetDateTime) -> String {
 
 fn parse_time(s: &str) -> OffsetDateTime {
     OffsetDateTime::parse(s, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Records the intermediates of every archived ACME chain as issuers of its order's directory.
+fn issuers_from_archive(c: &Connection) -> rusqlite::Result<()> {
+    let mut st = c.prepare(
+        "SELECT o.directory, a.chain_pem, a.issued_at FROM archive a JOIN orders o ON o.url = a.order_url",
+    )?;
+    let rows: Vec<(String, String, String)> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (directory, chain_pem, issued_at) in rows {
+        let ders = crate::x509::pem_certificates(chain_pem.as_bytes()).unwrap_or_default();
+        for i in ders
+            .iter()
+            .skip(1)
+            .filter_map(|d| crate::x509::issuer_cert(d).ok())
+            .filter(|i| i.is_ca)
+        {
+            insert_issuer(c, &directory, &i, &issued_at)?;
+        }
+    }
+    Ok(())
+}
+
+fn insert_issuer(
+    c: &Connection,
+    directory: &str,
+    i: &crate::x509::IssuerCert,
+    seen: &str,
+) -> rusqlite::Result<()> {
+    c.execute(
+        "INSERT OR IGNORE INTO issuers (directory, fingerprint, subject_dn, ski, der, first_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            directory,
+            crate::x509::hex(&Sha256::digest(&i.der)),
+            i.subject_dn,
+            i.ski.as_deref().map(crate::x509::hex),
+            i.der,
+            seen
+        ],
+    )
+    .map(|_| ())
 }
 
 impl State {
@@ -243,19 +304,27 @@ impl State {
                 known: schema::MIGRATIONS.len(),
             });
         }
-        if migrate && (version as usize) < schema::MIGRATIONS.len() {
+        let mut version = version as usize;
+        if migrate && version < schema::MIGRATIONS.len() {
             let tx = conn.transaction().map_err(err)?;
-            for m in &schema::MIGRATIONS[version as usize..] {
+            for m in &schema::MIGRATIONS[version..] {
                 tx.execute_batch(m).map_err(err)?;
+            }
+            if version < ISSUERS_VERSION {
+                // Parsing PEM is not SQL's: the intermediates of chains archived before
+                // migration 3 are recorded here, once.
+                issuers_from_archive(&tx).map_err(err)?;
             }
             tx.pragma_update(None, "user_version", schema::MIGRATIONS.len() as i64)
                 .map_err(err)?;
             tx.commit().map_err(err)?;
+            version = schema::MIGRATIONS.len();
         }
         Ok(State {
             conn: Mutex::new(conn),
             path,
             run_id: Mutex::new(None),
+            version,
         })
     }
 
@@ -445,7 +514,9 @@ impl State {
         })
     }
 
-    /// Records a deployed certificate and archives its chain.
+    /// Records a deployed certificate and archives its chain. Who signed it follows from
+    /// `order_url` (the order's directory, or a local signer); for an ACME certificate the
+    /// chain's intermediates are recorded as issuers of that directory.
     #[allow(clippy::too_many_arguments)]
     pub fn record_issued(
         &self,
@@ -461,13 +532,40 @@ impl State {
         let names_json = serde_json::to_string(names).unwrap_or_default();
         let deployed = serde_json::to_string(deployed_to).unwrap_or_default();
         let (nb, na, t) = (fmt_time(leaf.not_before), fmt_time(leaf.not_after), now());
+        // The leaf is first; what follows it signed it (or signed its signer).
+        let intermediates: Vec<crate::x509::IssuerCert> =
+            crate::x509::pem_certificates(chain_pem.as_bytes())
+                .unwrap_or_default()
+                .iter()
+                .skip(1)
+                .filter_map(|der| crate::x509::issuer_cert(der).ok())
+                .filter(|i| i.is_ca)
+                .collect();
         self.write(|c| {
+            let (issuer, directory): (&str, Option<String>) = match order_url {
+                SELF_SIGNED_ORDER => ("self-signed", None),
+                INTERNAL_ORDER => ("internal", None),
+                url => (
+                    "acme",
+                    c.query_row(
+                        "SELECT directory FROM orders WHERE url = ?1",
+                        [url],
+                        |r| r.get(0),
+                    )
+                    .optional()?,
+                ),
+            };
             c.execute(
                 "INSERT OR REPLACE INTO certificates (host, label, names, key_type, serial, fingerprint, not_before, not_after,
-                    ari_start, ari_end, ari_checked, deployed_to, last_result, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, ?9, 'issued', ?10)",
-                params![host, label, names_json, key_type, leaf.serial, leaf.fingerprint, nb, na, deployed, t],
+                    ari_start, ari_end, ari_checked, deployed_to, last_result, updated_at, issuer, directory)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, ?9, 'issued', ?10, ?11, ?12)",
+                params![host, label, names_json, key_type, leaf.serial, leaf.fingerprint, nb, na, deployed, t, issuer, directory],
             )?;
+            if let Some(d) = &directory {
+                for i in &intermediates {
+                    insert_issuer(c, d, i, &t)?;
+                }
+            }
             c.execute(
                 "INSERT OR IGNORE INTO archive (fingerprint, host, label, serial, names, not_before, not_after, order_url, chain_pem, issued_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -526,8 +624,9 @@ impl State {
     pub fn certificates(&self) -> Result<Vec<Recorded>, Error> {
         self.with(|c| {
             let mut st = c.prepare(
-                "SELECT host, label, names, key_type, serial, fingerprint, not_before, not_after, ari_start, ari_end,
-                        deployed_to, last_result, updated_at FROM certificates ORDER BY host, label",
+                &format!("SELECT host, label, names, key_type, serial, fingerprint, not_before, not_after, ari_start, ari_end,
+                        deployed_to, last_result, updated_at, {} FROM certificates ORDER BY host, label",
+                    if self.version >= ISSUERS_VERSION { "issuer, directory" } else { "NULL, NULL" }),
             )?;
             st.query_map([], |r| {
                 let names: String = r.get(2)?;
@@ -546,6 +645,8 @@ impl State {
                     deployed_to: serde_json::from_str(&deployed).unwrap_or_default(),
                     last_result: LastResult::parse(&r.get::<_, String>(11)?),
                     updated_at: parse_time(&r.get::<_, String>(12)?),
+                    issuer: r.get(13)?,
+                    directory: r.get(14)?,
                 })
             })?
             .collect()
@@ -642,6 +743,28 @@ impl State {
         })
     }
 
+    /// The internal CA's certificate (PEM), if one was made; not its key.
+    pub fn internal_ca_cert(&self) -> Result<Option<String>, Error> {
+        self.with(|c| {
+            c.query_row("SELECT cert_pem FROM internal_ca WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()
+        })
+    }
+
+    /// The intermediates certorch received from each ACME directory: (directory, DER).
+    pub fn issuers(&self) -> Result<Vec<(String, Vec<u8>)>, Error> {
+        if self.version < ISSUERS_VERSION {
+            // A read-only database from before migration 3: none recorded yet.
+            return Ok(Vec::new());
+        }
+        self.with(|c| {
+            let mut st = c.prepare("SELECT directory, der FROM issuers ORDER BY first_seen")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+        })
+    }
+
     /// Stores a new internal CA.
     pub fn save_internal_ca(
         &self,
@@ -710,6 +833,122 @@ mod tests {
         let r = State::open_read_only(dir.path()).unwrap();
         assert!(r.certificates().unwrap().is_empty());
         assert!(!dir.path().join(DB_FILE).exists());
+    }
+
+    #[test]
+    fn who_signed_is_recorded_with_the_intermediates_of_the_directory() {
+        use crate::plan::issuer::tests::{ca, leaf};
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open(dir.path()).unwrap();
+        s.begin_run("run").unwrap();
+        let inter = ca("Pebble Intermediate");
+        let l = leaf(&["a.example.org"], Some(&inter));
+        s.record_order("https://ca/o/1", "https://ca/dir", "h", "c", &[])
+            .unwrap();
+        let chain = crate::x509::to_pem(&[l.der.clone(), inter.cert.der.clone()]);
+        s.record_issued(
+            "h",
+            "c",
+            &[],
+            "ecdsa-p256",
+            &l,
+            "https://ca/o/1",
+            &chain,
+            &[],
+        )
+        .unwrap();
+        let own = leaf(&["b.example.org"], None);
+        let own_pem = crate::x509::to_pem(std::slice::from_ref(&own.der));
+        s.record_issued(
+            "h",
+            "d",
+            &[],
+            "ecdsa-p256",
+            &own,
+            "self-signed",
+            &own_pem,
+            &[],
+        )
+        .unwrap();
+        let recs = s.certificates().unwrap();
+        assert_eq!(
+            (recs[0].issuer.as_deref(), recs[0].directory.as_deref()),
+            (Some("acme"), Some("https://ca/dir"))
+        );
+        assert_eq!(
+            (recs[1].issuer.as_deref(), recs[1].directory.as_deref()),
+            (Some("self-signed"), None)
+        );
+        assert_eq!(
+            s.issuers().unwrap(),
+            vec![("https://ca/dir".to_string(), inter.cert.der.clone())]
+        );
+    }
+
+    /// A database from before migration 3: its certificates learn who signed them from the
+    /// archive and the orders; `plan`'s read-only view of an unmigrated one still reads.
+    #[test]
+    fn migration_3_fills_in_the_signer_of_older_rows() {
+        use crate::plan::issuer::tests::{ca, leaf};
+        let inter = ca("R3");
+        let l = leaf(&["a.example.org"], Some(&inter));
+        let chain = crate::x509::to_pem(&[l.der.clone(), inter.cert.der.clone()]);
+        let dir = tempfile::tempdir().unwrap();
+        let c = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        for m in &schema::MIGRATIONS[..2] {
+            c.execute_batch(m).unwrap();
+        }
+        c.pragma_update(None, "user_version", 2).unwrap();
+        let t = "2026-11-01T00:00:00Z";
+        for (label, fp, url) in [
+            ("a", "f1", "https://ca/o/1"),
+            ("b", "f2", "self-signed"),
+            ("c", "f3", "internal-ca"),
+            ("d", "f4", "https://ca/o/gone"),
+        ] {
+            c.execute(
+                "INSERT INTO certificates VALUES ('h', ?1, '[]', 'ecdsa-p256', '01', ?2, ?3, ?3, NULL, NULL, NULL, '[]', 'issued', ?3)",
+                params![label, fp, t],
+            )
+            .unwrap();
+            let pem = if label == "a" { chain.as_str() } else { "" };
+            c.execute(
+                "INSERT INTO archive VALUES (?1, 'h', ?2, '01', '[]', ?3, ?3, ?4, ?5, ?3)",
+                params![fp, label, t, url, pem],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO orders VALUES ('https://ca/o/1', 1, 'https://ca/dir', 'h', 'a', '[]', 'issued', ?1, ?1)",
+            [t],
+        )
+        .unwrap();
+        drop(c);
+        let r = State::open_read_only(dir.path()).unwrap();
+        assert!(r.certificates().unwrap().iter().all(|c| c.issuer.is_none()));
+        assert!(r.issuers().unwrap().is_empty());
+        drop(r);
+        let s = State::open(dir.path()).unwrap();
+        let got: Vec<(Option<String>, Option<String>)> = s
+            .certificates()
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.issuer, c.directory))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some("acme".into()), Some("https://ca/dir".into())),
+                (Some("self-signed".into()), None),
+                (Some("internal".into()), None),
+                (None, None),
+            ]
+        );
+        // The archived chain's intermediate is known for its order's directory.
+        assert_eq!(
+            s.issuers().unwrap(),
+            vec![("https://ca/dir".to_string(), inter.cert.der.clone())]
+        );
     }
 
     #[test]

@@ -94,7 +94,33 @@ pub const MIGRATIONS: &[&str] = &[
         created_at   TEXT NOT NULL
     );
     "#,
-    // 3: each certificate's place in its lifecycle, written at every transition so a killed run
+    // 3: who signed each deployed certificate, and the intermediates each ACME directory
+    // issued from, so a certificate from another issuer is not current. Rows from before are
+    // filled from the archive and the orders where those tell.
+    r#"
+    ALTER TABLE certificates ADD COLUMN issuer TEXT;     -- acme, internal, self-signed; NULL: not known
+    ALTER TABLE certificates ADD COLUMN directory TEXT;  -- the ACME directory, for acme
+    CREATE TABLE issuers (
+        directory    TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL,          -- SHA-256 of der, hex
+        subject_dn   TEXT NOT NULL,
+        ski          TEXT,                   -- subject key identifier, hex
+        der          BLOB NOT NULL,          -- public material only
+        first_seen   TEXT NOT NULL,
+        PRIMARY KEY (directory, fingerprint)
+    );
+    UPDATE certificates SET issuer = 'self-signed'
+        WHERE fingerprint IN (SELECT fingerprint FROM archive WHERE order_url = 'self-signed');
+    UPDATE certificates SET issuer = 'internal'
+        WHERE fingerprint IN (SELECT fingerprint FROM archive WHERE order_url = 'internal-ca');
+    UPDATE certificates SET issuer = 'acme', directory = (
+            SELECT o.directory FROM archive a JOIN orders o ON o.url = a.order_url
+            WHERE a.fingerprint = certificates.fingerprint)
+        WHERE issuer IS NULL AND EXISTS (
+            SELECT 1 FROM archive a JOIN orders o ON o.url = a.order_url
+            WHERE a.fingerprint = certificates.fingerprint);
+    "#,
+    // 4: each certificate's place in its lifecycle, written at every transition so a killed run
     // is resumed (the order URL, the CSR whose key is staged on the host, the finalized chain);
     // and when the CA was last asked to look at each signing-zone name, with the values it
     // could have cached there and for how long.
