@@ -265,7 +265,10 @@ pub async fn revoke(cli: &Cli) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let recorded = state.certificates().unwrap_or_default();
+    let recorded = match state.certificates() {
+        Ok(r) => r,
+        Err(e) => return super::state_error(&e),
+    };
     let Some(rec) = recorded.iter().find(|r| r.host == host && r.label == label) else {
         eprintln!("error: {target}: certorch has no record of deploying a certificate there");
         eprintln!("  hint: `certorch status` lists what certorch deployed");

@@ -62,7 +62,16 @@ pub async fn execute(cli: Cli) -> u8 {
     let mut summary = summary;
     summary.dry_run = dry_run;
     if let Some(cfg) = &inv.notify {
-        let recorded = state.certificates().unwrap_or_default();
+        // The notification names what is deployed; without the record it still goes out.
+        let recorded = match state.certificates() {
+            Ok(r) => r,
+            Err(e) => {
+                summary.warnings.push(format!(
+                    "the notification lacks the recorded certificates: {e}"
+                ));
+                Vec::new()
+            }
+        };
         summary
             .warnings
             .extend(crate::notify::send(cfg, &summary, &recorded).await);

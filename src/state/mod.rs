@@ -784,6 +784,46 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 12: a state write whose result is dropped let a run on a full disk report success.
+    /// No `let _ =` and no `unwrap_or_default()`/`.ok()` may swallow a call into the state.
+    #[test]
+    fn no_state_write_is_dropped() {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            for e in fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let mut dropped = Vec::new();
+        for f in files {
+            let text = fs::read_to_string(&f).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let l = line.trim();
+                let calls_state = l.contains("state.") || l.contains("state()");
+                let swallowed = l.starts_with("let _ =")
+                    || l.contains(".unwrap_or_default()")
+                    || l.ends_with(".ok();");
+                if calls_state && swallowed {
+                    dropped.push(format!("{}:{}: {l}", f.display(), n + 1));
+                }
+            }
+        }
+        assert!(
+            dropped.is_empty(),
+            "state writes dropped:\n{}",
+            dropped.join("\n")
+        );
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
