@@ -12,8 +12,11 @@ const PLACE: &str = r#"set -eu
 dir=$1/.well-known/acme-challenge
 shift
 (umask 022 && mkdir -p -- "$dir")
+tmp=
+trap '[ -z "$tmp" ] || rm -f -- "$tmp"' EXIT
 while [ $# -ge 2 ]; do
-  tmp=$dir/.$1.certorch-tmp
+  # mktemp: a name nobody can guess or pre-create as a link for root to write through.
+  tmp=$(mktemp "$dir/.certorch.XXXXXXXXXX")
   printf '%s' "$2" > "$tmp"
   chmod 0644 -- "$tmp"
   mv -f -- "$tmp" "$dir/$1"
