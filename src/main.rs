@@ -9,6 +9,7 @@ mod inventory;
 mod limits;
 mod notify;
 mod plan;
+mod process;
 mod report;
 mod run;
 mod secret;
