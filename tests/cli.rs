@@ -751,3 +751,31 @@ fn playbooks_are_listed_and_printed() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no playbook `ngnix`"));
 }
+
+/// Regression (holes #3): an inventory past 8 MiB is refused with exit 2, naming the file,
+/// and nothing is created.
+#[test]
+fn an_oversized_inventory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inventory.yaml");
+    fs::write(&inv, "#".repeat(10_000_000)).unwrap();
+    let state = dir.path().join("state");
+    let run: common::Run = std::process::Command::new(env!("CARGO_BIN_EXE_certorch"))
+        .arg("--inventory")
+        .arg(&inv)
+        .arg("--state")
+        .arg(&state)
+        .arg("run")
+        .output()
+        .unwrap()
+        .into();
+    run.expect_code(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {}: the inventory is larger than 8 MiB; certorch reads no further: check that --inventory names the inventory (a few kilobytes per host), not another file\n",
+            inv.display()
+        )
+    );
+    assert!(!state.exists());
+}

@@ -270,3 +270,31 @@ fn a_hanging_command_times_out() {
     let left = bed.ssh_ok(1, "ls /etc/ssl/certs | grep -E '^www' || true");
     assert_eq!(left.trim(), "", "{left}");
 }
+
+/// Regression (holes #3): a command on a host that prints past 16 MiB fails that host with
+/// a clear error instead of filling the bastion's memory; the other host is done.
+#[test]
+fn a_host_printing_without_end_fails_alone() {
+    let bed = Bed::up(2);
+    let mut text = bed.inventory_head(bed.get("TSIG_KEY_FILE")) + &bed.hosts_yaml(2);
+    text = text.replacen(
+        "        reload: \"touch /root/reloaded-www\"\n",
+        "        check: \"head -c 20000000 /dev/zero\"\n        reload: \"touch /root/reloaded-www\"\n",
+        1,
+    );
+    let inv = bed.write_inventory("chatty.yaml", &text);
+    let run = bed.certorch(&inv, &["run"]);
+    run.expect_code(1);
+    let a1 = bed.host_addr(1);
+    assert!(
+        run.stderr.contains("error: host1.example.test/www: ")
+            && run.stderr.contains(&format!(
+                "printed more than 16 MiB on {a1}; certorch stopped reading it"
+            )),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("host2.example.test"), "{}", run.stderr);
+    bed.ssh_ok(2, "openssl x509 -in /etc/ssl/certs/www.pem -noout");
+    assert!(!bed.ssh(1, "test -e /root/reloaded-www").status.success());
+}

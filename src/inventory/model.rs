@@ -333,12 +333,30 @@ const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 /// Handshakes cost CPU on the bastion (key exchange, signatures); more in flight only queue.
 const DEFAULT_MAX_HANDSHAKES: usize = 32;
 
+/// The largest inventory certorch reads: a few kilobytes per host, so 8 MiB is thousands of
+/// hosts; a bigger file is the wrong file (a log, a device) and is not read into memory.
+pub const INVENTORY_LIMIT: u64 = 8 * 1024 * 1024;
+
 /// Reads and validates the inventory at `path`.
 pub fn load(path: &Path) -> Result<Inventory, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+    use std::io::Read;
+    let read_err = |e| Error::Read {
         path: path.to_path_buf(),
         source: e,
-    })?;
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(INVENTORY_LIMIT + 1).read_to_string(&mut text))
+        .map_err(read_err)?;
+    if text.len() as u64 > INVENTORY_LIMIT {
+        return Err(Error::Unplaced {
+            path: path.to_path_buf(),
+            message: format!(
+                "the inventory is larger than {} MiB; certorch reads no further: check that --inventory names the inventory (a few kilobytes per host), not another file",
+                INVENTORY_LIMIT >> 20
+            ),
+        });
+    }
     parse(&text, path)
 }
 

@@ -433,3 +433,23 @@ fn transport_selection() {
         "{err}"
     );
 }
+
+/// Regression (holes #3): a file past the size limit is refused without being read whole.
+#[test]
+fn an_inventory_past_the_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    let mut text = String::from(GOOD);
+    while text.len() < 10_000_000 {
+        text.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(&path, &text).unwrap();
+    let err = load(&path).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}: the inventory is larger than 8 MiB; certorch reads no further: check that --inventory names the inventory (a few kilobytes per host), not another file",
+            path.display()
+        )
+    );
+}

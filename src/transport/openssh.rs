@@ -113,20 +113,59 @@ impl OpenSsh {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().await.map_err(lost)?;
-        if let Some(data) = stdin
-            && let Some(mut pipe) = child.stdin().take()
-        {
-            pipe.write_all(data).await.map_err(|e| Error::Command {
-                label: label.to_string(),
-                reason: format!("writing standard input: {e}"),
-            })?;
-            pipe.shutdown().await.ok();
-        }
-        let out = child.wait_with_output().await.map_err(lost)?;
+        let input = child.stdin().take();
+        let stdout = child.stdout().take();
+        let stderr = child.stderr().take();
+        let io = |e: std::io::Error, what: &str| Error::Command {
+            label: label.to_string(),
+            reason: format!("{what}: {e}"),
+        };
+        // Writing and reading at once: a command may print before it has read all its input.
+        let writing = async {
+            if let Some(data) = stdin
+                && let Some(mut pipe) = input
+            {
+                pipe.write_all(data)
+                    .await
+                    .map_err(|e| io(e, "writing standard input"))?;
+                pipe.shutdown().await.ok();
+            }
+            Ok::<_, Error>(())
+        };
+        let too_much = || Error::TooMuchOutput {
+            label: label.to_string(),
+            address: self.address.clone(),
+        };
+        let mut out = super::Capped::default();
+        let mut err = super::Capped::default();
+        // Both at once, so a command filling one pipe never waits on us reading the other;
+        // past the limit the child is dropped, which closes the channel (SIGPIPE remotely).
+        let reading_out = async {
+            match stdout {
+                Some(p) => match out.read_from(p).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(too_much()),
+                    Err(e) => Err(io(e, "reading standard output")),
+                },
+                None => Ok(()),
+            }
+        };
+        let reading_err = async {
+            match stderr {
+                Some(p) => match err.read_from(p).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(too_much()),
+                    Err(e) => Err(io(e, "reading standard error")),
+                },
+                None => Ok(()),
+            }
+        };
+        tokio::try_join!(writing, reading_out, reading_err)?;
+        let status = child.wait().await.map_err(lost)?;
         Ok(Output {
-            code: out.status.code(),
-            stdout: out.stdout,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: status.code(),
+            stdout: out.into_inner(),
+            stderr: String::from_utf8_lossy(&err.into_inner()).into_owned(),
         })
     }
 }
