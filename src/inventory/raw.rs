@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::types::{AccountName, DnsName, FileMode, KeyType, RemotePath, RenewPolicy, Span};
+use super::types::{
+    AccountName, DnsName, FileMode, KeyType, RemotePath, RenewPolicy, Span, Timeout,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,7 +105,7 @@ pub struct RawDns {
     pub signing_zone: DnsName,
     pub resolver: Option<Spanned<String>>,
     pub ttl: Option<u32>,
-    pub propagation_timeout: Option<Span>,
+    pub propagation_timeout: Option<Timeout>,
     pub rfc2136: Option<Spanned<RawRfc2136>>,
     pub exec: Option<Spanned<RawExecPublisher>>,
     pub zonefile: Option<Spanned<RawZoneFile>>,
@@ -125,11 +127,11 @@ pub struct RawSsh {
     pub config: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub identity: Option<PathBuf>,
-    pub connect_timeout: Option<Span>,
+    pub connect_timeout: Option<Timeout>,
     /// `openssh` (the default) or `russh`.
     pub transport: Option<Spanned<String>>,
     /// How long one remote command may take.
-    pub command_timeout: Option<Span>,
+    pub command_timeout: Option<Timeout>,
     /// russh: SSH handshakes in flight at once, across the process.
     pub max_handshakes: Option<Spanned<usize>>,
 }
