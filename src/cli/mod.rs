@@ -221,7 +221,11 @@ pub fn default_state_dir() -> PathBuf {
 
 /// Loads the inventory, printing the error (exit 2 is the caller's).
 pub(crate) fn load_inventory(cli: &Cli) -> Result<crate::inventory::Inventory, ()> {
-    crate::inventory::load(&cli.inventory).map_err(|e| eprintln!("error: {e}"))
+    let inv = crate::inventory::load(&cli.inventory).map_err(|e| eprintln!("error: {e}"))?;
+    for w in &inv.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(inv)
 }
 
 /// Loads the inventory and resolves --limit (or `patterns`), printing the error.

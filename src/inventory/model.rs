@@ -38,6 +38,8 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
     /// Group name → member host names, in inventory order.
     pub groups: BTreeMap<String, Vec<String>>,
+    /// Things to tell the operator that do not stop a run (a secret file others may read).
+    pub warnings: Vec<String>,
     /// The operator's playbook directory, if any.
     pub playbooks: Option<PathBuf>,
 }
@@ -526,6 +528,7 @@ impl Builder<'_> {
     }
 
     fn build(&self, raw: RawInventory) -> Result<Inventory, Error> {
+        let mut warnings = Vec::new();
         let directory = self.directory_url(&raw.acme.directory)?;
         let mut contact = Vec::new();
         for c in raw.acme.contact {
@@ -545,6 +548,7 @@ impl Builder<'_> {
             Some(e) => {
                 let at = e.referenced;
                 let path = self.resolve(e.value.hmac_key_file);
+                warnings.extend(crate::secret::exposure(&path, "the EAB HMAC key file"));
                 let text = std::fs::read_to_string(&path).map_err(|err| {
                     self.err(
                         at,
@@ -621,7 +625,13 @@ impl Builder<'_> {
             (None, None, Some(z)) => {
                 PublisherConfig::ZoneFile(self.zonefile(z, default_user, ssh.transport)?)
             }
-            (Some(rfc), None, None) => PublisherConfig::Rfc2136(self.rfc2136(rfc)?),
+            (Some(rfc), None, None) => {
+                let rfc = self.rfc2136(rfc)?;
+                if let SecretSource::File(path) = &rfc.secret {
+                    warnings.extend(crate::secret::exposure(path, "the TSIG key file"));
+                }
+                PublisherConfig::Rfc2136(rfc)
+            }
             (None, Some(e), None) => {
                 if e.value.command.is_empty() || e.value.command[0].is_empty() {
                     return Err(self.err(e.referenced, "dns.exec.command is a command and its arguments as a list, like [/usr/local/bin/dns-api, --zone, acme.example.net]"));
@@ -838,6 +848,7 @@ impl Builder<'_> {
             hosts,
             groups,
             playbooks,
+            warnings,
         })
     }
 
