@@ -167,7 +167,9 @@ fn three_hosts_get_certificates_and_a_second_run_orders_nothing() {
         };
         assert_eq!(credentials.len(), 1, "one account for the one CA");
         let doc: serde_json::Value = serde_json::from_str(&credentials[0]).unwrap();
-        let key = doc["key_pkcs8"].as_str().expect("the account key in state.db");
+        let key = doc["key_pkcs8"]
+            .as_str()
+            .expect("the account key in state.db");
         assert!(key.len() > 60, "{key}");
         let needle = &key[20..60];
         let mut in_db = false;
@@ -180,7 +182,11 @@ fn three_hosts_get_certificates_and_a_second_run_orders_nothing() {
                 in_db |= text.contains(needle);
             } else {
                 assert!(!text.contains(needle), "the account key in {}", f.display());
-                assert!(!text.contains("PRIVATE KEY"), "a private key in {}", f.display());
+                assert!(
+                    !text.contains("PRIVATE KEY"),
+                    "a private key in {}",
+                    f.display()
+                );
             }
         }
         assert!(in_db, "the account key is not in state.db's files");
@@ -232,12 +238,34 @@ fn issue_forces_one_certificate_and_replaces_the_key() {
         bed.ssh_ok(2, "openssl x509 -in /etc/ssl/certs/www.crt -noout -serial"),
         "host2 was touched"
     );
-    // The previous files are kept for rollback, and the new key still matches.
-    bed.ssh_ok(1, "test -f /etc/ssl/certs/www.pem.certorch-prev && test -f /etc/ssl/private/www.key.certorch-prev");
+    // The previous certificate files are kept; the previous key is removed once the new
+    // certificate is verified (regression, holes: old keys stayed on hosts forever).
+    bed.ssh_ok(1, "test -f /etc/ssl/certs/www.pem.certorch-prev");
+    assert!(
+        !bed.ssh(1, "test -e /etc/ssl/private/www.key.certorch-prev")
+            .status
+            .success(),
+        "the replaced key is still on host1"
+    );
     let cert_pub = bed.ssh_ok(1, "openssl x509 -in /etc/ssl/certs/www.crt -noout -pubkey");
     assert_eq!(
         cert_pub,
         bed.ssh_ok(1, "openssl pkey -in /etc/ssl/private/www.key -pubout")
     );
     assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
+
+    // Asked to keep it, the inventory gets the replaced key as .certorch-prev.
+    let text = fs::read_to_string(&inv).unwrap().replacen(
+        "        reload: \"touch /root/reloaded-www\"\n",
+        "        reload: \"touch /root/reloaded-www\"\n        keep_previous_key: true\n",
+        1,
+    );
+    let keep = bed.write_inventory("keep.yaml", &text);
+    let live = bed.ssh_ok(1, "cat /etc/ssl/private/www.key");
+    bed.certorch(&keep, &["issue", "host1.example.test/www"])
+        .expect_code(0);
+    assert_eq!(
+        bed.ssh_ok(1, "cat /etc/ssl/private/www.key.certorch-prev"),
+        live
+    );
 }

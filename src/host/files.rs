@@ -198,6 +198,39 @@ pub async fn discard(t: &dyn Transport, paths: &[&RemotePath]) {
     let _ = t.run(&cmd, None).await;
 }
 
+/// `$1` previous suffix, then the live paths.
+const FORGET: &str = r#"set -eu
+prev=$1
+shift
+for dst in "$@"; do rm -f -- "$dst$prev"; done
+"#;
+
+/// Removes the `.certorch-prev` copies of `paths` (the replaced key and the files that hold
+/// it) once the new certificate is live and verified: rollback is over, and an old private
+/// key left on disk is one more to leak.
+pub async fn forget_previous(t: &dyn Transport, paths: &[&RemotePath]) -> Result<(), Error> {
+    let cmd = Cmd::script(FORGET, "certorch-forget-prev")
+        .arg(PREVIOUS)
+        .args(paths.iter().map(|p| p.as_str()));
+    let out = t.run(&cmd, None).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(Error::failed(
+            "removing the previous key",
+            &out,
+            format!(
+                "remove {} by hand; the new certificate is live",
+                paths
+                    .iter()
+                    .map(|p| format!("{p}{PREVIOUS}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
+    }
+}
+
 /// Puts the previous files back after a failed check, reload or verify.
 pub async fn rollback(t: &dyn Transport, paths: &[&RemotePath]) -> Result<(), Error> {
     let cmd = Cmd::script(ROLLBACK, "certorch-rollback")

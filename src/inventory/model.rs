@@ -266,12 +266,25 @@ pub struct CertSpec {
     pub verify_starttls: Option<Starttls>,
     /// Keep the live key across renewals.
     pub reuse_key: bool,
+    /// Keep the replaced key (and key-bearing files) as `.certorch-prev` once the new
+    /// certificate is live; by default they are removed then.
+    pub keep_previous_key: bool,
     /// For a shared label: every member host, in inventory order. The key is made on the
     /// first reachable member and copied to the others host to host.
     pub shared: Option<Vec<String>>,
 }
 
 impl CertSpec {
+    /// The files that hold the private key: the key itself, the combined PEM, the PKCS#12
+    /// bundle and the Java keystore.
+    pub fn key_bearing_paths(&self) -> Vec<&RemotePath> {
+        std::iter::once(&self.key)
+            .chain(self.combined.as_ref())
+            .chain(self.pkcs12.as_ref())
+            .chain(self.keystore.as_ref())
+            .collect()
+    }
+
     /// The file whose certificate tells what is deployed: the full chain, else the leaf,
     /// else the combined file (its first certificate follows the key).
     pub fn inspect_path(&self) -> &RemotePath {
@@ -1051,6 +1064,7 @@ impl Builder<'_> {
             verify_port,
             verify_starttls,
             reuse_key: c.reuse_key.or(d.reuse_key).unwrap_or(false),
+            keep_previous_key: c.keep_previous_key.or(d.keep_previous_key).unwrap_or(false),
             shared: None,
             challenge,
             webroot,

@@ -159,6 +159,7 @@ pub struct RawDefaults {
     pub verify_starttls: Option<Spanned<String>>,
     pub playbook: Option<Spanned<String>>,
     pub reuse_key: Option<bool>,
+    pub keep_previous_key: Option<bool>,
     pub add_host_name: Option<bool>,
     #[serde(rename = "become")]
     pub become_via: Option<Spanned<String>>,
@@ -212,6 +213,8 @@ pub struct RawCert {
     pub verify_starttls: Option<Spanned<String>>,
     /// Keep the live key across renewals (for pinned keys).
     pub reuse_key: Option<bool>,
+    /// Keep the replaced key as `<key>.certorch-prev` after the new certificate is verified.
+    pub keep_previous_key: Option<bool>,
     /// Add the host's own name to the certificate's names (load-balanced names on several
     /// hosts, each with its own key, stay distinct name sets).
     pub add_host_name: Option<bool>,

@@ -145,6 +145,12 @@ async fn deploy_host(
             }
         }
         // The durable point: the certificate is live, and served where that is checked.
+        if !item.spec.keep_previous_key
+            && let Err(e) =
+                files::forget_previous(item.conn.as_ref(), &item.spec.key_bearing_paths()).await
+        {
+            tracing::warn!(host = %item.host.name, cert = %item.spec.label, "{e}; {}", e.hint().unwrap_or_default());
+        }
         let names: Vec<String> = item.spec.names.iter().map(|n| n.to_string()).collect();
         let deployed: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
         let _ = state.record_issued(
