@@ -10,6 +10,7 @@ mod limits;
 mod notify;
 mod plan;
 mod problem;
+mod process;
 mod report;
 mod run;
 mod secret;

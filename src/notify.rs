@@ -2,8 +2,6 @@
 //! bridges read its `text`) and/or one `exec` of an operator's command with the same JSON on
 //! stdin, for failures (and, with `on: always`, every issuance).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -127,7 +125,7 @@ pub async fn send(cfg: &NotifyConfig, summary: &RunSummary, recorded: &[Recorded
         ));
     }
     if let Some(argv) = &cfg.exec
-        && let Err(e) = exec(argv, &body).await
+        && let Err(e) = exec(argv, &body, TIMEOUT * 3).await
     {
         warnings.push(format!("the notify command `{}` failed: {e}", argv[0]));
     }
@@ -173,41 +171,41 @@ async fn post(url: &str, body: Vec<u8>) -> Result<(), String> {
     }
 }
 
-async fn exec(argv: &[String], body: &[u8]) -> Result<(), String> {
-    let argv = argv.to_vec();
-    let body = body.to_vec();
-    let run = tokio::task::spawn_blocking(move || -> Result<(), String> {
-        let mut child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| e.to_string())?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(&body).map_err(|e| e.to_string())?;
-        }
-        let out = child.wait_with_output().map_err(|e| e.to_string())?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    });
-    tokio::time::timeout(TIMEOUT * 3, run)
+/// Runs the notify command with the notification on stdin; it and anything it started are
+/// killed after `timeout`, so a command that hangs cannot hold the run at exit.
+async fn exec(argv: &[String], body: &[u8], timeout: Duration) -> Result<(), String> {
+    let done = crate::process::run(argv, body, timeout)
         .await
-        .map_err(|_| "did not finish within 30s".to_string())?
-        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    if done.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{}: {}", done.status, done.stderr.trim()))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::report::{Failure, Stage};
+
+    /// Regression (holes #2): a notify command that never exits, with a child that never
+    /// exits either, is killed at the timeout instead of holding certorch at exit.
+    #[tokio::test]
+    async fn a_notify_command_that_hangs_is_killed_at_the_timeout() {
+        let argv: Vec<String> = ["sh", "-c", "sleep 1000 & sleep 1000"]
+            .map(String::from)
+            .into();
+        let started = std::time::Instant::now();
+        let err = exec(&argv, b"{}", Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(3), "{err}");
+        assert_eq!(
+            err,
+            "did not finish within 1s and was killed with everything it started"
+        );
+    }
 
     #[test]
     fn webhook_urls_are_redacted() {

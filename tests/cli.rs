@@ -762,3 +762,109 @@ fn playbooks_are_listed_and_printed() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no playbook `ngnix`"));
 }
+
+/// Regression (holes #3): an inventory past 8 MiB is refused with exit 2, naming the file,
+/// and nothing is created.
+#[test]
+fn an_oversized_inventory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inventory.yaml");
+    fs::write(&inv, "#".repeat(10_000_000)).unwrap();
+    let state = dir.path().join("state");
+    let run: common::Run = std::process::Command::new(env!("CARGO_BIN_EXE_certorch"))
+        .arg("--inventory")
+        .arg(&inv)
+        .arg("--state")
+        .arg(&state)
+        .arg("run")
+        .output()
+        .unwrap()
+        .into();
+    run.expect_code(2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {}: the inventory is larger than 8 MiB; certorch reads no further: check that --inventory names the inventory (a few kilobytes per host), not another file\n",
+            inv.display()
+        )
+    );
+    assert!(!state.exists());
+}
+
+/// Regression (holes #6): a state.db left with a wider mode is made 0600 again at open, with
+/// a warning; a TSIG or EAB key file others may read is warned about, without its content.
+#[test]
+fn secrets_at_rest_are_made_private_or_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tsig = dir.path().join("tsig.key");
+    fs::write(&tsig, "c2VjcmV0LXNlY3JldA==\n").unwrap();
+    fs::set_permissions(&tsig, fs::Permissions::from_mode(0o640)).unwrap();
+    let eab = dir.path().join("eab.key");
+    fs::write(&eab, "ZWFiLXNlY3JldA\n").unwrap();
+    fs::set_permissions(&eab, fs::Permissions::from_mode(0o604)).unwrap();
+    let inv = dir.path().join("inventory.yaml");
+    fs::write(
+        &inv,
+        format!(
+            r#"acme:
+  directory: https://127.0.0.1:1/dir
+  eab: {{ kid: k1, hmac_key_file: {eab} }}
+dns:
+  signing_zone: acme.example.net
+  rfc2136: {{ server: 192.0.2.53, key_name: certorch, secret_file: {tsig} }}
+hosts:
+  web1.example.org:
+    certs:
+      www:
+        names: [www.example.org]
+        key: /etc/ssl/private/www.key
+        fullchain: /etc/ssl/certs/www.pem
+"#,
+            eab = eab.display(),
+            tsig = tsig.display()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    fs::create_dir(&state).unwrap();
+    let db = state.join("state.db");
+    drop(rusqlite::Connection::open(&db).unwrap());
+    fs::set_permissions(&db, fs::Permissions::from_mode(0o644)).unwrap();
+
+    // `account register` opens the state, then fails to reach the CA (nothing listens).
+    let run: common::Run = std::process::Command::new(env!("CARGO_BIN_EXE_certorch"))
+        .arg("--inventory")
+        .arg(&inv)
+        .arg("--state")
+        .arg(&state)
+        .args(["account", "register"])
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(
+        fs::metadata(&db).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let err = &run.stderr;
+    for want in [
+        format!(
+            "warning: the EAB HMAC key file {0} is accessible by group or others (mode 0604): chmod 600 {0}, and replace the secret if someone else may have read it\n",
+            eab.display()
+        ),
+        format!(
+            "warning: the TSIG key file {0} is accessible by group or others (mode 0640): chmod 600 {0}, and replace the secret if someone else may have read it\n",
+            tsig.display()
+        ),
+        format!(
+            "warning: {} had mode 0644; set it to 0600, as it holds the ACME account keys\n",
+            db.display()
+        ),
+    ] {
+        assert!(err.contains(&want), "{want}\nin:\n{err}");
+    }
+    assert!(
+        !err.contains("c2VjcmV0") && !err.contains("ZWFiLXNlY3JldA"),
+        "{err}"
+    );
+}

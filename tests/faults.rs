@@ -270,3 +270,96 @@ fn a_hanging_command_times_out() {
     let left = bed.ssh_ok(1, "ls /etc/ssl/certs | grep -E '^www' || true");
     assert_eq!(left.trim(), "", "{left}");
 }
+
+/// Regression (holes #3): a command on a host that prints past 16 MiB fails that host with
+/// a clear error instead of filling the bastion's memory; the other host is done.
+#[test]
+fn a_host_printing_without_end_fails_alone() {
+    let bed = Bed::up(2);
+    let mut text = bed.inventory_head(bed.get("TSIG_KEY_FILE")) + &bed.hosts_yaml(2);
+    text = text.replacen(
+        "        reload: \"touch /root/reloaded-www\"\n",
+        "        check: \"head -c 20000000 /dev/zero\"\n        reload: \"touch /root/reloaded-www\"\n",
+        1,
+    );
+    let inv = bed.write_inventory("chatty.yaml", &text);
+    let run = bed.certorch(&inv, &["run"]);
+    run.expect_code(1);
+    let a1 = bed.host_addr(1);
+    assert!(
+        run.stderr.contains("error: host1.example.test/www: ")
+            && run.stderr.contains(&format!(
+                "printed more than 16 MiB on {a1}; certorch stopped reading it"
+            )),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("host2.example.test"), "{}", run.stderr);
+    bed.ssh_ok(2, "openssl x509 -in /etc/ssl/certs/www.pem -noout");
+    assert!(!bed.ssh(1, "test -e /root/reloaded-www").status.success());
+}
+
+/// Regression (holes #8): a host that accepts the TCP connection and sends an SSH banner but
+/// never goes on fails on its own with a connect timeout naming it, within
+/// `ssh.connect_timeout` for TCP, key exchange and login together; no ssh process is left for
+/// it, and the other hosts get their certificates.
+#[test]
+fn a_host_that_accepts_but_never_logs_in_times_out_alone() {
+    let bed = Bed::up(3);
+    let stall = format!("127.{}.0.99", bed.net);
+    let listener = std::net::TcpListener::bind((stall.as_str(), 2200)).unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut s in listener.incoming().flatten() {
+            use std::io::Write;
+            // A banner, then silence: ssh's ConnectTimeout is over, the key exchange waits.
+            let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2p1\r\n");
+            held.push(s);
+        }
+    });
+    let mut text = bed.inventory_head(bed.get("TSIG_KEY_FILE")) + &bed.hosts_yaml(2);
+    text = text.replacen("connect_timeout: 20s", "connect_timeout: 4s", 1);
+    text.push_str(&format!(
+        "  stall.example.test:\n    address: {stall}\n    port: 2200\n    certs:\n{}",
+        bed.www_cert(3)
+    ));
+    let inv = bed.write_inventory("stall.yaml", &text);
+    let mut child = bed
+        .certorch_command(&inv, &["run"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A guard against a hang, not a timing assertion.
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(180) {
+            child.kill().unwrap();
+            panic!("certorch hangs on a host that never logs in");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let run: common::Run = child.wait_with_output().unwrap().into();
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "error: stall.example.test/www: connect failed: cannot connect to {stall}: Connection timed out: no SSH session within 4s (TCP connect, key exchange and login)\n"
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("host1.example.test"), "{}", run.stderr);
+    assert!(!run.stderr.contains("host2.example.test"), "{}", run.stderr);
+    for i in 1..=2 {
+        bed.ssh_ok(i, "openssl x509 -in /etc/ssl/certs/www.pem -noout");
+    }
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            assert!(
+                !(cmd.starts_with("ssh ") && cmd.contains(&stall)),
+                "left running: {cmd}"
+            );
+        }
+    }
+}

@@ -116,15 +116,47 @@ fn three_hosts_get_certificates_and_a_second_run_orders_nothing() {
         files_under(&bed.certorch_tmp()).is_empty(),
         "certorch left files in TMPDIR"
     );
-    // The account file is private.
-    for f in files_under(&bed.state_dir().join("accounts")) {
+    // The account key lives only in state.db, which is 0600 in a 0700 directory: no other file
+    // in the state directory holds it or any other private key (regression, holes #7: this
+    // once looped over `state/accounts`, gone since accounts moved into state.db).
+    {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            fs::metadata(&f).unwrap().permissions().mode() & 0o777,
-            0o600,
-            "{}",
-            f.display()
-        );
+        let mode = |p: &std::path::Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let state = bed.state_dir();
+        assert_eq!(mode(&state), 0o700, "{}", state.display());
+        let credentials: Vec<String> = {
+            let db = bed.state_db();
+            let mut q = db.prepare("SELECT credentials FROM accounts").unwrap();
+            q.query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        assert_eq!(credentials.len(), 1, "one account for the one CA");
+        let doc: serde_json::Value = serde_json::from_str(&credentials[0]).unwrap();
+        let key = doc["key_pkcs8"]
+            .as_str()
+            .expect("the account key in state.db");
+        assert!(key.len() > 60, "{key}");
+        let needle = &key[20..60];
+        let mut in_db = false;
+        for f in files_under(&state) {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            let text = String::from_utf8_lossy(&fs::read(&f).unwrap()).into_owned();
+            if name == "state.db" || name.starts_with("state.db-") {
+                // SQLite's own journal files hold pages of the database: as private.
+                assert_eq!(mode(&f), 0o600, "{}", f.display());
+                in_db |= text.contains(needle);
+            } else {
+                assert!(!text.contains(needle), "the account key in {}", f.display());
+                assert!(
+                    !text.contains("PRIVATE KEY"),
+                    "a private key in {}",
+                    f.display()
+                );
+            }
+        }
+        assert!(in_db, "the account key is not in state.db's files");
     }
 
     // A second run right after: everything current, no order opened, nothing reloaded.
@@ -173,12 +205,34 @@ fn issue_forces_one_certificate_and_replaces_the_key() {
         bed.ssh_ok(2, "openssl x509 -in /etc/ssl/certs/www.crt -noout -serial"),
         "host2 was touched"
     );
-    // The previous files are kept for rollback, and the new key still matches.
-    bed.ssh_ok(1, "test -f /etc/ssl/certs/www.pem.certorch-prev && test -f /etc/ssl/private/www.key.certorch-prev");
+    // The previous certificate files are kept; the previous key is removed once the new
+    // certificate is verified (regression, holes: old keys stayed on hosts forever).
+    bed.ssh_ok(1, "test -f /etc/ssl/certs/www.pem.certorch-prev");
+    assert!(
+        !bed.ssh(1, "test -e /etc/ssl/private/www.key.certorch-prev")
+            .status
+            .success(),
+        "the replaced key is still on host1"
+    );
     let cert_pub = bed.ssh_ok(1, "openssl x509 -in /etc/ssl/certs/www.crt -noout -pubkey");
     assert_eq!(
         cert_pub,
         bed.ssh_ok(1, "openssl pkey -in /etc/ssl/private/www.key -pubout")
     );
     assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
+
+    // Asked to keep it, the inventory gets the replaced key as .certorch-prev.
+    let text = fs::read_to_string(&inv).unwrap().replacen(
+        "        reload: \"touch /root/reloaded-www\"\n",
+        "        reload: \"touch /root/reloaded-www\"\n        keep_previous_key: true\n",
+        1,
+    );
+    let keep = bed.write_inventory("keep.yaml", &text);
+    let live = bed.ssh_ok(1, "cat /etc/ssl/private/www.key");
+    bed.certorch(&keep, &["issue", "host1.example.test/www"])
+        .expect_code(0);
+    assert_eq!(
+        bed.ssh_ok(1, "cat /etc/ssl/private/www.key.certorch-prev"),
+        live
+    );
 }

@@ -77,7 +77,8 @@ state database.
 \fBdefaults\fR
 \fBuser\fR, \fBport\fR, \fBkey_type\fR, \fBrenew_before\fR, \fBowner\fR, \fBgroup\fR,
 \fBmode\fR, \fBkey_mode\fR, \fBcheck\fR, \fBreload\fR, \fBverify_port\fR,
-\fBverify_starttls\fR, \fBplaybook\fR, \fBreuse_key\fR, \fBadd_host_name\fR, \fBbecome\fR,
+\fBverify_starttls\fR, \fBplaybook\fR, \fBreuse_key\fR, \fBkeep_previous_key\fR,
+\fBadd_host_name\fR, \fBbecome\fR,
 \fBprofile\fR, \fBissuer\fR, \fBvalidity\fR, \fBchallenge\fR, \fBwebroot\fR for every host and
 certificate.
 .TP
@@ -130,6 +131,11 @@ a keystore; an empty password for PKCS#12 without it).
 \fBtrue\fR keeps the live key across renewals (pinned keys). Otherwise every certificate gets
 a new key, staged beside the live one and swapped in only together with its certificate,
 after the host checked that the two match.
+.TP
+\fBkeep_previous_key\fR
+\fBtrue\fR keeps the replaced key (and the combined, PKCS#12 and keystore files that hold it)
+as \fI<path>\fB.certorch\-prev\fR. By default those are removed once the new certificate is
+live and verified; the previous certificate files are always kept.
 .TP
 \fBadd_host_name\fR
 \fBtrue\fR adds the host's own name to the names, so hosts serving the same names each get a

@@ -221,7 +221,11 @@ pub fn default_state_dir() -> PathBuf {
 
 /// Loads the inventory, printing the error (exit 2 is the caller's).
 pub(crate) fn load_inventory(cli: &Cli) -> Result<crate::inventory::Inventory, ()> {
-    crate::inventory::load(&cli.inventory).map_err(|e| eprintln!("error: {e}"))
+    let inv = crate::inventory::load(&cli.inventory).map_err(|e| eprintln!("error: {e}"))?;
+    for w in &inv.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(inv)
 }
 
 /// Loads the inventory and resolves --limit (or `patterns`), printing the error.
@@ -286,15 +290,70 @@ pub(crate) fn lock(state: &std::path::Path) -> Result<std::fs::File, u8> {
             return Err(exit::USAGE);
         }
     };
-    match f.try_lock() {
+    match locked(f.try_lock(), state) {
         Ok(()) => Ok(f),
-        Err(_) => {
-            eprintln!(
-                "error: another certorch run holds the lock on {}",
-                state.display()
-            );
-            eprintln!("  hint: wait for it to finish; cron runs that overlap are skipped safely");
-            Err(exit::LOCKED)
+        Err((code, error, hint)) => {
+            eprintln!("error: {error}");
+            eprintln!("  hint: {hint}");
+            Err(code)
         }
+    }
+}
+
+/// What taking the lock came to: only `WouldBlock` means another run holds it; any other
+/// error (a file system without locks, an I/O error) is that error, exit 1.
+fn locked(
+    r: Result<(), std::fs::TryLockError>,
+    state: &std::path::Path,
+) -> Result<(), (u8, String, String)> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err((
+            exit::LOCKED,
+            format!("another certorch run holds the lock on {}", state.display()),
+            "wait for it to finish; cron runs that overlap are skipped safely".into(),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err((
+            exit::SOME_FAILED,
+            format!(
+                "cannot lock {}: {e}",
+                state.join("lock").display()
+            ),
+            "put the state directory (--state) on a local file system that supports flock(2), and check the disk".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    /// Regression (holes #5): only a lock held elsewhere is "another run"; any other error
+    /// is reported as itself, with exit 1.
+    #[test]
+    fn a_lock_error_is_not_another_run() {
+        let state = std::path::Path::new("/var/lib/certorch");
+        assert_eq!(
+            locked(Err(std::fs::TryLockError::WouldBlock), state),
+            Err((
+                exit::LOCKED,
+                "another certorch run holds the lock on /var/lib/certorch".into(),
+                "wait for it to finish; cron runs that overlap are skipped safely".into()
+            ))
+        );
+        let (code, error, hint) = locked(
+            Err(std::fs::TryLockError::Error(
+                std::io::Error::from_raw_os_error(libc::ENOLCK),
+            )),
+            state,
+        )
+        .unwrap_err();
+        assert_eq!(code, exit::SOME_FAILED);
+        assert_eq!(
+            error,
+            "cannot lock /var/lib/certorch/lock: No locks available (os error 37)"
+        );
+        assert!(hint.contains("supports flock(2)"), "{hint}");
+        assert_eq!(locked(Ok(()), state), Ok(()));
     }
 }

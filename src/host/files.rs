@@ -35,9 +35,14 @@ if [ -n "$3" ]; then
   [ "$a" = "$b" ] || { echo "the staged key does not match the staged certificate" >&2; exit 1; }
 fi
 shift 4
-for dst in "$@"; do [ -f "$dst$new" ] || { echo "missing staged file $dst$new" >&2; exit 1; }; done
 for dst in "$@"; do
-  if [ -e "$dst" ]; then ln -f -- "$dst" "$dst$prev" 2>/dev/null || cp -p -- "$dst" "$dst$prev"; else rm -f -- "$dst$prev"; fi
+  [ -f "$dst$new" ] || { echo "missing staged file $dst$new" >&2; exit 1; }
+  # Staging refused links; one made since would have root write through it.
+  if [ -L "$dst" ] || [ -L "$dst$new" ]; then echo "refusing $dst: it is a symbolic link; certorch writes files, never through a link" >&2; exit 86; fi
+done
+for dst in "$@"; do
+  rm -f -- "$dst$prev"
+  if [ -e "$dst" ]; then ln -- "$dst" "$dst$prev" 2>/dev/null || cp -p -- "$dst" "$dst$prev"; fi
 done
 for dst in "$@"; do mv -f -- "$dst$new" "$dst"; done
 "#;
@@ -184,13 +189,56 @@ pub async fn commit(
     }
 }
 
-/// Removes staged files that will not be committed. Best effort: a staged file left behind is
-/// harmless (it is overwritten next time) and never read by a service.
-pub async fn discard(t: &dyn Transport, paths: &[&RemotePath]) {
+/// Removes staged files that will not be committed. A staged file left behind is harmless
+/// (it is overwritten next time, never read by a service), so a failure here is a warning for
+/// the caller to pass on, not a failed certificate.
+pub async fn discard(t: &dyn Transport, paths: &[&RemotePath]) -> Result<(), Error> {
     let cmd = Cmd::script(DISCARD, "certorch-discard")
         .arg(STAGED)
         .args(paths.iter().map(|p| p.as_str()));
-    let _ = t.run(&cmd, None).await;
+    let out = t.run(&cmd, None).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(Error::failed(
+            "removing staged files",
+            &out,
+            "remove the *.certorch-new files beside the certificate's paths by hand",
+        ))
+    }
+}
+
+/// `$1` previous suffix, then the live paths.
+const FORGET: &str = r#"set -eu
+prev=$1
+shift
+for dst in "$@"; do rm -f -- "$dst$prev"; done
+"#;
+
+/// Removes the `.certorch-prev` copies of `paths` (the replaced key and the files that hold
+/// it) once the new certificate is live and verified: rollback is over, and an old private
+/// key left on disk is one more to leak.
+pub async fn forget_previous(t: &dyn Transport, paths: &[&RemotePath]) -> Result<(), Error> {
+    let cmd = Cmd::script(FORGET, "certorch-forget-prev")
+        .arg(PREVIOUS)
+        .args(paths.iter().map(|p| p.as_str()));
+    let out = t.run(&cmd, None).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(Error::failed(
+            "removing the previous key",
+            &out,
+            format!(
+                "remove {} by hand; the new certificate is live",
+                paths
+                    .iter()
+                    .map(|p| format!("{p}{PREVIOUS}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ))
+    }
 }
 
 /// Puts the previous files back after a failed check, reload or verify.
@@ -262,8 +310,7 @@ pub enum Store {
 const STORE: &str = concat!(
     "set -eu\ndst=$1 staged=$1$5 mode=$2 owner=$3 group=$4\n",
     super::sh_open_tmp!(),
-    r#"trap 'rm -f -- "$tmp" "$tmp.pem" "$tmp.p12"' EXIT
-cat > "$tmp.pem"
+    r#"cat > "$tmp.pem"
 if [ -n "$8" ]; then pass="file:$8"; else pass="pass:"; fi
 case $7 in
 pkcs12) openssl pkcs12 -export -inkey "$6" -in "$tmp.pem" -name "$9" -passout "$pass" -out "$tmp" ;;
@@ -348,4 +395,114 @@ pub async fn read_staged_key(
         });
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+
+    /// Runs the staging script here, as it runs on a host (as root), for `dst`.
+    fn stage_here(dst: &Path) -> std::process::Output {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(STAGE)
+            .arg("certorch-stage")
+            .arg(dst)
+            .args(["0644", "", "", STAGED, ""])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(b"new").unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn refused(out: &std::process::Output, path: &Path, why: &str) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(super::super::UNSAFE_PATH),
+            "{stderr}"
+        );
+        assert_eq!(
+            stderr.trim_end(),
+            format!("refusing {}: {why}", path.display())
+        );
+    }
+
+    fn mode(p: &Path, m: u32) {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    }
+
+    /// Regression (holes #1): a directory others can write to, a destination that is a link,
+    /// or a pre-created link on the way (the dry-run root) is refused before anything is
+    /// written; a sticky directory and a private one are fine, and temporaries are mktemp's.
+    #[test]
+    fn staging_refuses_paths_a_local_user_could_steer() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+
+        let ok = r.join("ok/etc/ssl/www.pem");
+        let out = stage_here(&ok);
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            std::fs::read(format!("{}{STAGED}", ok.display())).unwrap(),
+            b"new"
+        );
+        assert_eq!(std::fs::read_dir(r.join("ok/etc/ssl")).unwrap().count(), 1);
+
+        let sticky = r.join("sticky");
+        std::fs::create_dir(&sticky).unwrap();
+        mode(&sticky, 0o1777);
+        assert!(stage_here(&sticky.join("www.pem")).status.success());
+
+        let open = r.join("open");
+        std::fs::create_dir(&open).unwrap();
+        mode(&open, 0o777);
+        let out = stage_here(&open.join("www.pem"));
+        refused(
+            &out,
+            &open,
+            "the directory is writable by group or others (drwxrwxrwx) and not sticky",
+        );
+        assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0);
+
+        let linked = r.join("ok/etc/ssl/linked.pem");
+        std::fs::write(r.join("target.pem"), "live").unwrap();
+        symlink(r.join("target.pem"), &linked).unwrap();
+        refused(
+            &stage_here(&linked),
+            &linked,
+            "it is a symbolic link; certorch writes files, never through a link",
+        );
+        assert_eq!(std::fs::read(r.join("target.pem")).unwrap(), b"live");
+
+        // A local user's link where the dry-run root would be.
+        let elsewhere = r.join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let dry = r.join("certorch-dry-run");
+        symlink(&elsewhere, &dry).unwrap();
+        std::os::unix::fs::lchown(&dry, Some(4242), Some(4242)).unwrap();
+        refused(
+            &stage_here(&dry.join("etc/ssl/www.pem")),
+            &dry,
+            "it is a symbolic link owned by uid 4242, not by root or the login user",
+        );
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+        // A directory a local user made there.
+        let theirs = r.join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(4242), None).unwrap();
+        refused(
+            &stage_here(&theirs.join("www.pem")),
+            &theirs,
+            "the directory is owned by uid 4242, not by root or the login user",
+        );
+    }
 }

@@ -56,6 +56,13 @@ impl Error {
     }
 
     pub(crate) fn failed(step: &'static str, out: &Output, hint: impl Into<String>) -> Error {
+        if out.code == Some(UNSAFE_PATH) {
+            return Error::Rejected {
+                step,
+                reason: out.stderr_tail(),
+                hint: "a local user could steer root's writes there: make each directory on the way owned by root (or the login user) and not writable by group or others (chmod go-w), remove a link or file someone else put there, or point the inventory at another path; the live files were not touched".into(),
+            };
+        }
         Error::Failed {
             step,
             code: out
@@ -67,18 +74,79 @@ impl Error {
     }
 }
 
-/// Shell: creates the directory of `$dst` if needed and a temporary file `$tmp` beside
-/// `$staged`, mode 0600 from its first byte (umask 077), removed if the script fails. The
-/// script sets `dst` and `staged` first.
+/// Exit status of a host script that refused a path a local user could steer (see
+/// [`sh_safe_dir`]); its stderr names the path and why.
+pub const UNSAFE_PATH: i32 = 86;
+
+/// Shell: `certorch_safe_dir DIR` exits [`UNSAFE_PATH`] unless every existing component of
+/// DIR, from `/` down, is safe for root to write through: owned by root or the login user
+/// (`SUDO_UID`, `DOAS_USER` under `become`), not writable by group or others unless sticky,
+/// and, where it is a symbolic link, the link itself owned by root or the login user. Else a
+/// user who can create files there could point root's writes anywhere (a pre-created
+/// `/var/tmp/certorch-dry-run` link, a world-writable directory). `ls -n` is POSIX, unlike
+/// `stat -c`.
+macro_rules! sh_safe_dir {
+    () => {
+        r#"certorch_unsafe() { echo "refusing $1: $2" >&2; exit 86; }
+certorch_trusted() {
+  [ "$1" = 0 ] || [ "$1" = "$(id -u)" ] || [ "$1" = "${SUDO_UID:-}" ] && return 0
+  [ -n "${DOAS_USER:-}" ] && [ "$1" = "$(id -u -- "$DOAS_USER" 2>/dev/null)" ]
+}
+certorch_safe_one() {
+  if [ -L "$1" ]; then
+    set -f; set -- "$1" $(ls -ldn -- "$1"); set +f
+    certorch_trusted "$4" || certorch_unsafe "$1" "it is a symbolic link owned by uid $4, not by root or the login user"
+    [ -d "$1" ] || certorch_unsafe "$1" "it is a symbolic link that does not lead to a directory"
+  fi
+  set -f; set -- "$1" $(ls -ldnL -- "$1"); set +f
+  certorch_trusted "$4" || certorch_unsafe "$1" "the directory is owned by uid $4, not by root or the login user"
+  case $2 in
+  ?????w*|????????w*)
+    case $2 in ?????????[tT]*) ;; *) certorch_unsafe "$1" "the directory is writable by group or others ($2) and not sticky" ;; esac ;;
+  esac
+}
+certorch_safe_dir() {
+  certorch_safe_one /
+  rest=${1#/} p=
+  while [ -n "$rest" ]; do
+    c=${rest%%/*}
+    case $rest in */*) rest=${rest#*/} ;; *) rest= ;; esac
+    [ -n "$c" ] || continue
+    p=$p/$c
+    [ -e "$p" ] || [ -L "$p" ] || return 0
+    certorch_safe_one "$p"
+  done
+}
+"#
+    };
+}
+
+/// Shell: checks the directory of `$dst` (see [`sh_safe_dir`]), before and after creating it
+/// if needed, refuses a `$dst` that is a symbolic link or not a regular file, and makes a
+/// private temporary directory `$tmpd` (mktemp, 0700) beside it with `$tmp` its file, mode
+/// 0600 from its first byte (umask 077); both removed if the script fails. Names in `$tmpd`
+/// cannot be guessed or pre-created by anyone else. The script sets `dst` and `staged` first.
 macro_rules! sh_open_tmp {
     () => {
-        r#"dir=${dst%/*}
+        concat!(
+            $crate::host::sh_safe_dir!(),
+            r#"dir=${dst%/*}
 [ -n "$dir" ] || dir=/
+certorch_safe_dir "$dir"
 [ -d "$dir" ] || (umask 022 && mkdir -p -- "$dir")
+certorch_safe_dir "$dir"
+certorch_safe_dir "$(cd -P -- "$dir" && pwd -P)"
+if [ -L "$dst" ]; then certorch_unsafe "$dst" "it is a symbolic link; certorch writes files, never through a link"; fi
+if [ -e "$dst" ] && [ ! -f "$dst" ]; then certorch_unsafe "$dst" "it is not a regular file"; fi
+# mv onto a link to a directory would move into it: a stale link at the staged name goes.
+if [ -L "$staged" ]; then rm -f -- "$staged"
+elif [ -e "$staged" ] && [ ! -f "$staged" ]; then certorch_unsafe "$staged" "it is not a regular file"; fi
 umask 077
-tmp=$staged.$$
-trap 'rm -f -- "$tmp"' EXIT
+tmpd=$(mktemp -d "$dir/.certorch.XXXXXXXXXX")
+tmp=$tmpd/new
+trap 'rm -rf -- "$tmpd"' EXIT
 "#
+        )
     };
 }
 
@@ -91,11 +159,12 @@ elif [ -n "$owner" ]; then chown -- "$owner" "$tmp"
 elif [ -n "$group" ]; then chgrp -- "$group" "$tmp"; fi
 chmod -- "$mode" "$tmp"
 mv -f -- "$tmp" "$staged"
+rm -rf -- "$tmpd"
 trap - EXIT
 "#
     };
 }
-pub(crate) use {sh_install_tmp, sh_open_tmp};
+pub(crate) use {sh_install_tmp, sh_open_tmp, sh_safe_dir};
 
 /// Suffix of a file staged beside its live path, renamed into place on commit.
 pub const STAGED: &str = ".certorch-new";

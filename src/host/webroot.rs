@@ -12,8 +12,11 @@ const PLACE: &str = r#"set -eu
 dir=$1/.well-known/acme-challenge
 shift
 (umask 022 && mkdir -p -- "$dir")
+tmp=
+trap '[ -z "$tmp" ] || rm -f -- "$tmp"' EXIT
 while [ $# -ge 2 ]; do
-  tmp=$dir/.$1.certorch-tmp
+  # mktemp: a name nobody can guess or pre-create as a link for root to write through.
+  tmp=$(mktemp "$dir/.certorch.XXXXXXXXXX")
   printf '%s' "$2" > "$tmp"
   chmod 0644 -- "$tmp"
   mv -f -- "$tmp" "$dir/$1"
@@ -70,12 +73,26 @@ pub async fn place(
     }
 }
 
-/// Removes the tokens again; best effort.
-pub async fn remove(t: &dyn Transport, webroot: &RemotePath, tokens: &[String]) {
+/// Removes the tokens again. A token left behind is public and harmless, so a failure is a
+/// warning for the caller to pass on.
+pub async fn remove(
+    t: &dyn Transport,
+    webroot: &RemotePath,
+    tokens: &[String],
+) -> Result<(), Error> {
     let cmd = Cmd::script(REMOVE, "certorch-http01-clean")
         .arg(webroot.as_str())
         .args(tokens.iter().filter(|t| valid_token(t)).cloned());
-    let _ = t.run(&cmd, None).await;
+    let out = t.run(&cmd, None).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(Error::failed(
+            "removing the http-01 tokens",
+            &out,
+            "remove them from the webroot's .well-known/acme-challenge by hand",
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub struct Inventory {
     pub hosts: Vec<Host>,
     /// Group name → member host names, in inventory order.
     pub groups: BTreeMap<String, Vec<String>>,
+    /// Things to tell the operator that do not stop a run (a secret file others may read).
+    pub warnings: Vec<String>,
     /// The operator's playbook directory, if any.
     pub playbooks: Option<PathBuf>,
 }
@@ -269,12 +271,25 @@ pub struct CertSpec {
     pub verify_starttls: Option<Starttls>,
     /// Keep the live key across renewals.
     pub reuse_key: bool,
+    /// Keep the replaced key (and key-bearing files) as `.certorch-prev` once the new
+    /// certificate is live; by default they are removed then.
+    pub keep_previous_key: bool,
     /// For a shared label: every member host, in inventory order. The key is made on the
     /// first reachable member and copied to the others host to host.
     pub shared: Option<Vec<String>>,
 }
 
 impl CertSpec {
+    /// The files that hold the private key: the key itself, the combined PEM, the PKCS#12
+    /// bundle and the Java keystore.
+    pub fn key_bearing_paths(&self) -> Vec<&RemotePath> {
+        std::iter::once(&self.key)
+            .chain(self.combined.as_ref())
+            .chain(self.pkcs12.as_ref())
+            .chain(self.keystore.as_ref())
+            .collect()
+    }
+
     /// The file whose certificate tells what is deployed: the full chain, else the leaf,
     /// else the combined file (its first certificate follows the key).
     pub fn inspect_path(&self) -> &RemotePath {
@@ -338,12 +353,30 @@ const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 /// Handshakes cost CPU on the bastion (key exchange, signatures); more in flight only queue.
 const DEFAULT_MAX_HANDSHAKES: usize = 32;
 
+/// The largest inventory certorch reads: a few kilobytes per host, so 8 MiB is thousands of
+/// hosts; a bigger file is the wrong file (a log, a device) and is not read into memory.
+pub const INVENTORY_LIMIT: u64 = 8 * 1024 * 1024;
+
 /// Reads and validates the inventory at `path`.
 pub fn load(path: &Path) -> Result<Inventory, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+    use std::io::Read;
+    let read_err = |e| Error::Read {
         path: path.to_path_buf(),
         source: e,
-    })?;
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(INVENTORY_LIMIT + 1).read_to_string(&mut text))
+        .map_err(read_err)?;
+    if text.len() as u64 > INVENTORY_LIMIT {
+        return Err(Error::Unplaced {
+            path: path.to_path_buf(),
+            message: format!(
+                "the inventory is larger than {} MiB; certorch reads no further: check that --inventory names the inventory (a few kilobytes per host), not another file",
+                INVENTORY_LIMIT >> 20
+            ),
+        });
+    }
     parse(&text, path)
 }
 
@@ -539,6 +572,7 @@ impl Builder<'_> {
     }
 
     fn build(&self, raw: RawInventory) -> Result<Inventory, Error> {
+        let mut warnings = Vec::new();
         let directory = self.directory_url(&raw.acme.directory)?;
         let mut contact = Vec::new();
         for c in raw.acme.contact {
@@ -558,6 +592,7 @@ impl Builder<'_> {
             Some(e) => {
                 let at = e.referenced;
                 let path = self.resolve(e.value.hmac_key_file);
+                warnings.extend(crate::secret::exposure(&path, "the EAB HMAC key file"));
                 let text = std::fs::read_to_string(&path).map_err(|err| {
                     self.err(
                         at,
@@ -639,7 +674,13 @@ impl Builder<'_> {
             (None, None, Some(z)) => {
                 PublisherConfig::ZoneFile(self.zonefile(z, default_user, ssh.transport)?)
             }
-            (Some(rfc), None, None) => PublisherConfig::Rfc2136(self.rfc2136(rfc)?),
+            (Some(rfc), None, None) => {
+                let rfc = self.rfc2136(rfc)?;
+                if let SecretSource::File(path) = &rfc.secret {
+                    warnings.extend(crate::secret::exposure(path, "the TSIG key file"));
+                }
+                PublisherConfig::Rfc2136(rfc)
+            }
             (None, Some(e), None) => {
                 if e.value.command.is_empty() || e.value.command[0].is_empty() {
                     return Err(self.err(e.referenced, "dns.exec.command is a command and its arguments as a list, like [/usr/local/bin/dns-api, --zone, acme.example.net]"));
@@ -867,6 +908,7 @@ impl Builder<'_> {
             hosts,
             groups,
             playbooks,
+            warnings,
         })
     }
 
@@ -1069,6 +1111,7 @@ impl Builder<'_> {
             verify_port,
             verify_starttls,
             reuse_key: c.reuse_key.or(d.reuse_key).unwrap_or(false),
+            keep_previous_key: c.keep_previous_key.or(d.keep_previous_key).unwrap_or(false),
             shared: None,
             challenge,
             webroot,

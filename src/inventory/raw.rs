@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::types::{AccountName, DnsName, FileMode, KeyType, RemotePath, RenewPolicy, Span};
+use super::types::{
+    AccountName, DnsName, FileMode, KeyType, RemotePath, RenewPolicy, Span, Timeout,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -108,7 +110,7 @@ pub struct RawDns {
     pub resolver: Option<Spanned<String>>,
     pub ttl: Option<u32>,
     pub max_rrset_bytes: Option<Spanned<u64>>,
-    pub propagation_timeout: Option<Span>,
+    pub propagation_timeout: Option<Timeout>,
     pub rfc2136: Option<Spanned<RawRfc2136>>,
     pub exec: Option<Spanned<RawExecPublisher>>,
     pub zonefile: Option<Spanned<RawZoneFile>>,
@@ -130,11 +132,11 @@ pub struct RawSsh {
     pub config: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
     pub identity: Option<PathBuf>,
-    pub connect_timeout: Option<Span>,
+    pub connect_timeout: Option<Timeout>,
     /// `openssh` (the default) or `russh`.
     pub transport: Option<Spanned<String>>,
     /// How long one remote command may take.
-    pub command_timeout: Option<Span>,
+    pub command_timeout: Option<Timeout>,
     /// russh: SSH handshakes in flight at once, across the process.
     pub max_handshakes: Option<Spanned<usize>>,
 }
@@ -162,6 +164,7 @@ pub struct RawDefaults {
     pub verify_starttls: Option<Spanned<String>>,
     pub playbook: Option<Spanned<String>>,
     pub reuse_key: Option<bool>,
+    pub keep_previous_key: Option<bool>,
     pub add_host_name: Option<bool>,
     #[serde(rename = "become")]
     pub become_via: Option<Spanned<String>>,
@@ -215,6 +218,8 @@ pub struct RawCert {
     pub verify_starttls: Option<Spanned<String>>,
     /// Keep the live key across renewals (for pinned keys).
     pub reuse_key: Option<bool>,
+    /// Keep the replaced key as `<key>.certorch-prev` after the new certificate is verified.
+    pub keep_previous_key: Option<bool>,
     /// Add the host's own name to the certificate's names (load-balanced names on several
     /// hosts, each with its own key, stay distinct name sets).
     pub add_host_name: Option<bool>,

@@ -488,3 +488,64 @@ fn adopted_issuers_are_read_at_load_and_mistakes_named_where_they_stand() {
         "{err}"
     );
 }
+/// Regression (holes #3): a file past the size limit is refused without being read whole.
+#[test]
+fn an_inventory_past_the_limit_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    let mut text = String::from(GOOD);
+    while text.len() < 10_000_000 {
+        text.push_str("# padding padding padding padding padding padding padding padding\n");
+    }
+    std::fs::write(&path, &text).unwrap();
+    let err = load(&path).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}: the inventory is larger than 8 MiB; certorch reads no further: check that --inventory names the inventory (a few kilobytes per host), not another file",
+            path.display()
+        )
+    );
+}
+
+/// Regression (holes #4): a duration whose seconds would overflow, and a timeout of zero, are
+/// refused where they stand, like every other inventory error.
+#[test]
+fn durations_that_overflow_and_zero_timeouts_are_refused() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "renew_before: 30d",
+            "renew_before: 300000000000000d",
+            "9:63: `300000000000000d` is longer than ten years: write a duration like 30s, 5m, 2h or 30d, at most 3650d",
+        ),
+        (
+            "renew_before: 30d",
+            "renew_before: 3651d",
+            "9:63: `3651d` is longer than ten years: write a duration like 30s, 5m, 2h or 30d, at most 3650d",
+        ),
+        (
+            "  resolver: 192.0.2.1\n",
+            "  resolver: 192.0.2.1\n  propagation_timeout: 0s\n",
+            "8:24: `0s` is no time at all: a timeout of zero fails every attempt; write at least 1s, like 30s or 5m",
+        ),
+        (
+            "defaults:",
+            "ssh: { connect_timeout: 0 }\ndefaults:",
+            "9:25: `0` is no time at all: a timeout of zero fails every attempt; write at least 1s, like 30s or 5m",
+        ),
+        (
+            "defaults:",
+            "ssh: { command_timeout: 99999999999999999h }\ndefaults:",
+            "9:25: `99999999999999999h` is longer than ten years: write a duration like 30s, 5m, 2h or 30d, at most 3650d",
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert!(GOOD.contains(from), "{from}");
+        let err = parse_at(&GOOD.replacen(from, to, 1))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, format!("/etc/certorch/inventory.yaml:{want}"), "{to}");
+    }
+    // Ten years is still a duration, and a zero renew_before is not a timeout.
+    parse_at(&GOOD.replacen("renew_before: 30d", "renew_before: 3650d", 1)).unwrap();
+}

@@ -278,9 +278,16 @@ impl TryFrom<String> for RenewPolicy {
         if let Ok(f) = s.trim().parse::<f64>() {
             return fraction(f, &s, hint);
         }
-        parse_duration(&s)
-            .map(RenewPolicy::Before)
-            .map_err(|_| format!("`{s}` is not a renewal policy: {hint}"))
+        // Digits and a unit: a time, whose own error (too long, unknown unit) says more.
+        let digits = s.trim().trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let a_time = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+        parse_duration(&s).map(RenewPolicy::Before).map_err(|e| {
+            if a_time {
+                e
+            } else {
+                format!("`{s}` is not a renewal policy: {hint}")
+            }
+        })
     }
 }
 
@@ -304,7 +311,29 @@ impl TryFrom<String> for Span {
     }
 }
 
-/// Parses `30s`, `5m`, `2h`, `30d`, or a bare number of seconds.
+/// A timeout written like a [`Span`]; zero would fail everything at once, so it is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Timeout(pub Duration);
+
+impl TryFrom<String> for Timeout {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let d = parse_duration(&s)?;
+        if d.is_zero() {
+            return Err(format!(
+                "`{}` is no time at all: a timeout of zero fails every attempt; write at least 1s, like 30s or 5m",
+                s.trim()
+            ));
+        }
+        Ok(Timeout(d))
+    }
+}
+
+/// The longest duration certorch takes: longer is a typo, and would overflow date arithmetic.
+const LONGEST: u64 = 3650 * 86400;
+
+/// Parses `30s`, `5m`, `2h`, `30d`, or a bare number of seconds, up to ten years.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
@@ -314,14 +343,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("`{s}` is not a duration: write it like 30s, 5m, 2h or 30d"))?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
         _ => return Err(format!("`{s}` has an unknown unit: use s, m, h or d")),
     };
-    Ok(Duration::from_secs(secs))
+    match n.checked_mul(unit) {
+        Some(secs) if secs <= LONGEST => Ok(Duration::from_secs(secs)),
+        _ => Err(format!(
+            "`{s}` is longer than ten years: write a duration like 30s, 5m, 2h or 30d, at most 3650d"
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@ pub(crate) struct Ctx<'a> {
     pub concurrency: usize,
     /// Certificates that failed, in the order they failed; sorted at the end.
     failed: Mutex<Vec<Outcome>>,
+    /// What failed no certificate but needs attention (a staged file left on a host).
+    warnings: Mutex<Vec<String>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -39,6 +41,7 @@ impl<'a> Ctx<'a> {
             reporter,
             concurrency,
             failed: Mutex::new(Vec::new()),
+            warnings: Mutex::new(Vec::new()),
         }
     }
 
@@ -58,6 +61,19 @@ impl<'a> Ctx<'a> {
     /// Every failure so far.
     pub fn take_failed(&self) -> Vec<Outcome> {
         std::mem::take(&mut *self.failed.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Records a warning for the run's summary.
+    pub fn warn(&self, line: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
+    }
+
+    /// Every warning so far.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Reports a line of progress.
@@ -108,6 +124,18 @@ impl Item<'_> {
     /// this cannot be recorded.
     pub fn phase(&self, state: &State, phase: Phase) -> Result<(), crate::state::Error> {
         state.set_phase(&self.host.name, &self.spec.label, phase)
+    }
+
+    /// Removes the files staged for this certificate at `paths`; a failure is a warning.
+    pub async fn discard(&self, ctx: &Ctx<'_>, paths: &[&RemotePath]) {
+        if let Err(e) = crate::host::files::discard(self.conn.as_ref(), paths).await {
+            ctx.warn(format!(
+                "{}/{}: {e}; hint: {}",
+                self.host.name,
+                self.spec.label,
+                crate::problem::Problem::hint(&e).unwrap_or_default()
+            ));
+        }
     }
 
     /// The names, as strings.

@@ -42,7 +42,7 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
     for c in certs {
         let item = c.item();
         item.stage(reporter, Stage::Deploy);
-        let paths = match write(&c).await {
+        let paths = match write(ctx, &c).await {
             Ok(p) => p,
             Err(e) => {
                 outcomes.push(item.fail(Stage::Deploy, &e));
@@ -145,6 +145,17 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
             }
         }
         // The durable point: the certificate is live, and served where that is checked.
+        if !item.spec.keep_previous_key
+            && let Err(e) =
+                files::forget_previous(item.conn.as_ref(), &item.spec.key_bearing_paths()).await
+        {
+            ctx.warn(format!(
+                "{}/{}: {e}; hint: {}",
+                item.host.name,
+                item.spec.label,
+                e.hint().unwrap_or_default()
+            ));
+        }
         let names: Vec<String> = item.spec.names.iter().map(|n| n.to_string()).collect();
         let deployed: Vec<String> = paths.iter().map(|p| p.to_string()).collect();
         let recorded = state.batch(|| {
@@ -219,7 +230,7 @@ async fn reload_old(c: &Issued<'_>) -> String {
 /// Stages the certificate files, commits them with the staged key, and verifies on the host.
 /// A certificate an interrupted run already put in place (the host serves it with its key) is
 /// not written again; leftovers staged beside it are removed.
-async fn write(c: &Issued<'_>) -> Result<Vec<RemotePath>, Plain> {
+async fn write(ctx: &Ctx<'_>, c: &Issued<'_>) -> Result<Vec<RemotePath>, Plain> {
     let item = c.item();
     let spec = item.spec;
     let t = item.conn.as_ref();
@@ -234,7 +245,7 @@ async fn write(c: &Issued<'_>) -> Result<Vec<RemotePath>, Plain> {
         && d.key_matches
     {
         let live = spec.files();
-        files::discard(t, &live).await;
+        item.discard(ctx, &live).await;
         return Ok(live.into_iter().cloned().collect());
     }
     let leaf = x509::to_pem(&c.chain[..1]);
@@ -311,7 +322,7 @@ async fn write(c: &Issued<'_>) -> Result<Vec<RemotePath>, Plain> {
     }
     .await;
     if let Err(e) = staged {
-        files::discard(t, &paths).await;
+        item.discard(ctx, &paths).await;
         return Err(Plain {
             kind: e.kind(),
             message: e.to_string(),

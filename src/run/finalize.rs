@@ -41,7 +41,7 @@ async fn finalize<'a>(ctx: &Ctx<'_>, mut o: Ordered<'a>) -> Result<Issued<'a>, O
         Err(e) => {
             let failure = item.fail(Stage::Finalize, &e);
             acme::order::abandon(&mut o.open.order).await;
-            super::order::discard_key(&o.keyed).await;
+            super::order::discard_key(ctx, &o.keyed).await;
             return Err(failure);
         }
     };
@@ -52,7 +52,7 @@ async fn finalize<'a>(ctx: &Ctx<'_>, mut o: Ordered<'a>) -> Result<Issued<'a>, O
         &x509::to_pem(&chain),
     ) {
         // Not recorded: deploying would leave a certificate the state does not know.
-        super::order::discard_key(&o.keyed).await;
+        super::order::discard_key(ctx, &o.keyed).await;
         return Err(item.fail(Stage::Finalize, &e));
     }
     Ok(Issued {

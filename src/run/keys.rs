@@ -5,7 +5,7 @@ use futures::StreamExt;
 
 use super::context::Routed;
 use super::{Ctx, Keyed};
-use crate::host::{files, keygen};
+use crate::host::keygen;
 use crate::report::{Outcome, Stage};
 use crate::x509;
 
@@ -34,7 +34,7 @@ pub(crate) async fn make<'a>(ctx: &Ctx<'_>, routed: Vec<Routed<'a>>) -> Vec<Keye
                 &item.names(),
                 &csr.der,
             ) {
-                files::discard(item.conn.as_ref(), &[&item.spec.key]).await;
+                item.discard(ctx, &[&item.spec.key]).await;
                 return Err(item.fail(Stage::Key, &e));
             }
             Ok(Keyed {

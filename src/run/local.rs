@@ -165,7 +165,7 @@ pub(crate) async fn issue_all<'a>(ctx: &Ctx<'_>, keyed: Vec<Keyed<'a>>) -> Vec<I
                     extra,
                 }),
                 Err(failure) => {
-                    super::order::discard_key(&k).await;
+                    super::order::discard_key(ctx, &k).await;
                     Err(failure)
                 }
             }

@@ -6,7 +6,6 @@ use instant_acme::Account;
 
 use super::{Ctx, Keyed, Ordered};
 use crate::acme::{self, order::Resumed};
-use crate::host::files;
 use crate::report::{Outcome, Stage};
 use crate::state::Phase;
 
@@ -30,7 +29,7 @@ pub(crate) async fn account<'a>(
         Err(e) => {
             for k in keyed {
                 ctx.fail(k.item().fail(Stage::Order, &e));
-                discard_key(&k).await;
+                discard_key(ctx, &k).await;
             }
             None
         }
@@ -38,9 +37,9 @@ pub(crate) async fn account<'a>(
 }
 
 /// Removes a staged key whose certificate will not come in this run.
-pub(crate) async fn discard_key(k: &Keyed<'_>) {
+pub(crate) async fn discard_key(ctx: &Ctx<'_>, k: &Keyed<'_>) {
     let item = k.item();
-    files::discard(item.conn.as_ref(), &[&item.spec.key]).await;
+    item.discard(ctx, &[&item.spec.key]).await;
 }
 
 /// Takes up or opens an order for every keyed certificate; returns them and how many orders
@@ -56,7 +55,7 @@ pub(crate) async fn open_all<'a>(
             match r {
                 Ok(open) => Ok(Ordered { keyed: k, open }),
                 Err(failure) => {
-                    discard_key(&k).await;
+                    discard_key(ctx, &k).await;
                     Err(failure)
                 }
             }

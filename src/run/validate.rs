@@ -115,7 +115,14 @@ async fn http<'a>(ctx: &Ctx<'_>, mut o: Ordered<'a>) -> Result<Ordered<'a>, Outc
     .await;
     if let Some(webroot) = &spec.webroot {
         let names: Vec<String> = tokens.iter().map(|(t, _)| t.clone()).collect();
-        webroot::remove(item.conn.as_ref(), webroot, &names).await;
+        if let Err(e) = webroot::remove(item.conn.as_ref(), webroot, &names).await {
+            ctx.warn(format!(
+                "{}/{}: {e}; hint: {}",
+                item.host.name,
+                spec.label,
+                e.hint().unwrap_or_default()
+            ));
+        }
     }
     match r {
         Ok(()) => Ok(o),
@@ -521,7 +528,7 @@ async fn give_up(ctx: &Ctx<'_>, o: &mut Ordered<'_>) {
             o.open.url
         ));
     }
-    super::order::discard_key(&o.keyed).await;
+    super::order::discard_key(ctx, &o.keyed).await;
 }
 
 #[cfg(test)]

@@ -265,6 +265,22 @@ impl State {
                 .mode(0o600)
                 .open(&path)
                 .map_err(|e| err(&e))?;
+        } else {
+            // A database copied in or restored with the umask's mode: the account keys in it
+            // must be private again before anything is written.
+            let mode = fs::metadata(&path)
+                .map_err(|e| err(&e))?
+                .permissions()
+                .mode()
+                & 0o777;
+            if mode != 0o600 {
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o600))
+                    .map_err(|e| err(&e))?;
+                eprintln!(
+                    "warning: {} had mode {mode:04o}; set it to 0600, as it holds the ACME account keys",
+                    path.display()
+                );
+            }
         }
         let conn = Connection::open(&path).map_err(|e| err(&e))?;
         Self::setup(conn, path, true)

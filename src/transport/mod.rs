@@ -46,6 +46,48 @@ impl Output {
     }
 }
 
+/// Most a command on a host may print on stdout, and on stderr: certorch's own commands print
+/// a CSR or a certificate; more means something on the host is wrong, and reading it all would
+/// let one host fill the bastion's memory.
+pub const OUTPUT_LIMIT: usize = 16 * 1024 * 1024;
+
+/// A command's stdout or stderr as it arrives, refusing more than [`OUTPUT_LIMIT`].
+#[derive(Default)]
+pub(crate) struct Capped(Vec<u8>);
+
+impl Capped {
+    /// Appends `data`; false (and nothing kept) once the whole would pass the limit.
+    pub(crate) fn push(&mut self, data: &[u8]) -> bool {
+        if self.0.len() + data.len() > OUTPUT_LIMIT {
+            return false;
+        }
+        self.0.extend_from_slice(data);
+        true
+    }
+
+    /// Reads `r` to its end; false when it printed more than the limit (reading stops there).
+    pub(crate) async fn read_from(
+        &mut self,
+        mut r: impl tokio::io::AsyncRead + Unpin,
+    ) -> std::io::Result<bool> {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = r.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(true);
+            }
+            if !self.push(&buf[..n]) {
+                return Ok(false);
+            }
+        }
+    }
+
+    pub(crate) fn into_inner(self) -> Vec<u8> {
+        self.0
+    }
+}
+
 /// Why a host could not be reached or a command not run.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
@@ -64,6 +106,8 @@ pub enum Error {
         address: String,
         after: std::time::Duration,
     },
+    #[error("{label} printed more than {} MiB on {address}; certorch stopped reading it", OUTPUT_LIMIT >> 20)]
+    TooMuchOutput { label: String, address: String },
     #[error("an argument for {label} contains a NUL byte")]
     Nul { label: String },
     #[error("{how} refused to run {label} as root: {reason}")]
@@ -100,6 +144,7 @@ impl crate::problem::Problem for Error {
             Error::Timeout { .. } => Kind::SshTimeout,
             Error::Nul { .. } => Kind::HostRejected,
             Error::Become { .. } => Kind::SshBecomeRefused,
+            Error::TooMuchOutput { .. } => Kind::HostCommandFailed,
         }
     }
     fn hint(&self) -> Option<String> {
@@ -117,6 +162,9 @@ impl Error {
             ),
             Error::Timeout { label, .. } => Some(format!(
                 "{label} hangs on the host or needs longer: see what it waits for there, or raise ssh.command_timeout"
+            )),
+            Error::TooMuchOutput { label, address } => Some(format!(
+                "see what makes {label} print so much on {address} (a playbook's check or reload command writing to stdout?) and send that output to a file or /dev/null"
             )),
             Error::Nul { .. } => None,
             Error::Become { .. } => Some(
@@ -173,4 +221,29 @@ pub async fn connect(
         TransportKind::OpenSsh => Box::new(openssh::connect(host, ssh, control_dir).await?),
         TransportKind::Russh => Box::new(self::russh::connect(host, ssh).await?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (holes #3): a host that prints past the limit is cut off, not buffered.
+    #[tokio::test]
+    async fn output_past_the_limit_is_refused() {
+        let mut c = Capped::default();
+        assert!(c.read_from(&vec![b'x'; OUTPUT_LIMIT][..]).await.unwrap());
+        assert!(!c.push(b"y"));
+        let mut c = Capped::default();
+        let endless = tokio::io::repeat(b'x');
+        assert!(!c.read_from(endless).await.unwrap());
+        assert!(c.into_inner().len() <= OUTPUT_LIMIT);
+        let e = Error::TooMuchOutput {
+            label: "certorch-check".into(),
+            address: "192.0.2.1".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "certorch-check printed more than 16 MiB on 192.0.2.1; certorch stopped reading it"
+        );
+    }
 }

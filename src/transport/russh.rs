@@ -460,13 +460,15 @@ impl Russh {
                 stdout: Vec::new(),
                 stderr: String::new(),
             };
-            let mut stderr = Vec::new();
+            let mut stdout = super::Capped::default();
+            let mut stderr = super::Capped::default();
             let mut refused = false;
+            let mut within = true;
             while let Some(msg) = read.wait().await {
                 match msg {
-                    ChannelMsg::Data { data } => out.stdout.extend_from_slice(&data),
+                    ChannelMsg::Data { data } => within = stdout.push(&data),
                     // RFC 4254 §5.2: data type 1 is stderr.
-                    ChannelMsg::ExtendedData { data, ext: 1 } => stderr.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => within = stderr.push(&data),
                     ChannelMsg::ExitStatus { exit_status } => {
                         out.code = i32::try_from(exit_status).ok();
                     }
@@ -474,20 +476,31 @@ impl Russh {
                     ChannelMsg::Close => break,
                     _ => {}
                 }
+                if !within {
+                    break;
+                }
             }
-            out.stderr = String::from_utf8_lossy(&stderr).into_owned();
-            (out, refused)
+            out.stdout = stdout.into_inner();
+            out.stderr = String::from_utf8_lossy(&stderr.into_inner()).into_owned();
+            (out, refused, within)
         };
         // Once the channel closes the answer is complete; a writer still waiting for window
         // space (a command that exited without reading its input) is dropped then.
         tokio::pin!(writing, reading);
         let mut written = None;
-        let (out, refused) = loop {
+        let (out, refused, within) = loop {
             tokio::select! {
                 w = &mut writing, if written.is_none() => written = Some(w),
                 r = &mut reading => break r,
             }
         };
+        if !within {
+            // The channel is dropped unread; russh closes it.
+            return Err(Error::TooMuchOutput {
+                label: label.to_string(),
+                address: self.address.clone(),
+            });
+        }
         if refused {
             return Err(Error::Command {
                 label: label.to_string(),

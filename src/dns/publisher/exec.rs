@@ -7,11 +7,9 @@
 //!
 //! Exit status 0 means done; anything else fails the batch with the command's stderr.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
 
 use super::{BoxFuture, Publisher};
 use crate::dns::Error;
@@ -23,6 +21,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 /// Runs an operator's command for each batch.
 pub struct Exec {
     command: Vec<String>,
+    timeout: Duration,
 }
 
 #[derive(Serialize)]
@@ -41,7 +40,10 @@ struct Record<'a> {
 
 impl Exec {
     pub fn new(command: Vec<String>) -> Self {
-        Exec { command }
+        Exec {
+            command,
+            timeout: TIMEOUT,
+        }
     }
 
     async fn send(&self, set: &TxtSet, action: &'static str) -> Result<(), Error> {
@@ -58,28 +60,15 @@ impl Exec {
                 .collect(),
         };
         let body = serde_json::to_vec(&batch).map_err(|e| self.err(e.to_string()))?;
-        let mut child = tokio::process::Command::new(&self.command[0])
-            .args(&self.command[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| self.err(format!("cannot start: {e}")))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(&body)
-                .await
-                .map_err(|e| self.err(format!("writing the batch: {e}")))?;
-        }
-        let out = tokio::time::timeout(TIMEOUT, child.wait_with_output())
+        // Writing the batch is inside the timeout too: a command that never reads its
+        // input must not hold the run.
+        let out = crate::process::run(&self.command, &body, self.timeout)
             .await
-            .map_err(|_| self.err(format!("did not finish within {}s", TIMEOUT.as_secs())))?
             .map_err(|e| self.err(e.to_string()))?;
         if out.status.success() {
             Ok(())
         } else {
-            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stderr = &out.stderr;
             let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
             Err(self.err(format!(
                 "{action} failed ({}): {}",
@@ -104,5 +93,27 @@ impl Publisher for Exec {
 
     fn withdraw<'a>(&'a self, set: &'a TxtSet) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(self.send(set, "remove"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (holes #2): a publish command that never reads its batch nor exits is
+    /// bounded by the timeout as a whole, the write of the batch included.
+    #[tokio::test]
+    async fn a_publish_command_that_hangs_is_killed_at_the_timeout() {
+        let exec = Exec {
+            command: ["sh", "-c", "sleep 1000 & sleep 1000"]
+                .map(String::from)
+                .into(),
+            timeout: Duration::from_secs(1),
+        };
+        let err = exec.publish(&TxtSet::new(60)).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the publish command `sh`: did not finish within 1s and was killed with everything it started"
+        );
     }
 }
