@@ -254,6 +254,9 @@ fn a_killed_run_is_repaired_by_the_next() {
     bed.admin_update(&format!(
         "update delete signing.test NS ns2.signing.test.\nupdate delete ns2.signing.test A {dead}"
     ));
+    // The bed's resolver caches like a real one: the dead server is gone once its NS answer
+    // (TTL 1 s) has expired there.
+    bed.wait_resolver_forgets("signing.test", "NS", "ns2.signing.test");
     let next = bed.certorch(&inv, &["--json", "run"]);
     next.expect_code(0);
     assert_eq!(next.json()["outcomes"][0]["result"], "issued");

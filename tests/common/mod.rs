@@ -311,6 +311,33 @@ dns:
             .collect()
     }
 
+    /// Waits (at most 30 s) until the bed's caching resolver answers `rtype` at `name` without
+    /// `absent` in any record: a change made through the admin key is only seen by the resolver
+    /// once its cached answer's TTL has passed.
+    pub fn wait_resolver_forgets(&self, name: &str, rtype: &str, absent: &str) {
+        let start = std::time::Instant::now();
+        loop {
+            let out = Command::new("dig")
+                .args([
+                    "+short",
+                    &format!("@{}", self.get("RESOLVER_ADDR")),
+                    rtype,
+                    name,
+                ])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            if out.status.success() && !text.contains(absent) {
+                return;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "the resolver still answers {name} {rtype} with {absent}: {text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
     /// Every TXT record in the signing zone, by AXFR-free means: ask for each host's names and
     /// the targets of the shared fixtures (`shared`, `many`, `pool`).
     pub fn signing_zone_txt(&self) -> Vec<String> {
