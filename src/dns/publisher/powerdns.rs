@@ -129,7 +129,8 @@ type Connector = hyper_rustls::HttpsConnector<hyper_util::client::legacy::connec
 pub struct PowerDns {
     api: String,
     server_id: String,
-    key: Secret<String>,
+    /// The `X-API-Key` value, marked sensitive so no Debug of a request shows it either.
+    key: Secret<hyper::header::HeaderValue>,
     /// Where the key came from, for hints: `the file …` or `$VAR`.
     key_source: String,
     client: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
@@ -164,13 +165,21 @@ pub fn build(cfg: &PowerDnsConfig) -> Result<PowerDns, Plain> {
             }
         },
     };
-    if key.is_empty() || key.contains(['\r', '\n', '\0']) {
-        return Err(Plain::new(
-            Kind::DnsConfig,
-            format!("the PowerDNS API key from {key_source} is empty or spans several lines"),
-            "put the api-key of pdns.conf alone on one line",
-        ));
-    }
+    let key = match hyper::header::HeaderValue::from_str(&key) {
+        Ok(mut v) if !key.is_empty() => {
+            v.set_sensitive(true);
+            v
+        }
+        _ => {
+            return Err(Plain::new(
+                Kind::DnsConfig,
+                format!(
+                    "the PowerDNS API key from {key_source} is empty or holds characters an HTTP header cannot carry"
+                ),
+                "put the api-key of pdns.conf alone on one line",
+            ));
+        }
+    };
     let connector = connector(cfg.api.starts_with("https://")).map_err(|e| {
         Plain::new(
             Kind::DnsConfig,
@@ -383,7 +392,7 @@ impl PowerDns {
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(url)
-            .header("x-api-key", self.key.expose().as_str())
+            .header("x-api-key", self.key.expose().clone())
             .header("accept", "application/json")
             .header(
                 "user-agent",
