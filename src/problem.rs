@@ -55,6 +55,8 @@ pub enum Kind {
     DnsNotPropagated,
     #[serde(rename = "dns.publish_failed")]
     DnsPublishFailed,
+    #[serde(rename = "dns.api_refused")]
+    DnsApiRefused,
     #[serde(rename = "dns.config")]
     DnsConfig,
     #[serde(rename = "ca.rate_limited")]
@@ -108,6 +110,7 @@ impl Kind {
         Kind::DnsLookupFailed,
         Kind::DnsNotPropagated,
         Kind::DnsPublishFailed,
+        Kind::DnsApiRefused,
         Kind::DnsConfig,
         Kind::CaRateLimited,
         Kind::CaUnauthorized,

@@ -40,7 +40,15 @@ run's batch as JSON on stdin (\fBaction\fR add or remove, \fBttl\fR, \fBrecords\
 \fBzonefile\fR: \fBhost\fR, \fBaddress\fR, \fBuser\fR, \fBport\fR, \fBpath\fR (the zone file
 on that host), \fBtemplate\fR (a bastion file with the SOA carrying \fB{serial}\fR and the NS
 records), \fBreload\fR (run there after each rewrite) and \fBserver\fR (where the new serial
-must be served); that host is reached with \fBssh.transport\fR.
+must be served); that host is reached with \fBssh.transport\fR; or
+\fBpowerdns\fR: PowerDNS Authoritative's HTTP API (\fBapi=yes\fR, \fBwebserver=yes\fR):
+\fBapi\fR (the webserver's URL, e.g. http://127.0.0.1:8081; https:// is checked against the
+system's roots), \fBserver_id\fR (localhost), \fBapi_key_file\fR (a file holding the
+\fBapi\-key\fR of pdns.conf) or \fBapi_key_env\fR (an environment variable), sent as
+\fBX\-API\-Key\fR and never printed. Each batch reads the zone once and sends one PATCH per
+zone; since a PATCH replaces a whole RRset, certorch merges: values others keep at a name stay,
+its own are added or removed exactly (the RRset is deleted when none remain), and the RRset
+takes \fBttl\fR. A refused key fails the run before any order (\fBdns.api_refused\fR).
 .TP
 \fBssh\fR
 \fBtransport\fR: \fBopenssh\fR (default: the system's ssh client, one multiplexed master

@@ -68,6 +68,28 @@ pub enum Error {
         path: String,
         detail: String,
     },
+    #[error("the PowerDNS API {api} refused {what}: {answer}")]
+    ApiRefused {
+        api: String,
+        what: String,
+        answer: String,
+        /// Where the key came from (`the file …`, `$VAR`), never the key.
+        key_source: String,
+    },
+    #[error("the PowerDNS API {api} failed {what}: {answer}")]
+    ApiFailed {
+        api: String,
+        what: String,
+        /// The HTTP status, 0 when no answer was involved.
+        status: u16,
+        answer: String,
+    },
+    #[error("cannot reach the PowerDNS API {api} ({what}): {detail}")]
+    ApiUnreachable {
+        api: String,
+        what: String,
+        detail: String,
+    },
     #[error("CNAME loop at {0}")]
     CnameLoop(String),
     #[error("{zone} has no name servers that resolve to an address")]
@@ -87,7 +109,11 @@ impl crate::problem::Problem for Error {
             }
             Error::QueryFailed { .. } | Error::NoServers { .. } => Kind::DnsLookupFailed,
             Error::KeyFile { .. } | Error::Key(_) => Kind::DnsConfig,
-            Error::Exec { .. } | Error::ZoneFile { .. } => Kind::DnsPublishFailed,
+            Error::Exec { .. } | Error::ZoneFile { .. } | Error::ApiFailed { .. } => {
+                Kind::DnsPublishFailed
+            }
+            Error::ApiRefused { .. } => Kind::DnsApiRefused,
+            Error::ApiUnreachable { .. } => Kind::DnsUnreachable,
             Error::CnameLoop(_) => Kind::DnsCnameLoop,
             Error::NotPropagated { .. } => Kind::DnsNotPropagated,
         }
@@ -123,6 +149,19 @@ impl Error {
             }
             Error::ZoneFile { host, .. } => {
                 format!("check SSH to {host}, that the zone file is writable there and the reload command works by hand")
+            }
+            Error::ApiRefused { key_source, .. } => {
+                format!("the API key from {key_source} is not the api-key of pdns.conf, or webserver-allow-from does not include this machine: compare them")
+            }
+            Error::ApiFailed { status: 404, .. } => {
+                "the zone is not on that server: create it (pdnsutil create-zone) or check dns.signing_zone and dns.powerdns.server_id".to_string()
+            }
+            Error::ApiFailed { status: 422, .. } => {
+                "PowerDNS refused the change as written: check that every name is inside the zone, and the server's log".to_string()
+            }
+            Error::ApiFailed { .. } => "check the PowerDNS server's log for the request".to_string(),
+            Error::ApiUnreachable { api, .. } => {
+                format!("check that {api} is reachable from this machine: api=yes and webserver=yes in pdns.conf, webserver-address and webserver-port")
             }
             Error::CnameLoop(_) => "fix the CNAME records so the chain ends in the signing zone".to_string(),
             Error::NoServers { zone } => format!("check the NS records of {zone} and that their addresses resolve"),

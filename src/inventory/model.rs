@@ -152,6 +152,8 @@ pub enum PublisherConfig {
     Exec { command: Vec<String> },
     /// certorch rewrites the signing zone's file on a DNS host over SSH.
     ZoneFile(ZoneFileConfig),
+    /// PowerDNS Authoritative's HTTP API.
+    PowerDns(crate::dns::publisher::powerdns::PowerDnsConfig),
 }
 
 /// The zone-file publisher's settings.
@@ -670,43 +672,43 @@ impl Builder<'_> {
             })?),
         };
         let default_user = raw.defaults.user.clone();
-        let publisher = match (raw.dns.rfc2136, raw.dns.exec, raw.dns.zonefile) {
-            (None, None, Some(z)) => {
-                PublisherConfig::ZoneFile(self.zonefile(z, default_user, ssh.transport)?)
+        const ONE_PUBLISHER: &str =
+            "dns has more than one publisher (rfc2136, exec, zonefile, powerdns): keep one";
+        let chosen = [
+            raw.dns.rfc2136.as_ref().map(|r| r.referenced),
+            raw.dns.exec.as_ref().map(|r| r.referenced),
+            raw.dns.zonefile.as_ref().map(|r| r.referenced),
+            raw.dns.powerdns.as_ref().map(|r| r.referenced),
+        ];
+        let mut chosen = chosen.into_iter().flatten();
+        if let (Some(first), Some(_)) = (chosen.next(), chosen.next()) {
+            return Err(self.err(first, ONE_PUBLISHER));
+        }
+        let publisher = if let Some(z) = raw.dns.zonefile {
+            PublisherConfig::ZoneFile(self.zonefile(z, default_user, ssh.transport)?)
+        } else if let Some(rfc) = raw.dns.rfc2136 {
+            let rfc = self.rfc2136(rfc)?;
+            if let SecretSource::File(path) = &rfc.secret {
+                warnings.extend(crate::secret::exposure(path, "the TSIG key file"));
             }
-            (Some(rfc), None, None) => {
-                let rfc = self.rfc2136(rfc)?;
-                if let SecretSource::File(path) = &rfc.secret {
-                    warnings.extend(crate::secret::exposure(path, "the TSIG key file"));
-                }
-                PublisherConfig::Rfc2136(rfc)
+            PublisherConfig::Rfc2136(rfc)
+        } else if let Some(e) = raw.dns.exec {
+            if e.value.command.is_empty() || e.value.command[0].is_empty() {
+                return Err(self.err(e.referenced, "dns.exec.command is a command and its arguments as a list, like [/usr/local/bin/dns-api, --zone, acme.example.net]"));
             }
-            (None, Some(e), None) => {
-                if e.value.command.is_empty() || e.value.command[0].is_empty() {
-                    return Err(self.err(e.referenced, "dns.exec.command is a command and its arguments as a list, like [/usr/local/bin/dns-api, --zone, acme.example.net]"));
-                }
-                PublisherConfig::Exec {
-                    command: e.value.command,
-                }
+            PublisherConfig::Exec {
+                command: e.value.command,
             }
-            (None, None, None) => {
-                return Err(Error::Unplaced {
-                    path: self.path.to_path_buf(),
-                    message: "dns needs a publisher: rfc2136 (TSIG-signed updates), exec (your script gets the records as JSON) or zonefile (certorch rewrites the zone file over SSH)".into(),
-                });
-            }
-            (Some(r), _, _) => {
-                return Err(self.err(
-                    r.referenced,
-                    "dns has more than one publisher (rfc2136, exec, zonefile): keep one",
-                ));
-            }
-            (None, Some(e), Some(_)) => {
-                return Err(self.err(
-                    e.referenced,
-                    "dns has more than one publisher (rfc2136, exec, zonefile): keep one",
-                ));
-            }
+        } else if let Some(p) = raw.dns.powerdns {
+            PublisherConfig::PowerDns(
+                crate::dns::publisher::powerdns::config(p, &|f| self.resolve(f))
+                    .map_err(|(at, message)| self.err(at, message))?,
+            )
+        } else {
+            return Err(Error::Unplaced {
+                path: self.path.to_path_buf(),
+                message: "dns needs a publisher: rfc2136 (TSIG-signed updates), exec (your script gets the records as JSON), zonefile (certorch rewrites the zone file over SSH) or powerdns (PowerDNS's HTTP API)".into(),
+            });
         };
         let max_rrset_bytes = match &raw.dns.max_rrset_bytes {
             None => crate::limits::MAX_RRSET_BYTES,

@@ -114,6 +114,7 @@ pub struct RawDns {
     pub rfc2136: Option<Spanned<RawRfc2136>>,
     pub exec: Option<Spanned<RawExecPublisher>>,
     pub zonefile: Option<Spanned<RawZoneFile>>,
+    pub powerdns: Option<Spanned<crate::dns::publisher::powerdns::RawPowerDns>>,
 }
 
 #[derive(Debug, Deserialize)]

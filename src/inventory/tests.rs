@@ -210,7 +210,9 @@ fn exactly_one_publisher() {
     );
     let err = parse_at(&both).unwrap_err().to_string();
     assert!(
-        err.ends_with("dns has more than one publisher (rfc2136, exec, zonefile): keep one"),
+        err.ends_with(
+            "dns has more than one publisher (rfc2136, exec, zonefile, powerdns): keep one"
+        ),
         "{err}"
     );
     let start = GOOD.find("  rfc2136:").unwrap();
@@ -227,6 +229,33 @@ fn exactly_one_publisher() {
     assert!(
         matches!(&inv.dns.publisher, super::model::PublisherConfig::Exec { command } if command.len() == 3)
     );
+    let pdns = format!(
+        "{}  powerdns: {{ api: 'http://127.0.0.1:8081', api_key_file: pdns.key }}\n{}",
+        &GOOD[..start],
+        &GOOD[end..]
+    );
+    let inv = parse_at(&pdns).unwrap();
+    let super::model::PublisherConfig::PowerDns(p) = &inv.dns.publisher else {
+        panic!("{:?}", inv.dns.publisher)
+    };
+    assert_eq!(
+        (p.api.as_str(), p.server_id.as_str()),
+        ("http://127.0.0.1:8081", "localhost")
+    );
+    assert!(matches!(&p.key, SecretSource::File(f) if f == Path::new("/etc/certorch/pdns.key")));
+    let bad = pdns.replace("'http://127.0.0.1:8081'", "'127.0.0.1:8081'");
+    let err = parse_at(&bad).unwrap_err().to_string();
+    assert!(
+        err.starts_with("/etc/certorch/inventory.yaml:8:20: `127.0.0.1:8081` is not the PowerDNS webserver's URL: write http://"),
+        "{err}"
+    );
+    let two = pdns.replacen(
+        "  powerdns:",
+        "  exec: { command: [/bin/true] }\n  powerdns:",
+        1,
+    );
+    let err = parse_at(&two).unwrap_err().to_string();
+    assert!(err.ends_with("keep one"), "{err}");
 }
 
 /// GOOD's head (acme, dns) with `rest` after it.

@@ -3,6 +3,7 @@
 //! zone, not one per record.
 
 pub mod exec;
+pub mod powerdns;
 pub mod rfc2136;
 pub mod zonefile;
 
@@ -26,7 +27,7 @@ pub trait Publisher: Send + Sync {
 /// A publisher built from the inventory, with what describes it in the state and in messages.
 pub struct Built {
     pub publisher: Box<dyn Publisher>,
-    /// A server address, `zonefile:host:path` or `exec:command`.
+    /// A server address, `zonefile:host:path`, `exec:command` or `powerdns:URL`.
     pub describe: String,
     /// The TSIG key's name, when updates are signed.
     pub key_name: Option<String>,
@@ -67,6 +68,11 @@ pub fn build(
                 key_name: None,
             }
         }
+        PublisherConfig::PowerDns(p) => Built {
+            publisher: Box::new(powerdns::build(p)?),
+            describe: format!("powerdns:{}", p.api),
+            key_name: None,
+        },
         PublisherConfig::Exec { command } => Built {
             publisher: Box::new(exec::Exec::new(command.clone())),
             describe: format!("exec:{}", command[0]),
