@@ -150,6 +150,8 @@ pub enum PublisherConfig {
     Exec { command: Vec<String> },
     /// certorch rewrites the signing zone's file on a DNS host over SSH.
     ZoneFile(ZoneFileConfig),
+    /// A Route 53 hosted zone, through its API.
+    Route53(crate::dns::publisher::route53::Config),
 }
 
 /// The zone-file publisher's settings.
@@ -635,37 +637,39 @@ impl Builder<'_> {
             })?),
         };
         let default_user = raw.defaults.user.clone();
-        let publisher = match (raw.dns.rfc2136, raw.dns.exec, raw.dns.zonefile) {
-            (None, None, Some(z)) => {
-                PublisherConfig::ZoneFile(self.zonefile(z, default_user, ssh.transport)?)
+        const MORE_THAN_ONE: &str =
+            "dns has more than one publisher (rfc2136, exec, zonefile, route53): keep one";
+        let given = [
+            raw.dns.rfc2136.as_ref().map(|p| p.referenced),
+            raw.dns.exec.as_ref().map(|p| p.referenced),
+            raw.dns.zonefile.as_ref().map(|p| p.referenced),
+            raw.dns.route53.as_ref().map(|p| p.referenced),
+        ];
+        if given.iter().flatten().count() > 1 {
+            let at = given.into_iter().flatten().next().expect("more than one");
+            return Err(self.err(at, MORE_THAN_ONE));
+        }
+        let publisher = if let Some(z) = raw.dns.zonefile {
+            PublisherConfig::ZoneFile(self.zonefile(z, default_user, ssh.transport)?)
+        } else if let Some(rfc) = raw.dns.rfc2136 {
+            PublisherConfig::Rfc2136(self.rfc2136(rfc)?)
+        } else if let Some(e) = raw.dns.exec {
+            if e.value.command.is_empty() || e.value.command[0].is_empty() {
+                return Err(self.err(e.referenced, "dns.exec.command is a command and its arguments as a list, like [/usr/local/bin/dns-api, --zone, acme.example.net]"));
             }
-            (Some(rfc), None, None) => PublisherConfig::Rfc2136(self.rfc2136(rfc)?),
-            (None, Some(e), None) => {
-                if e.value.command.is_empty() || e.value.command[0].is_empty() {
-                    return Err(self.err(e.referenced, "dns.exec.command is a command and its arguments as a list, like [/usr/local/bin/dns-api, --zone, acme.example.net]"));
-                }
-                PublisherConfig::Exec {
-                    command: e.value.command,
-                }
+            PublisherConfig::Exec {
+                command: e.value.command,
             }
-            (None, None, None) => {
-                return Err(Error::Unplaced {
-                    path: self.path.to_path_buf(),
-                    message: "dns needs a publisher: rfc2136 (TSIG-signed updates), exec (your script gets the records as JSON) or zonefile (certorch rewrites the zone file over SSH)".into(),
-                });
-            }
-            (Some(r), _, _) => {
-                return Err(self.err(
-                    r.referenced,
-                    "dns has more than one publisher (rfc2136, exec, zonefile): keep one",
-                ));
-            }
-            (None, Some(e), Some(_)) => {
-                return Err(self.err(
-                    e.referenced,
-                    "dns has more than one publisher (rfc2136, exec, zonefile): keep one",
-                ));
-            }
+        } else if let Some(r) = raw.dns.route53 {
+            PublisherConfig::Route53(
+                crate::dns::publisher::route53::config(r, |p| self.resolve(p))
+                    .map_err(|(at, message)| self.err(at, message))?,
+            )
+        } else {
+            return Err(Error::Unplaced {
+                path: self.path.to_path_buf(),
+                message: "dns needs a publisher: rfc2136 (TSIG-signed updates), exec (your script gets the records as JSON), zonefile (certorch rewrites the zone file over SSH) or route53 (a Route 53 hosted zone)".into(),
+            });
         };
         let max_rrset_bytes = match &raw.dns.max_rrset_bytes {
             None => crate::limits::MAX_RRSET_BYTES,

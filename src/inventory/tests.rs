@@ -210,7 +210,9 @@ fn exactly_one_publisher() {
     );
     let err = parse_at(&both).unwrap_err().to_string();
     assert!(
-        err.ends_with("dns has more than one publisher (rfc2136, exec, zonefile): keep one"),
+        err.ends_with(
+            "dns has more than one publisher (rfc2136, exec, zonefile, route53): keep one"
+        ),
         "{err}"
     );
     let start = GOOD.find("  rfc2136:").unwrap();
