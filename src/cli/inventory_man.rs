@@ -49,6 +49,18 @@ system's roots), \fBserver_id\fR (localhost), \fBapi_key_file\fR (a file holding
 zone; since a PATCH replaces a whole RRset, certorch merges: values others keep at a name stay,
 its own are added or removed exactly (the RRset is deleted when none remain), and the RRset
 takes \fBttl\fR. A refused key fails the run before any order (\fBdns.api_refused\fR).
+Or \fBroute53\fR: \fBhosted_zone_id\fR (the signing zone's hosted zone, \fBZ\fR...),
+\fBendpoint\fR (https://route53.amazonaws.com; http:// only on a loopback address, for a test
+server), \fBregion\fR (us\-east\-1, where Route 53 requests are signed), and the access key pair:
+\fBaccess_key_id_env\fR (a variable holding the key id) with \fBsecret_access_key_file\fR (the
+secret alone in a file) or \fBsecret_access_key_env\fR, or none of the three for
+\fBAWS_ACCESS_KEY_ID\fR, \fBAWS_SECRET_ACCESS_KEY\fR and \fBAWS_SESSION_TOKEN\fR. Each publish and
+withdraw reads the TXT sets at the batch's names and writes them in one
+\fBChangeResourceRecordSets\fR batch (DELETE of the exact set read, CREATE of the merged one, so
+values others put there stay and a concurrent change is read again, not overwritten), then waits
+for \fBINSYNC\fR; propagation to the name servers is then checked like any publisher's. The key
+needs route53:ListResourceRecordSets and route53:ChangeResourceRecordSets on the hosted zone and
+route53:GetChange.
 .TP
 \fBssh\fR
 \fBtransport\fR: \fBopenssh\fR (default: the system's ssh client, one multiplexed master

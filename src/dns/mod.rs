@@ -90,6 +90,15 @@ pub enum Error {
         what: String,
         detail: String,
     },
+    /// A Route 53 API call failed; `detail` carries the HTTP status and AWS's error code and
+    /// message when it answered.
+    #[error("route53 {action} in hosted zone {zone_id}: {detail}")]
+    Route53 {
+        zone_id: String,
+        action: String,
+        failure: publisher::route53::Failure,
+        detail: String,
+    },
     #[error("CNAME loop at {0}")]
     CnameLoop(String),
     #[error("{zone} has no name servers that resolve to an address")]
@@ -114,6 +123,22 @@ impl crate::problem::Problem for Error {
             }
             Error::ApiRefused { .. } => Kind::DnsApiRefused,
             Error::ApiUnreachable { .. } => Kind::DnsUnreachable,
+            Error::Route53 { failure, .. } => {
+                use publisher::route53::Failure;
+                match failure {
+                    Failure::NoAnswer => Kind::DnsUnreachable,
+                    Failure::Api { code: Some(c), .. } if c == "NoSuchHostedZone" => {
+                        Kind::DnsConfig
+                    }
+                    Failure::Api { code: Some(c), .. } if route53_auth_code(c) => {
+                        Kind::DnsUpdateRefused
+                    }
+                    Failure::Api {
+                        status: 401 | 403, ..
+                    } => Kind::DnsUpdateRefused,
+                    _ => Kind::DnsPublishFailed,
+                }
+            }
             Error::CnameLoop(_) => Kind::DnsCnameLoop,
             Error::NotPropagated { .. } => Kind::DnsNotPropagated,
         }
@@ -163,6 +188,24 @@ impl Error {
             Error::ApiUnreachable { api, .. } => {
                 format!("check that {api} is reachable from this machine: api=yes and webserver=yes in pdns.conf, webserver-address and webserver-port")
             }
+            Error::Route53 { zone_id, action, failure, .. } => {
+                use publisher::route53::Failure;
+                let code = match failure {
+                    Failure::Api { code, .. } => code.as_deref(),
+                    _ => None,
+                };
+                match (failure, code) {
+                    (_, Some("NoSuchHostedZone")) => format!("dns.route53.hosted_zone_id {zone_id} names no hosted zone these credentials can see: `aws route53 list-hosted-zones-by-name --dns-name <signing zone>` shows the id"),
+                    (_, Some("SignatureDoesNotMatch")) => "the secret access key does not belong to the access key id, or this machine's clock is off by minutes: check both".to_string(),
+                    (_, Some(c)) if route53_auth_code(c) => "AWS refused the credentials: check the access key pair certorch reads (dns.route53, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) and that it is active".to_string(),
+                    (Failure::Api { status: 401 | 403, .. }, _) => format!("the credentials may not do {action} here: give their IAM policy route53:ListResourceRecordSets and route53:ChangeResourceRecordSets on arn:aws:route53:::hostedzone/{zone_id} and route53:GetChange on arn:aws:route53:::change/*"),
+                    (_, Some("InvalidChangeBatch")) => format!("hosted zone {zone_id} must be the signing zone itself (dns.signing_zone), and nothing else may be rewriting the same names at this moment: check both and run again"),
+                    (_, Some("Throttling" | "ThrottlingException" | "PriorRequestNotComplete")) => "Route 53 throttles this account (5 requests a second): run again in a minute, or spread runs that share the account".to_string(),
+                    (Failure::NoAnswer, _) => "check that the Route 53 endpoint (dns.route53.endpoint) is reachable from this machine: proxy, firewall, DNS".to_string(),
+                    (Failure::NotInSync, _) => "Route 53 applies the change anyway; run again later (records left behind are withdrawn by the next run)".to_string(),
+                    _ => format!("see what AWS answered; `aws route53 {}` with the same credentials shows the same answer", kebab(action)),
+                }
+            }
             Error::CnameLoop(_) => "fix the CNAME records so the chain ends in the signing zone".to_string(),
             Error::NoServers { zone } => format!("check the NS records of {zone} and that their addresses resolve"),
             Error::NotPropagated { .. } => {
@@ -170,4 +213,35 @@ impl Error {
             }
         })
     }
+}
+
+/// AWS error codes that mean the credentials themselves were refused.
+fn route53_auth_code(code: &str) -> bool {
+    matches!(
+        code,
+        "InvalidClientTokenId"
+            | "UnrecognizedClientException"
+            | "SignatureDoesNotMatch"
+            | "IncompleteSignature"
+            | "MissingAuthenticationToken"
+            | "ExpiredToken"
+            | "AccessDenied"
+            | "AccessDeniedException"
+    )
+}
+
+/// `ChangeResourceRecordSets` as the AWS CLI spells it: `change-resource-record-sets`.
+fn kebab(action: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in action.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

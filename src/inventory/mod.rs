@@ -4,7 +4,7 @@
 pub mod command;
 pub mod model;
 pub mod playbook;
-mod raw;
+pub(crate) mod raw;
 pub mod types;
 
 use std::path::PathBuf;

@@ -154,6 +154,8 @@ pub enum PublisherConfig {
     ZoneFile(ZoneFileConfig),
     /// PowerDNS Authoritative's HTTP API.
     PowerDns(crate::dns::publisher::powerdns::PowerDnsConfig),
+    /// A Route 53 hosted zone, through its API.
+    Route53(crate::dns::publisher::route53::Config),
 }
 
 /// The zone-file publisher's settings.
@@ -672,13 +674,13 @@ impl Builder<'_> {
             })?),
         };
         let default_user = raw.defaults.user.clone();
-        const ONE_PUBLISHER: &str =
-            "dns has more than one publisher (rfc2136, exec, zonefile, powerdns): keep one";
+        const ONE_PUBLISHER: &str = "dns has more than one publisher (rfc2136, exec, zonefile, powerdns, route53): keep one";
         let chosen = [
             raw.dns.rfc2136.as_ref().map(|r| r.referenced),
             raw.dns.exec.as_ref().map(|r| r.referenced),
             raw.dns.zonefile.as_ref().map(|r| r.referenced),
             raw.dns.powerdns.as_ref().map(|r| r.referenced),
+            raw.dns.route53.as_ref().map(|r| r.referenced),
         ];
         let mut chosen = chosen.into_iter().flatten();
         if let (Some(first), Some(_)) = (chosen.next(), chosen.next()) {
@@ -704,10 +706,15 @@ impl Builder<'_> {
                 crate::dns::publisher::powerdns::config(p, &|f| self.resolve(f))
                     .map_err(|(at, message)| self.err(at, message))?,
             )
+        } else if let Some(r) = raw.dns.route53 {
+            PublisherConfig::Route53(
+                crate::dns::publisher::route53::config(r, |p| self.resolve(p))
+                    .map_err(|(at, message)| self.err(at, message))?,
+            )
         } else {
             return Err(Error::Unplaced {
                 path: self.path.to_path_buf(),
-                message: "dns needs a publisher: rfc2136 (TSIG-signed updates), exec (your script gets the records as JSON), zonefile (certorch rewrites the zone file over SSH) or powerdns (PowerDNS's HTTP API)".into(),
+                message: "dns needs a publisher: rfc2136 (TSIG-signed updates), exec (your script gets the records as JSON), zonefile (certorch rewrites the zone file over SSH), powerdns (PowerDNS's HTTP API) or route53 (a Route 53 hosted zone)".into(),
             });
         };
         let max_rrset_bytes = match &raw.dns.max_rrset_bytes {

@@ -115,6 +115,7 @@ pub struct RawDns {
     pub exec: Option<Spanned<RawExecPublisher>>,
     pub zonefile: Option<Spanned<RawZoneFile>>,
     pub powerdns: Option<Spanned<crate::dns::publisher::powerdns::RawPowerDns>>,
+    pub route53: Option<Spanned<RawRoute53>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,4 +268,20 @@ pub struct RawZoneFile {
     pub reload: String,
     /// Where the new serial must be served before certorch goes on (ip[:port]).
     pub server: Spanned<String>,
+}
+
+/// A Route 53 hosted zone, updated through its API (validated in
+/// `dns::publisher::route53::config`, which owns the defaults).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute53 {
+    pub hosted_zone_id: Spanned<String>,
+    /// Default `https://route53.amazonaws.com`; a test server's URL (moto).
+    pub endpoint: Option<Spanned<String>>,
+    /// Default `us-east-1`, where Route 53 requests are signed.
+    pub region: Option<Spanned<String>>,
+    /// The variable holding the access key id; without the three, `AWS_*` variables.
+    pub access_key_id_env: Option<String>,
+    pub secret_access_key_file: Option<PathBuf>,
+    pub secret_access_key_env: Option<String>,
 }

@@ -211,7 +211,7 @@ fn exactly_one_publisher() {
     let err = parse_at(&both).unwrap_err().to_string();
     assert!(
         err.ends_with(
-            "dns has more than one publisher (rfc2136, exec, zonefile, powerdns): keep one"
+            "dns has more than one publisher (rfc2136, exec, zonefile, powerdns, route53): keep one"
         ),
         "{err}"
     );

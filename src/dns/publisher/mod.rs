@@ -5,6 +5,7 @@
 pub mod exec;
 pub mod powerdns;
 pub mod rfc2136;
+pub mod route53;
 pub mod zonefile;
 
 use std::future::Future;
@@ -27,7 +28,7 @@ pub trait Publisher: Send + Sync {
 /// A publisher built from the inventory, with what describes it in the state and in messages.
 pub struct Built {
     pub publisher: Box<dyn Publisher>,
-    /// A server address, `zonefile:host:path`, `exec:command` or `powerdns:URL`.
+    /// A server address, `zonefile:host:path`, `exec:command`, `powerdns:URL` or `route53:zone-id`.
     pub describe: String,
     /// The TSIG key's name, when updates are signed.
     pub key_name: Option<String>,
@@ -78,5 +79,13 @@ pub fn build(
             describe: format!("exec:{}", command[0]),
             key_name: None,
         },
+        PublisherConfig::Route53(cfg) => {
+            let p = route53::Route53::new(cfg.clone())?;
+            Built {
+                describe: p.describe(),
+                publisher: Box::new(p),
+                key_name: None,
+            }
+        }
     })
 }
