@@ -1494,7 +1494,7 @@ mod tests {
             ),
             (
                 "  route53: { hosted_zone_id: Z1 }\n  exec: { command: [/bin/true] }\n",
-                "dns has more than one publisher (rfc2136, exec, zonefile, route53): keep one",
+                "dns has more than one publisher (rfc2136, exec, zonefile, powerdns, route53): keep one",
             ),
         ];
         for (block, want) in cases {
