@@ -57,6 +57,8 @@ pub enum Kind {
     DnsPublishFailed,
     #[serde(rename = "dns.config")]
     DnsConfig,
+    #[serde(rename = "dns.caa_forbids")]
+    DnsCaaForbids,
     #[serde(rename = "ca.rate_limited")]
     CaRateLimited,
     #[serde(rename = "ca.unauthorized")]
@@ -109,6 +111,7 @@ impl Kind {
         Kind::DnsNotPropagated,
         Kind::DnsPublishFailed,
         Kind::DnsConfig,
+        Kind::DnsCaaForbids,
         Kind::CaRateLimited,
         Kind::CaUnauthorized,
         Kind::CaRefused,

@@ -7,21 +7,24 @@ use super::Error;
 use crate::inventory::Inventory;
 use crate::state::State;
 
+/// The HTTPS client for the inventory's CA (its trust root when one is given).
+pub(super) fn http_client(inv: &Inventory) -> Result<Box<dyn instant_acme::HttpClient>, Error> {
+    super::http::client(inv.acme.trust_root.as_deref()).map_err(|detail| {
+        match &inv.acme.trust_root {
+            Some(root) => Error::AccountFile {
+                path: root.display().to_string(),
+                detail: format!("cannot use as trust root: {detail}"),
+            },
+            None => Error::AccountFile {
+                path: "the system's trust store".into(),
+                detail,
+            },
+        }
+    })
+}
+
 fn builder(inv: &Inventory) -> Result<instant_acme::AccountBuilder, Error> {
-    let http = super::http::client(inv.acme.trust_root.as_deref()).map_err(|detail| match &inv
-        .acme
-        .trust_root
-    {
-        Some(root) => Error::AccountFile {
-            path: root.display().to_string(),
-            detail: format!("cannot use as trust root: {detail}"),
-        },
-        None => Error::AccountFile {
-            path: "the system's trust store".into(),
-            detail,
-        },
-    })?;
-    Ok(Account::builder_with_http(http))
+    Ok(Account::builder_with_http(http_client(inv)?))
 }
 
 /// Loads the stored account for the inventory's CA, if there is one.

@@ -94,7 +94,7 @@ pub enum Command {
     },
     /// Show what a run would do and why, and the rate limits it would meet; changes nothing.
     Plan,
-    /// Preflight: SSH, the hosts, every _acme-challenge CNAME, the signing zone and the CA;
+    /// Preflight: SSH, the hosts, every _acme-challenge CNAME, CAA, the signing zone and the CA;
     /// one line per problem with its fix. Orders nothing, writes no live file.
     Check,
     /// One line per certificate from the state: names, expiry, days left, last result.

@@ -488,3 +488,37 @@ fn adopted_issuers_are_read_at_load_and_mistakes_named_where_they_stand() {
         "{err}"
     );
 }
+
+#[test]
+fn caa_identities_and_preferred_chain_are_validated_where_they_stand() {
+    let head = "  contact: [mailto:ops@example.org]\n";
+    let text = GOOD.replacen(
+        head,
+        &format!("{head}  caa_identities: [Pebble.Test., letsencrypt.org]\n  preferred_chain: \" ISRG Root X1 \"\n"),
+        1,
+    );
+    let inv = parse_at(&text).unwrap();
+    assert_eq!(inv.acme.caa_identities, ["pebble.test", "letsencrypt.org"]);
+    assert_eq!(inv.acme.preferred_chain.as_deref(), Some("ISRG Root X1"));
+
+    let text = GOOD.replacen(
+        head,
+        &format!("{head}  caa_identities: [letsencrypt.org, \"bad ca;x\"]\n"),
+        1,
+    );
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(
+        err.starts_with("/etc/certorch/inventory.yaml:5:37: `bad ca;x` is not a CAA identity"),
+        "{err}"
+    );
+    let text = GOOD.replacen(
+        head,
+        &format!("{head}  caa_identities: [\"*.example.org\"]\n"),
+        1,
+    );
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(err.contains("is not a CAA identity"), "{err}");
+    let text = GOOD.replacen(head, &format!("{head}  preferred_chain: \"\"\n"), 1);
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(err.starts_with("/etc/certorch/inventory.yaml:5:"), "{err}");
+}
