@@ -103,18 +103,19 @@ complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s v -l ver
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s h -l help -d 'Print help'
-complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
-complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
-complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s v -l verbose -d 'Print each step as it happens'
-complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
-complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -l json -d 'Print the result as one JSON document on stdout'
-complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -s h -l help -d 'Print help'
-complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -f -a "show" -d 'Show the account: directory, account URL, contact, when it was registered'
-complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -f -a "register" -d 'Register the account now (a run does it when needed)'
-complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -f -a "deactivate" -d 'Deactivate the account at the CA; final'
-complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register deactivate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -s i -l inventory -d 'The host inventory (YAML)' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -l json -d 'Print the result as one JSON document on stdout'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -s h -l help -d 'Print help'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -f -a "show" -d 'Show the account: directory, account URL, contact, when it was registered'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -f -a "register" -d 'Register the account now (a run does it when needed)'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -f -a "rollover" -d 'Replace the account\'s key with a new one at the CA (RFC 8555 §7.3.5) and store it; the account stays the same. Prints the old and new key thumbprints, never the key'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -f -a "deactivate" -d 'Deactivate the account at the CA; final'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
@@ -131,6 +132,14 @@ complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_se
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s h -l help -d 'Print help'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -s i -l inventory -d 'The host inventory (YAML)' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -s v -l verbose -d 'Print each step as it happens'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -l json -d 'Print the result as one JSON document on stdout'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
@@ -142,6 +151,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_se
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show the account: directory, account URL, contact, when it was registered'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "register" -d 'Register the account now (a run does it when needed)'
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "rollover" -d 'Replace the account\'s key with a new one at the CA (RFC 8555 §7.3.5) and store it; the account stays the same. Prints the old and new key thumbprints, never the key'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "deactivate" -d 'Deactivate the account at the CA; final'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l reason -d 'The reason given to the CA (RFC 5280 §5.3.1)' -r -f -a "unspecified\t''
@@ -178,4 +188,5 @@ complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_s
 complete -c certorch -n "__fish_certorch_using_subcommand help; and not __fish_seen_subcommand_from run issue plan check status init playbooks account revoke generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certorch -n "__fish_certorch_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "show" -d 'Show the account: directory, account URL, contact, when it was registered'
 complete -c certorch -n "__fish_certorch_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "register" -d 'Register the account now (a run does it when needed)'
+complete -c certorch -n "__fish_certorch_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "rollover" -d 'Replace the account\'s key with a new one at the CA (RFC 8555 §7.3.5) and store it; the account stays the same. Prints the old and new key thumbprints, never the key'
 complete -c certorch -n "__fish_certorch_using_subcommand help; and __fish_seen_subcommand_from account" -f -a "deactivate" -d 'Deactivate the account at the CA; final'

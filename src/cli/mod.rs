@@ -142,6 +142,9 @@ pub enum AccountAction {
     Show,
     /// Register the account now (a run does it when needed).
     Register,
+    /// Replace the account's key with a new one at the CA (RFC 8555 §7.3.5) and store it; the
+    /// account stays the same. Prints the old and new key thumbprints, never the key.
+    Rollover,
     /// Deactivate the account at the CA; final.
     Deactivate {
         /// Confirm: the CA refuses the account from then on.
