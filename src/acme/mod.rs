@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod ari;
+pub mod chain;
 pub mod directory;
 pub mod http;
 pub mod order;

@@ -145,7 +145,7 @@ pub enum CaaError {
         record: String,
     },
     #[error("looking up CAA for {name}: {source}")]
-    Lookup { name: String, source: Error },
+    Lookup { name: String, source: Box<Error> },
 }
 
 impl Problem for CaaError {
@@ -175,7 +175,7 @@ pub async fn lookup_for(
 ) -> Result<Option<(Name, Vec<CaaRecord>)>, CaaError> {
     let lookup_err = |source| CaaError::Lookup {
         name: name.to_string(),
-        source,
+        source: Box::new(source),
     };
     let base = name.as_str().trim_start_matches("*.");
     let fqdn =
@@ -252,8 +252,9 @@ mod tests {
     #[test]
     fn caa_matching() {
         let not = |tag| Err(Refusal::NotListed { tag });
+        type Case = (&'static str, Vec<CaaRecord>, bool, Result<(), Refusal>);
         #[rustfmt::skip]
-        let cases: Vec<(&str, Vec<CaaRecord>, bool, Result<(), Refusal>)> = vec![
+        let cases: Vec<Case> = vec![
             ("no set", vec![], false, Ok(())),
             ("issue names the CA", vec![rec(false, "issue", "letsencrypt.org")], false, Ok(())),
             ("second identity", vec![rec(false, "issue", "pebble.test")], false, Ok(())),

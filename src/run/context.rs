@@ -24,6 +24,8 @@ pub(crate) struct Ctx<'a> {
     pub concurrency: usize,
     /// Certificates that failed, in the order they failed; sorted at the end.
     failed: Mutex<Vec<Outcome>>,
+    /// Warnings from stages that do not fail a certificate, for the summary.
+    warnings: Mutex<Vec<String>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -39,6 +41,7 @@ impl<'a> Ctx<'a> {
             reporter,
             concurrency,
             failed: Mutex::new(Vec::new()),
+            warnings: Mutex::new(Vec::new()),
         }
     }
 
@@ -58,6 +61,19 @@ impl<'a> Ctx<'a> {
     /// Every failure so far.
     pub fn take_failed(&self) -> Vec<Outcome> {
         std::mem::take(&mut *self.failed.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Adds a warning to the run's summary.
+    pub fn warn(&self, line: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
+    }
+
+    /// Every warning so far.
+    pub fn take_warnings(&self) -> Vec<String> {
+        std::mem::take(&mut *self.warnings.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Reports a line of progress.

@@ -13,6 +13,7 @@ use crate::state::LastResult;
 pub(crate) fn finish(ctx: &Ctx<'_>, mut summary: RunSummary, started: Instant) -> RunSummary {
     let t = Instant::now();
     summary.outcomes.extend(ctx.take_failed());
+    summary.warnings.extend(ctx.take_warnings());
     let state = ctx.state;
     let recorded = state.batch(|| {
         for o in &summary.outcomes {
