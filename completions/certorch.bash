@@ -58,6 +58,9 @@ _certorch() {
             certorch__subcmd__account,register)
                 cmd="certorch__subcmd__account__subcmd__register"
                 ;;
+            certorch__subcmd__account,rollover)
+                cmd="certorch__subcmd__account__subcmd__rollover"
+                ;;
             certorch__subcmd__account,show)
                 cmd="certorch__subcmd__account__subcmd__show"
                 ;;
@@ -69,6 +72,9 @@ _certorch() {
                 ;;
             certorch__subcmd__account__subcmd__help,register)
                 cmd="certorch__subcmd__account__subcmd__help__subcmd__register"
+                ;;
+            certorch__subcmd__account__subcmd__help,rollover)
+                cmd="certorch__subcmd__account__subcmd__help__subcmd__rollover"
                 ;;
             certorch__subcmd__account__subcmd__help,show)
                 cmd="certorch__subcmd__account__subcmd__help__subcmd__show"
@@ -111,6 +117,9 @@ _certorch() {
                 ;;
             certorch__subcmd__help__subcmd__account,register)
                 cmd="certorch__subcmd__help__subcmd__account__subcmd__register"
+                ;;
+            certorch__subcmd__help__subcmd__account,rollover)
+                cmd="certorch__subcmd__help__subcmd__account__subcmd__rollover"
                 ;;
             certorch__subcmd__help__subcmd__account,show)
                 cmd="certorch__subcmd__help__subcmd__account__subcmd__show"
@@ -160,7 +169,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__account)
-            opts="-i -l -v -q -h --inventory --state --concurrency --limit --verbose --quiet --json --help show register deactivate help"
+            opts="-i -l -v -q -h --inventory --state --concurrency --limit --verbose --quiet --json --help show register rollover deactivate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -236,7 +245,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__account__subcmd__help)
-            opts="show register deactivate help"
+            opts="show register rollover deactivate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -291,6 +300,20 @@ _certorch() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        certorch__subcmd__account__subcmd__help__subcmd__rollover)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         certorch__subcmd__account__subcmd__help__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -306,6 +329,44 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__account__subcmd__register)
+            opts="-i -l -v -q -h --inventory --state --concurrency --limit --verbose --quiet --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --inventory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --limit)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certorch__subcmd__account__subcmd__rollover)
             opts="-i -l -v -q -h --inventory --state --concurrency --limit --verbose --quiet --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -472,7 +533,7 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__help__subcmd__account)
-            opts="show register deactivate"
+            opts="show register rollover deactivate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -500,6 +561,20 @@ _certorch() {
             return 0
             ;;
         certorch__subcmd__help__subcmd__account__subcmd__register)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        certorch__subcmd__help__subcmd__account__subcmd__rollover)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -59,6 +59,8 @@ pub enum Kind {
     DnsApiRefused,
     #[serde(rename = "dns.config")]
     DnsConfig,
+    #[serde(rename = "dns.caa_forbids")]
+    DnsCaaForbids,
     #[serde(rename = "ca.rate_limited")]
     CaRateLimited,
     #[serde(rename = "ca.unauthorized")]
@@ -112,6 +114,7 @@ impl Kind {
         Kind::DnsPublishFailed,
         Kind::DnsApiRefused,
         Kind::DnsConfig,
+        Kind::DnsCaaForbids,
         Kind::CaRateLimited,
         Kind::CaUnauthorized,
         Kind::CaRefused,

@@ -7,21 +7,24 @@ use super::Error;
 use crate::inventory::Inventory;
 use crate::state::State;
 
+/// The HTTPS client for the inventory's CA (its trust root when one is given).
+pub(super) fn http_client(inv: &Inventory) -> Result<Box<dyn instant_acme::HttpClient>, Error> {
+    super::http::client(inv.acme.trust_root.as_deref()).map_err(|detail| {
+        match &inv.acme.trust_root {
+            Some(root) => Error::AccountFile {
+                path: root.display().to_string(),
+                detail: format!("cannot use as trust root: {detail}"),
+            },
+            None => Error::AccountFile {
+                path: "the system's trust store".into(),
+                detail,
+            },
+        }
+    })
+}
+
 fn builder(inv: &Inventory) -> Result<instant_acme::AccountBuilder, Error> {
-    let http = super::http::client(inv.acme.trust_root.as_deref()).map_err(|detail| match &inv
-        .acme
-        .trust_root
-    {
-        Some(root) => Error::AccountFile {
-            path: root.display().to_string(),
-            detail: format!("cannot use as trust root: {detail}"),
-        },
-        None => Error::AccountFile {
-            path: "the system's trust store".into(),
-            detail,
-        },
-    })?;
-    Ok(Account::builder_with_http(http))
+    Ok(Account::builder_with_http(http_client(inv)?))
 }
 
 /// Loads the stored account for the inventory's CA, if there is one.
@@ -101,4 +104,47 @@ pub async fn reachable(inv: &Inventory) -> Result<(), Error> {
         }
         Err(e) => Err(Error::from_acme(directory, "reading the directory", e)),
     }
+}
+
+/// What a key rollover did: the account, and the RFC 7638 thumbprints of its old and new
+/// public keys (public values, safe to print).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rollover {
+    pub account_url: String,
+    pub old_thumbprint: String,
+    pub new_thumbprint: String,
+}
+
+/// Replaces the account's key with a new one (RFC 8555 §7.3.5: `keyChange`, the inner JWS
+/// signed by the new key, through instant-acme's `update_key`) and stores the new
+/// credentials in place of the old; the account URL stays the same.
+pub async fn rollover(inv: &Inventory, state: &State) -> Result<Option<Rollover>, Error> {
+    let directory = &inv.acme.directory;
+    let Some(mut account) = load(inv, state).await? else {
+        return Ok(None);
+    };
+    let old_thumbprint = account.key_thumbprint().to_string();
+    let credentials = account
+        .update_key()
+        .await
+        .map_err(|e| Error::from_acme(directory, "changing the account key", e))?;
+    let json = serde_json::to_string(&credentials).map_err(|e| Error::AccountFile {
+        path: "state database".into(),
+        detail: e.to_string(),
+    })?;
+    // The CA knows only the new key from here on: losing it loses the account.
+    state
+        .update_account_credentials(directory, &json)
+        .map_err(|e| Error::AccountFile {
+            path: "state database".into(),
+            detail: format!(
+                "the CA now holds the new key for {}, but it could not be stored: {e}; the old key no longer works",
+                account.id()
+            ),
+        })?;
+    Ok(Some(Rollover {
+        account_url: account.id().to_string(),
+        old_thumbprint,
+        new_thumbprint: account.key_thumbprint().to_string(),
+    }))
 }

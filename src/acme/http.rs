@@ -103,6 +103,36 @@ pub fn client(trust_root: Option<&Path>) -> Result<Box<dyn HttpClient>, String> 
     }))
 }
 
+/// What a request returned: status, headers and the whole body.
+pub struct Answer {
+    pub status: hyper::StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+/// Sends `req` through `client` and reads the whole answer; `Err` carries what went wrong
+/// for an error message.
+pub async fn send(
+    client: &dyn HttpClient,
+    req: hyper::Request<BodyWrapper<Bytes>>,
+) -> Result<Answer, String> {
+    let what = format!("{} {}", req.method(), req.uri());
+    let mut rsp = client
+        .request(req)
+        .await
+        .map_err(|e| format!("{what}: {}", super::error_chain(&e)))?;
+    let body = rsp
+        .body
+        .into_bytes()
+        .await
+        .map_err(|e| format!("{what}: reading the answer: {e}"))?;
+    Ok(Answer {
+        status: rsp.parts.status,
+        headers: rsp.parts.headers,
+        body,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,8 @@
 
 pub mod account;
 pub mod ari;
+pub mod chain;
+pub mod directory;
 pub mod http;
 pub mod order;
 

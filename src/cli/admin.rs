@@ -92,6 +92,8 @@ struct AccountShow {
     directory: String,
     registered: bool,
     account_url: Option<String>,
+    /// The RFC 7638 thumbprint of the account's public key.
+    key_thumbprint: Option<String>,
     contact: Vec<String>,
     created_at: Option<String>,
 }
@@ -101,8 +103,9 @@ impl Render for AccountShow {
         match &self.account_url {
             Some(url) => writeln!(
                 out,
-                "{}\n  account {url}\n  contact {}\n  registered {}",
+                "{}\n  account {url}\n  key thumbprint {}\n  contact {}\n  registered {}",
                 self.directory,
+                self.key_thumbprint.as_deref().unwrap_or_default(),
                 self.contact.join(", "),
                 self.created_at.as_deref().unwrap_or_default()
             ),
@@ -112,6 +115,21 @@ impl Render for AccountShow {
                 self.directory
             ),
         }
+    }
+}
+
+/// What `certorch account rollover` prints: the account and its keys' thumbprints.
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct RolledOver(acme::account::Rollover);
+
+impl Render for RolledOver {
+    fn text(&self, out: &mut dyn Write, _err: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "rolled over the key of {}\n  old key thumbprint {}\n  new key thumbprint {}",
+            self.0.account_url, self.0.old_thumbprint, self.0.new_thumbprint
+        )
     }
 }
 
@@ -173,6 +191,7 @@ pub async fn account(cli: &Cli) -> u8 {
                 directory,
                 registered: account.is_some(),
                 account_url: account.as_ref().map(|a| a.id().to_string()),
+                key_thumbprint: account.as_ref().map(|a| a.key_thumbprint().to_string()),
                 contact: inv.acme.contact.clone(),
                 created_at: created,
             };
@@ -193,6 +212,45 @@ pub async fn account(cli: &Cli) -> u8 {
                 }
                 Err(e) => acme_error(&e),
             }
+        }
+        AccountAction::Rollover => {
+            let (_lock, state) = match super::open_state_locked(&state_dir) {
+                Ok(x) => x,
+                Err(code) => return code,
+            };
+            let done = match acme::account::rollover(&inv, &state).await {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    eprintln!(
+                        "error: there is no account for {directory} in {}",
+                        state_dir.display()
+                    );
+                    eprintln!("  hint: `certorch account register` creates one");
+                    return exit::USAGE;
+                }
+                Err(e) => return acme_error(&e),
+            };
+            let audited = state.audit(
+                "*",
+                "*",
+                "account",
+                "ok",
+                &format!(
+                    "key rolled over for {}: thumbprint {} -> {}",
+                    done.account_url, done.old_thumbprint, done.new_thumbprint
+                ),
+            );
+            if let Err(e) = (Printer { json: cli.json }).print(&RolledOver(done)) {
+                return crate::report::printer::output_failed(&e);
+            }
+            if let Err(e) = audited {
+                eprintln!(
+                    "error: the new key is stored, but the audit log could not record it: {e}"
+                );
+                eprintln!("  hint: {}", e.hint());
+                return exit::SOME_FAILED;
+            }
+            exit::OK
         }
         AccountAction::Deactivate { yes } => {
             if !yes {

@@ -24,7 +24,12 @@ account binding. \fBstaging\fR: the CA \fBrun \-\-dry\-run\fR uses (default for 
 letsencrypt\-staging). \fBadopt_issuers\fR: list of PEM files of intermediates (certbot's
 chain.pem) whose certificates count as this CA's and are kept until due; without it, a
 certificate from an intermediate certorch has not itself received from \fBdirectory\fR is
-reissued on the next run (\fBissuer changed\fR).
+reissued on the next run (\fBissuer changed\fR). \fBcaa_identities\fR: the domains the CA
+recognizes in CAA \fBissue\fR records (RFC 8659), for CAs whose directory does not advertise
+\fBmeta.caaIdentities\fR; a name whose CAA records name none of them is refused before any
+order. \fBpreferred_chain\fR: the issuer common name of the chain to deploy when the CA offers
+alternate chains (the root's CN, like \fBISRG Root X1\fR); when none matches, the default chain
+is deployed with a warning.
 .TP
 \fBdns\fR
 \fBsigning_zone\fR: the zone certorch writes TXT records into; every

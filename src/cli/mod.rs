@@ -94,7 +94,7 @@ pub enum Command {
     },
     /// Show what a run would do and why, and the rate limits it would meet; changes nothing.
     Plan,
-    /// Preflight: SSH, the hosts, every _acme-challenge CNAME, the signing zone and the CA;
+    /// Preflight: SSH, the hosts, every _acme-challenge CNAME, CAA, the signing zone and the CA;
     /// one line per problem with its fix. Orders nothing, writes no live file.
     Check,
     /// One line per certificate from the state: names, expiry, days left, last result.
@@ -142,6 +142,9 @@ pub enum AccountAction {
     Show,
     /// Register the account now (a run does it when needed).
     Register,
+    /// Replace the account's key with a new one at the CA (RFC 8555 §7.3.5) and store it; the
+    /// account stays the same. Prints the old and new key thumbprints, never the key.
+    Rollover,
     /// Deactivate the account at the CA; final.
     Deactivate {
         /// Confirm: the CA refuses the account from then on.

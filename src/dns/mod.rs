@@ -2,6 +2,7 @@
 //! through a recursive resolver (CNAMEs, name servers), and the propagation check that asks
 //! every authoritative server directly.
 
+pub mod caa;
 pub mod lookup;
 pub mod preflight;
 pub mod propagation;

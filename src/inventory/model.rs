@@ -120,6 +120,12 @@ pub struct AcmeConfig {
     /// Intermediates from `acme.adopt_issuers`: certificates they signed count as this CA's
     /// and are kept until due, instead of all reissued at once.
     pub adopt_issuers: Vec<crate::x509::IssuerCert>,
+    /// The domains the CA recognizes in CAA `issue` properties (RFC 8659 §4.2), from
+    /// `acme.caa_identities`; empty: the directory's `meta.caaIdentities` is used.
+    pub caa_identities: Vec<String>,
+    /// `acme.preferred_chain`: the issuer common name of the chain to deploy when the CA offers
+    /// alternates (RFC 8555 §7.4.2).
+    pub preferred_chain: Option<String>,
 }
 
 /// External account binding: the CA's key id and HMAC key (RFC 8555 §7.3.4).
@@ -624,7 +630,35 @@ impl Builder<'_> {
         for p in raw.acme.adopt_issuers {
             adopt_issuers.extend(self.adopted_issuers(p)?);
         }
+        let mut caa_identities = Vec::new();
+        for id in raw.acme.caa_identities {
+            let name = DnsName::try_from(id.value.clone())
+                .ok()
+                .filter(|n| !n.as_str().starts_with("*."))
+                .ok_or_else(|| {
+                    self.err(
+                        id.referenced,
+                        format!(
+                            "`{}` is not a CAA identity: write the domain your CA names for CAA, like letsencrypt.org",
+                            id.value
+                        ),
+                    )
+                })?;
+            caa_identities.push(name.as_str().to_string());
+        }
+        let preferred_chain = match raw.acme.preferred_chain {
+            None => None,
+            Some(p) if p.value.trim().is_empty() || p.value.chars().any(char::is_control) => {
+                return Err(self.err(
+                    p.referenced,
+                    "acme.preferred_chain must be an issuer's common name, like ISRG Root X1",
+                ));
+            }
+            Some(p) => Some(p.value.trim().to_string()),
+        };
         let acme = AcmeConfig {
+            caa_identities,
+            preferred_chain,
             adopt_issuers,
             staging,
             directory,

@@ -93,6 +93,11 @@ pub struct RawAcme {
     /// certbot or acme.sh).
     #[serde(default)]
     pub adopt_issuers: Vec<Spanned<PathBuf>>,
+    /// The CA's CAA identities (RFC 8659), when its directory advertises none.
+    #[serde(default)]
+    pub caa_identities: Vec<Spanned<String>>,
+    /// The issuer common name of the chain to prefer among the CA's alternates.
+    pub preferred_chain: Option<Spanned<String>>,
 }
 
 /// External account binding (RFC 8555 §7.3.4), for CAs that require it.

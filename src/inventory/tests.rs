@@ -578,3 +578,37 @@ fn durations_that_overflow_and_zero_timeouts_are_refused() {
     // Ten years is still a duration, and a zero renew_before is not a timeout.
     parse_at(&GOOD.replacen("renew_before: 30d", "renew_before: 3650d", 1)).unwrap();
 }
+
+#[test]
+fn caa_identities_and_preferred_chain_are_validated_where_they_stand() {
+    let head = "  contact: [mailto:ops@example.org]\n";
+    let text = GOOD.replacen(
+        head,
+        &format!("{head}  caa_identities: [Pebble.Test., letsencrypt.org]\n  preferred_chain: \" ISRG Root X1 \"\n"),
+        1,
+    );
+    let inv = parse_at(&text).unwrap();
+    assert_eq!(inv.acme.caa_identities, ["pebble.test", "letsencrypt.org"]);
+    assert_eq!(inv.acme.preferred_chain.as_deref(), Some("ISRG Root X1"));
+
+    let text = GOOD.replacen(
+        head,
+        &format!("{head}  caa_identities: [letsencrypt.org, \"bad ca;x\"]\n"),
+        1,
+    );
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(
+        err.starts_with("/etc/certorch/inventory.yaml:5:37: `bad ca;x` is not a CAA identity"),
+        "{err}"
+    );
+    let text = GOOD.replacen(
+        head,
+        &format!("{head}  caa_identities: [\"*.example.org\"]\n"),
+        1,
+    );
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(err.contains("is not a CAA identity"), "{err}");
+    let text = GOOD.replacen(head, &format!("{head}  preferred_chain: \"\"\n"), 1);
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(err.starts_with("/etc/certorch/inventory.yaml:5:"), "{err}");
+}

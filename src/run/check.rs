@@ -1,7 +1,7 @@
 //! `certorch check`: a preflight that touches no CA order and no live file. Every problem that
 //! would make a run fail is reported with its fix: SSH (reachable, host key, login), the host
 //! (openssl, writable directories, the reload command), DNS (every `_acme-challenge` CNAME into
-//! the signing zone, wildcard capture, loops), the signing zone (every name server answers, our
+//! the signing zone, wildcard capture, loops; CAA records that leave the CA out), the signing zone (every name server answers, our
 //! key may update it, by adding and removing a probe record) and the CA (directory, account).
 
 use futures::StreamExt;
@@ -201,6 +201,9 @@ pub async fn check(
         }
     };
     let connected = hosts::connect_all(inv, targets, control.path(), concurrency, reporter).await;
+    let resolver = inv.dns.resolver.or_else(lookup::system_resolver);
+    let identities = super::preflight::Identities::new(inv);
+    let identities = &identities;
     let per_target: Vec<Vec<Finding>> = futures::stream::iter(connected)
         .map(|(target, conn)| {
             let dns = dns.as_ref();
@@ -245,6 +248,25 @@ pub async fn check(
                                     )
                                 })
                                 .map_err(|e| (e.to_string(), e.hint().unwrap_or_default()));
+                            f.push(finding(&host.name, &spec.label, "dns", r));
+                        }
+                    }
+                    if let (Some(resolver), crate::inventory::Issuer::Acme) =
+                        (resolver, &spec.issuer)
+                    {
+                        for name in &spec.names {
+                            let problems = super::preflight::caa_problems(
+                                resolver,
+                                identities,
+                                std::slice::from_ref(name),
+                            )
+                            .await;
+                            let r = match problems.first() {
+                                None => Ok(format!("CAA lets the CA issue for {name}")),
+                                Some(p) => {
+                                    Err((p.message.clone(), p.hint.clone().unwrap_or_default()))
+                                }
+                            };
                             f.push(finding(&host.name, &spec.label, "dns", r));
                         }
                     }

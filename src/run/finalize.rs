@@ -36,6 +36,14 @@ async fn finalize<'a>(ctx: &Ctx<'_>, mut o: Ordered<'a>) -> Result<Issued<'a>, O
         &spec.names,
     )
     .await;
+    let got = match (got, &ctx.inv.acme.preferred_chain) {
+        (Ok((leaf, chain)), Some(preferred)) => {
+            preferred_chain(ctx, item, &mut o.open.order, preferred, chain)
+                .await
+                .map(|chain| (leaf, chain))
+        }
+        (got, _) => got,
+    };
     let (leaf, chain) = match got {
         Ok(x) => x,
         Err(e) => {
@@ -62,4 +70,35 @@ async fn finalize<'a>(ctx: &Ctx<'_>, mut o: Ordered<'a>) -> Result<Issued<'a>, O
         leaf,
         chain,
     })
+}
+
+/// The chain `acme.preferred_chain` names among those the CA offers for the order's
+/// certificate (RFC 8555 §7.4.2); the default chain, with a warning, when none matches.
+async fn preferred_chain(
+    ctx: &Ctx<'_>,
+    item: &super::Item<'_>,
+    order: &mut instant_acme::Order,
+    preferred: &str,
+    default: Vec<Vec<u8>>,
+) -> Result<Vec<Vec<u8>>, acme::Error> {
+    let Some(url) = order.state().certificate.clone() else {
+        return Err(acme::Error::Chain(
+            "the valid order names no certificate URL".into(),
+        ));
+    };
+    match acme::chain::choose(ctx.inv, ctx.state, &url, preferred).await? {
+        acme::chain::Chosen::Preferred(chain) if chain.first() == default.first() => Ok(chain),
+        acme::chain::Chosen::Preferred(_) => Err(acme::Error::Chain(format!(
+            "the alternate chain at {url} is for another certificate than the default one"
+        ))),
+        acme::chain::Chosen::NoMatch(offered) => {
+            ctx.warn(format!(
+                "{}/{}: no chain the CA offers leads to `{preferred}` (acme.preferred_chain); the default chain is deployed (offered: {})",
+                item.host.name,
+                item.spec.label,
+                offered.join(", ")
+            ));
+            Ok(default)
+        }
+    }
 }

@@ -137,6 +137,8 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
             };
         }
         let routed = preflight::route(&ctx, dns.as_ref(), acme_due).await;
+        // A CAA record that leaves this CA out makes the CA refuse after the order: refused here.
+        let routed = preflight::caa(&ctx, routed).await;
         summary.timings.preflight_ms = ms_since(t);
         let t = Instant::now();
         let keyed = keys::make(&ctx, routed).await;

@@ -395,6 +395,25 @@ impl State {
         })
     }
 
+    /// Replaces the stored credentials of the account at `directory` (after a key rollover),
+    /// keeping when it was registered.
+    pub fn update_account_credentials(
+        &self,
+        directory: &str,
+        credentials: &str,
+    ) -> Result<(), Error> {
+        self.write(|c| {
+            c.execute(
+                "UPDATE accounts SET credentials = ?2 WHERE directory = ?1",
+                params![directory, credentials],
+            )
+            .and_then(|n| match n {
+                1 => Ok(()),
+                _ => Err(rusqlite::Error::QueryReturnedNoRows),
+            })
+        })
+    }
+
     /// Records the start of a run.
     pub fn begin_run(&self, command: &str) -> Result<i64, Error> {
         let id = self.write(|c| {
