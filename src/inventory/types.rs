@@ -494,6 +494,90 @@ mod tests {
         assert!(DnsName::from_str(&long).is_err());
     }
 
+    /// Issue 13: names a CA refuses, or that are not names, are refused at load with the
+    /// reason and the fix.
+    #[test]
+    fn issue_13_names_no_ca_issues_for() {
+        let cases = [
+            (
+                "bücher.example",
+                "write its A-label `xn--bcher-kva.example`",
+            ),
+            ("192.0.2.1", "is an IP address, not a DNS name"),
+            ("2001:db8::1", "is an IP address, not a DNS name"),
+            ("host.example.123", "ends in a label of digits only"),
+            ("co.uk", "`co.uk` is a public suffix"),
+            ("com", "`com` is a public suffix"),
+            ("*.com", "wildcard directly under the public suffix `com`"),
+            (
+                "*.co.uk",
+                "wildcard directly under the public suffix `co.uk`",
+            ),
+            ("a..b.example", "has an empty label"),
+        ];
+        for (name, want) in cases {
+            let err = DnsName::from_str(name).unwrap_err();
+            assert!(err.contains(want), "{name}: {err}");
+        }
+        let long = format!("{}.example.org", "a".repeat(64));
+        assert!(
+            DnsName::from_str(&long)
+                .unwrap_err()
+                .contains("a label of 64 characters; a label has at most 63")
+        );
+        // Registrable domains under a suffix, private-section suffixes, and test TLDs stay.
+        for ok in [
+            "example.co.uk",
+            "*.example.co.uk",
+            "*.example.com",
+            "foo.github.io",
+            "host1.example.test",
+            "xn--bcher-kva.example",
+        ] {
+            DnsName::from_str(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+
+    /// Issue 13: paths a root write must never go to, and ports and modes that cannot work.
+    #[test]
+    fn issue_13_paths_ports_modes() {
+        for (bad, want) in [
+            ("/proc/sys/kernel/core_pattern", "is under /proc"),
+            ("/sys/kernel/uevent_helper", "is under /sys"),
+            ("/dev/sda", "is under /dev"),
+            ("/dev", "is under /dev"),
+            ("/etc/ssl/certs/.", "contains `.` as a component"),
+            ("/etc/./ssl/x.pem", "contains `.` as a component"),
+            ("/etc/ssl/x\0.pem", "control character (NUL"),
+        ] {
+            let bad = bad.replace("\\0", "\0");
+            let err = RemotePath::try_from(bad.clone()).unwrap_err();
+            assert!(err.contains(want), "{bad:?}: {err}");
+        }
+        for ok in ["/devices/x.pem", "/etc/ssl/my site.pem", "/run/certs/x.pem"] {
+            RemotePath::try_from(ok.to_string()).unwrap();
+        }
+        assert!(
+            FileMode::try_from("0000".to_string())
+                .unwrap_err()
+                .contains("lets not even the file's owner read it")
+        );
+        assert!(FileMode::try_from("0200".to_string()).is_err());
+        assert_eq!(
+            FileMode::try_from("0o640".to_string()).unwrap().bits(),
+            0o640
+        );
+        for bad in [0, -1, 65536, 70000] {
+            assert_eq!(
+                Port::try_from(bad).unwrap_err(),
+                format!(
+                    "`{bad}` is not a TCP port: write a number from 1 to 65535, like 22 or 443"
+                )
+            );
+        }
+        assert_eq!(Port::try_from(65535).unwrap().get(), 65535);
+    }
+
     #[test]
     fn challenge_names() {
         let w = DnsName::from_str("*.example.org").unwrap();
