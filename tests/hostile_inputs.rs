@@ -832,7 +832,7 @@ fn hostile_inventories_are_refused_before_anything_is_touched() {
             vec!["host1.example.test/www"],
         ),
         accept(
-            "modes as 0o640 and unquoted 0600",
+            "modes as 0o640 and unquoted 0644",
             in_cert("key_mode: \"0o640\"\n        mode: 0644"),
             vec!["host1.example.test/www"],
         ),
