@@ -132,12 +132,17 @@ pub async fn send(cfg: &NotifyConfig, summary: &RunSummary, recorded: &[Recorded
     warnings
 }
 
-/// A webhook URL's path often is its secret (Slack, Mattermost): show scheme and host only.
+/// A webhook URL's path often is its secret (Slack, Mattermost): show scheme and host only,
+/// never a user name or password before an `@` (the inventory refuses those; this is the
+/// second wall).
 fn redact(url: &str) -> String {
     match url.find("://").map(|i| i + 3) {
         Some(start) => {
             let host_end = url[start..].find('/').map_or(url.len(), |i| start + i);
-            format!("{}/…", &url[..host_end])
+            let host_start = url[start..host_end]
+                .rfind('@')
+                .map_or(start, |i| start + i + 1);
+            format!("{}{}/…", &url[..start], &url[host_start..host_end])
         }
         None => "(webhook)".into(),
     }
@@ -214,6 +219,10 @@ mod tests {
             "https://hooks.slack.com/…"
         );
         assert_eq!(redact("http://127.0.0.1:8080"), "http://127.0.0.1:8080/…");
+        assert_eq!(
+            redact("https://user:hunter2@hooks.example/x"),
+            "https://hooks.example/…"
+        );
     }
 
     #[test]

@@ -76,6 +76,9 @@ fn check_finds_each_seeded_mistake() {
         .collect();
     fs::write(bed.get("KNOWN_HOSTS"), changed).unwrap();
 
+    // A directory even root cannot write to: a read-only bind mount in host1's own mount
+    // namespace (gone with it). The inventory refuses /proc, the old fixture, at load.
+    bed.ssh_ok(1, "mkdir -p /run/ro && mount -o bind,ro /run/ro /run/ro");
     let mut text = bed.inventory_head(bed.get("WRONG_TSIG_KEY_FILE"));
     text.push_str(&format!(
         r#"hosts:
@@ -84,7 +87,7 @@ fn check_finds_each_seeded_mistake() {
     certs:
       bad:
         names: [nocname.example.test, outside.example.test, app.wild.example.test, loop.example.test, host1.example.test]
-        key: /proc/1/certorch/bad.key
+        key: /run/ro/certorch/bad.key
         fullchain: /etc/ssl/certs/bad.pem
         reload: no-such-reload-command --now
   host2.example.test:
@@ -117,7 +120,7 @@ fn check_finds_each_seeded_mistake() {
         // CNAME loop
         "FAIL  host1.example.test/bad dns: looking up _acme-challenge.loop.example.test.: CNAME loop at _acme-challenge.loop.example.test.".to_string(),
         // unwritable directory, missing reload command
-        "FAIL  host1.example.test/bad host: /proc/1/certorch/bad.key cannot be written: /proc/1 is not writable by the login user".to_string(),
+        "FAIL  host1.example.test/bad host: /run/ro/certorch/bad.key cannot be written: /run/ro is not writable by the login user".to_string(),
         "FAIL  host1.example.test/bad host: the reload command `no-such-reload-command` is not found on the host".to_string(),
         // unknown host key
         format!("FAIL  host2.example.test/* ssh: cannot connect to {}", bed.host_addr(2)),

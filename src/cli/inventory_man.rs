@@ -9,8 +9,9 @@ certorch-inventory \- the host inventory certorch reads
 /etc/certorch/inventory.yaml (or \fB\-\-inventory\fR, \fBCERTORCH_INVENTORY\fR)
 .SH DESCRIPTION
 A YAML document naming the CA, the signing zone certorch may update, how to reach hosts,
-and the certificates each host needs. Every value is data: names must be DNS names, paths
-absolute, users and groups portable names; a bad value is reported as
+and the certificates each host needs. Every value is data: names must be DNS names (A-labels,
+never an IP address or a public suffix), paths absolute (never under /proc, /sys or /dev),
+users and groups portable names; a bad value is reported as
 \fIfile\fR:\fIline\fR:\fIcolumn\fR with what to write instead. Relative file paths are
 resolved against the inventory's directory. YAML anchors and merge keys (\fB<<: *name\fR)
 may be used to share certificate settings.
@@ -84,15 +85,15 @@ certificate signed by that CA, valid now, naming the host's address or inventory
 the agent. Address, port and user come from the inventory.
 .TP
 \fBconcurrency\fR
-Hosts worked on at once (20).
+Hosts worked on at once (20; at most 1000).
 .TP
 \fBdry_run_root\fR
 Where \fBrun \-\-dry\-run\fR writes on hosts (/var/tmp/certorch\-dry\-run); each path is moved
 under it.
 .TP
 \fBnotify\fR
-\fBon\fR: \fBfailure\fR (default) or \fBalways\fR. \fBwebhook\fR: an http(s) URL that takes a
-JSON POST. \fBexec\fR: a command and its arguments as a list, given the same JSON on stdin.
+\fBon\fR: \fBfailure\fR (default) or \fBalways\fR. \fBwebhook\fR: an https URL (plain http only to
+127.0.0.1 or localhost; no user name or password in it) that takes a JSON POST. \fBexec\fR: a command and its arguments as a list, given the same JSON on stdin.
 .TP
 \fBinternal_ca\fR
 \fBtrust_path\fR: where hosts with \fBissuer: internal\fR certificates get the internal CA's

@@ -25,14 +25,14 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}:{line}:{column}: {message}", path.display())]
+    #[error("{}:{line}:{column}: {}", path.display(), printable(message))]
     Invalid {
         path: PathBuf,
         line: u64,
         column: u64,
         message: String,
     },
-    #[error("{}: {message}", path.display())]
+    #[error("{}: {}", path.display(), printable(message))]
     Unplaced { path: PathBuf, message: String },
     #[error("no host, group or certificate matches `{pattern}`: {hint}")]
     NoMatch { pattern: String, hint: String },
@@ -56,6 +56,31 @@ impl Error {
     }
 }
 
+/// An inventory value echoed in a message is the inventory's data: control characters (an
+/// escape sequence that would repaint the terminal, a NUL, a newline faking another line) and
+/// bidirectional overrides are shown escaped, and a huge value is cut in the middle so the
+/// message and its fix still fit a screen.
+fn printable(message: &str) -> String {
+    const MAX: usize = 1000;
+    let mut out = String::with_capacity(message.len().min(MAX + 64));
+    for c in message.chars() {
+        if c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    let chars = out.chars().count();
+    if chars <= MAX {
+        return out;
+    }
+    let head: String = out.chars().take(MAX / 2).collect();
+    let tail: String = out.chars().skip(chars - MAX / 2).collect();
+    format!("{head} …({} characters left out)… {tail}", chars - MAX)
+}
+
 /// serde-saphyr renders a snippet with the location; we print the location ourselves, in the
 /// `file:line:col:` form editors jump to, so keep only the first line of its message.
 fn yaml_message(e: &serde_saphyr::Error) -> String {
@@ -73,7 +98,44 @@ fn yaml_message(e: &serde_saphyr::Error) -> String {
         Some(i) => &first[..i],
         None => first,
     };
-    msg.trim_end_matches(':').to_string()
+    explain(msg.trim_end_matches(':'))
+}
+
+/// serde-saphyr's wording names its own API where the operator needs the fix in the file.
+fn explain(msg: &str) -> String {
+    if let Some(key) = msg.strip_prefix("duplicate mapping key: ") {
+        let key = key.split(", set DuplicateKeyPolicy").next().unwrap_or(key);
+        return format!(
+            "`{key}` is given twice in one mapping: keep one (YAML takes no duplicate keys, so certorch does not guess which one you meant)"
+        );
+    }
+    if msg.starts_with("multiple YAML documents detected") {
+        return "a second YAML document starts here (`---`): an inventory is one document; remove the `---` line and merge the two, or split them into two inventories".to_string();
+    }
+    if msg.starts_with("budget breached") {
+        return "the YAML expands to more values than an inventory makes (aliases that repeat aliases, as in a \"billion laughs\"?): write the values out, or use fewer nested aliases".to_string();
+    }
+    if msg.contains("found a tab") || msg.contains("tabs") && msg.contains("indent") {
+        return format!("{msg}: YAML indents with spaces only; replace the tab with spaces");
+    }
+    if msg == "recursion limit exceeded" {
+        return "the YAML nests deeper than an inventory does (lists in lists in lists …): write the values flat".to_string();
+    }
+    if let Some(ty) = msg.strip_prefix("invalid ")
+        && let Some(range) = match ty {
+            "u16" => Some("0 to 65535"),
+            "u32" => Some("0 to 4294967295"),
+            "u64" | "usize" => Some("0 to 18446744073709551615"),
+            "i64" => Some("-9223372036854775808 to 9223372036854775807"),
+            _ => None,
+        }
+    {
+        return format!("expected a whole number from {range} here");
+    }
+    if msg == "expected sequence start" {
+        return "expected a list here: write `[a, b]` or one `- item` line per item".to_string();
+    }
+    msg.to_string()
 }
 
 /// What a command works on: whole hosts, or single certificates of a host.

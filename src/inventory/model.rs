@@ -12,7 +12,7 @@ use super::Error;
 use super::command::HostCommand;
 use super::raw::{RawCert, RawCommand, RawInventory, RawPlaybook};
 use super::types::{
-    AccountName, DnsName, FileMode, KeyType, MAX_NAMES_PER_CERT, RemotePath, RenewPolicy,
+    AccountName, DnsName, FileMode, KeyType, MAX_NAMES_PER_CERT, Port, RemotePath, RenewPolicy,
 };
 
 /// Let's Encrypt's production directory.
@@ -353,6 +353,10 @@ impl CertSpec {
 }
 
 const DEFAULT_CONCURRENCY: usize = 20;
+/// Hosts worked on at once, at most: each holds an SSH connection (with OpenSSH a master
+/// process), so far more exhausts the bastion's processes and file descriptors before any
+/// host is done.
+const MAX_CONCURRENCY: usize = 1000;
 /// Lifetime of self-signed and internal certificates unless the inventory says otherwise.
 const DEFAULT_LOCAL_VALIDITY: Duration = Duration::from_secs(90 * 86400);
 const DEFAULT_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -367,6 +371,9 @@ const DEFAULT_MAX_HANDSHAKES: usize = 32;
 /// hosts; a bigger file is the wrong file (a log, a device) and is not read into memory.
 pub const INVENTORY_LIMIT: u64 = 8 * 1024 * 1024;
 
+/// Values (scalars, lists, mappings) any inventory may make besides one per byte of its text.
+const MAX_NODES_FLOOR: usize = 10_000;
+
 /// Reads and validates the inventory at `path`.
 pub fn load(path: &Path) -> Result<Inventory, Error> {
     use std::io::Read;
@@ -374,11 +381,11 @@ pub fn load(path: &Path) -> Result<Inventory, Error> {
         path: path.to_path_buf(),
         source: e,
     };
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     std::fs::File::open(path)
-        .and_then(|f| f.take(INVENTORY_LIMIT + 1).read_to_string(&mut text))
+        .and_then(|f| f.take(INVENTORY_LIMIT + 1).read_to_end(&mut bytes))
         .map_err(read_err)?;
-    if text.len() as u64 > INVENTORY_LIMIT {
+    if bytes.len() as u64 > INVENTORY_LIMIT {
         return Err(Error::Unplaced {
             path: path.to_path_buf(),
             message: format!(
@@ -387,12 +394,35 @@ pub fn load(path: &Path) -> Result<Inventory, Error> {
             ),
         });
     }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let bad = e.as_bytes()[good.len()];
+        // Valid up to here, so this is text; the column counts characters, as an editor does.
+        let good = std::str::from_utf8(good).unwrap_or_default();
+        let line_start = good.rfind('\n').map_or(0, |i| i + 1);
+        Error::Invalid {
+            path: path.to_path_buf(),
+            line: good.matches('\n').count() as u64 + 1,
+            column: good[line_start..].chars().count() as u64 + 1,
+            message: format!("byte 0x{bad:02x} is not UTF-8 text: save the inventory as UTF-8 (iconv -f latin1 -t utf-8), or remove the byte"),
+        }
+    })?;
     parse(&text, path)
 }
 
 /// Validates inventory text; `path` is used for messages and to resolve relative paths.
 pub fn parse(text: &str, path: &Path) -> Result<Inventory, Error> {
-    let raw: RawInventory = serde_saphyr::from_str(text).map_err(|e| Error::from_yaml(path, &e))?;
+    // An alias that repeats aliases ("billion laughs") expands a few hundred bytes into
+    // millions of values; the parser stops at `max_nodes`. Written-out YAML makes well under
+    // one value per byte, so that bound leaves any real inventory room and stops an expansion
+    // before it costs seconds.
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_nodes: MAX_NODES_FLOOR + text.len(),
+        },
+    };
+    let raw: RawInventory = serde_saphyr::from_str_with_options(text, options)
+        .map_err(|e| Error::from_yaml(path, &e))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     Builder { path, base: &base }.build(raw)
 }
@@ -449,11 +479,23 @@ impl Builder<'_> {
         match d.value.as_str() {
             "letsencrypt" => Ok(LETSENCRYPT.to_string()),
             "letsencrypt-staging" => Ok(LETSENCRYPT_STAGING.to_string()),
-            url if url.starts_with("https://") => Ok(url.to_string()),
-            other => Err(self.err(
-                d.referenced,
-                format!("`{other}` is not an ACME directory: write letsencrypt, letsencrypt-staging or an https:// URL"),
-            )),
+            url => {
+                let shown = hide_userinfo(url);
+                let parsed = url::Url::parse(url).ok().filter(|u| {
+                    u.scheme() == "https" && u.host_str().is_some_and(|h| !h.is_empty())
+                });
+                match parsed {
+                    None => Err(self.err(
+                        d.referenced,
+                        format!("`{shown}` is not an ACME directory: write letsencrypt, letsencrypt-staging or an https:// URL"),
+                    )),
+                    Some(u) if !u.username().is_empty() || u.password().is_some() => Err(self.err(
+                        d.referenced,
+                        format!("`{shown}` carries a user name or password, which ACME never uses and certorch would print with the URL: write the directory URL without them"),
+                    )),
+                    Some(_) => Ok(url.to_string()),
+                }
+            }
         }
     }
 
@@ -565,7 +607,7 @@ impl Builder<'_> {
             host: Host {
                 address: z.address.unwrap_or_else(|| z.host.clone()),
                 name: z.host,
-                port: z.port.unwrap_or(22),
+                port: z.port.map_or(22, Port::get),
                 user: z
                     .user
                     .or(default_user)
@@ -777,6 +819,9 @@ impl Builder<'_> {
             Some(c) if c.value == 0 => {
                 return Err(self.err(c.referenced, "concurrency must be at least 1"));
             }
+            Some(c) if c.value > MAX_CONCURRENCY => {
+                return Err(self.err(c.referenced, format!("concurrency {} is more hosts at once than the bastion can hold (each is an SSH connection, processes and file descriptors): write a number from 1 to {MAX_CONCURRENCY}", c.value)));
+            }
             Some(c) => c.value,
             None => DEFAULT_CONCURRENCY,
         };
@@ -823,7 +868,7 @@ impl Builder<'_> {
                 name,
                 address,
                 become_via,
-                port: host.port.or(d.port).unwrap_or(22),
+                port: host.port.or(d.port).map_or(22, Port::get),
                 user: host
                     .user
                     .or(d.user.clone())
@@ -912,13 +957,8 @@ impl Builder<'_> {
                         ));
                     }
                 };
-                if let Some(w) = &n.webhook
-                    && !(w.value.starts_with("https://") || w.value.starts_with("http://"))
-                {
-                    return Err(self.err(
-                        w.referenced,
-                        "notify.webhook must be an http:// or https:// URL",
-                    ));
+                if let Some(w) = &n.webhook {
+                    webhook_url(&w.value).map_err(|e| self.err(w.referenced, e))?;
                 }
                 if n.exec
                     .as_ref()
@@ -1061,6 +1101,14 @@ impl Builder<'_> {
         if key_mode.bits() & 0o007 != 0 {
             return Err(self.err(at, format!("{host}/{label}: key_mode {} lets every user read or change the private key: use 0600 or 0640", key_mode.octal())));
         }
+        let mode = c
+            .mode
+            .or(pb.mode)
+            .or(d.mode)
+            .unwrap_or(FileMode::try_from("0644".to_string()).expect("constant mode"));
+        if mode.bits() & 0o022 != 0 {
+            return Err(self.err(at, format!("{host}/{label}: mode {} lets other users replace the certificate the service presents: use 0644", mode.octal())));
+        }
         let command_of =
             |which: &str, v: Option<Spanned<RawCommand>>| -> Result<Option<HostCommand>, Error> {
                 match v {
@@ -1096,7 +1144,11 @@ impl Builder<'_> {
                 }
             }),
         };
-        let verify_port = c.verify_port.or(pb.verify_port).or(d.verify_port);
+        let verify_port = c
+            .verify_port
+            .or(pb.verify_port)
+            .or(d.verify_port)
+            .map(Port::get);
         if verify_starttls.is_some() && verify_port.is_none() {
             return Err(self.err(at, format!("{host}/{label} has verify_starttls but no verify_port: add the port (25, 587, 143)")));
         }
@@ -1174,11 +1226,7 @@ impl Builder<'_> {
             store_password_file,
             owner: c.owner.or(pb.owner).or(d.owner.clone()),
             group: c.group.or(pb.group).or(d.group.clone()),
-            mode: c
-                .mode
-                .or(pb.mode)
-                .or(d.mode)
-                .unwrap_or(FileMode::try_from("0644".to_string()).expect("constant mode")),
+            mode,
             key_mode,
             reload,
             renew: c.renew_before.or(d.renew_before).unwrap_or_default(),
@@ -1206,6 +1254,57 @@ pub(crate) fn command(raw: RawCommand) -> HostCommand {
     match raw {
         RawCommand::Shell(line) => HostCommand::Shell(line),
         RawCommand::Argv(argv) => HostCommand::Argv(argv),
+    }
+}
+
+/// `url` with anything between `://` and `@` in its authority replaced by `***`, so an error
+/// that shows the URL never shows a password in it.
+fn hide_userinfo(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+        None => url.to_string(),
+    }
+}
+
+/// A webhook URL: https, or http to this machine only (a chat webhook's path is its secret,
+/// and plain http would show it to the network); never a user name or password, which
+/// certorch would print wherever it names the webhook.
+fn webhook_url(url: &str) -> Result<(), String> {
+    let shown = hide_userinfo(url);
+    let Some(u) = url::Url::parse(url)
+        .ok()
+        .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()))
+    else {
+        return Err(format!(
+            "notify.webhook `{shown}` is not a URL: write an https:// URL, like https://hooks.example.org/T0/B0/XXXX"
+        ));
+    };
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(format!(
+            "notify.webhook `{shown}` carries a user name or password, which certorch would print wherever it names the webhook: use a URL whose path holds the token (as Slack, Mattermost and Matrix hooks do), or notify.exec with a command that reads the credential from a file"
+        ));
+    }
+    let loopback = match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    };
+    match u.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        "http" => Err(format!(
+            "notify.webhook `{shown}` is plain http to another machine, which shows the hook's token to the network: write https://, or http:// only to 127.0.0.1 or localhost"
+        )),
+        _ => Err(format!(
+            "notify.webhook `{shown}` is not an http(s) URL: write an https:// URL"
+        )),
     }
 }
 

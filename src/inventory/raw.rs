@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::types::{
-    AccountName, DnsName, FileMode, KeyType, RemotePath, RenewPolicy, Span, Timeout,
+    AccountName, DnsName, FileMode, KeyType, Port, RemotePath, RenewPolicy, Span, Timeout,
 };
 
 #[derive(Debug, Deserialize)]
@@ -75,7 +75,7 @@ pub struct RawPlaybook {
     pub key_mode: Option<FileMode>,
     pub check: Option<Spanned<RawCommand>>,
     pub reload: Option<Spanned<RawCommand>>,
-    pub verify_port: Option<u16>,
+    pub verify_port: Option<Port>,
     pub verify_starttls: Option<Spanned<String>>,
 }
 
@@ -153,7 +153,7 @@ pub struct RawSsh {
 #[serde(deny_unknown_fields)]
 pub struct RawDefaults {
     pub user: Option<AccountName>,
-    pub port: Option<u16>,
+    pub port: Option<Port>,
     pub key_type: Option<KeyType>,
     pub renew_before: Option<RenewPolicy>,
     pub owner: Option<AccountName>,
@@ -167,7 +167,7 @@ pub struct RawDefaults {
     pub challenge: Option<Spanned<String>>,
     pub webroot: Option<RemotePath>,
     pub check: Option<Spanned<RawCommand>>,
-    pub verify_port: Option<u16>,
+    pub verify_port: Option<Port>,
     pub verify_starttls: Option<Spanned<String>>,
     pub playbook: Option<Spanned<String>>,
     pub reuse_key: Option<bool>,
@@ -181,7 +181,7 @@ pub struct RawDefaults {
 #[serde(deny_unknown_fields)]
 pub struct RawHost {
     pub address: Option<Spanned<String>>,
-    pub port: Option<u16>,
+    pub port: Option<Port>,
     pub user: Option<AccountName>,
     /// `sudo` or `doas`: run certorch's steps as root from a non-root login.
     #[serde(rename = "become")]
@@ -221,7 +221,7 @@ pub struct RawCert {
     pub challenge: Option<Spanned<String>>,
     pub webroot: Option<RemotePath>,
     pub check: Option<Spanned<RawCommand>>,
-    pub verify_port: Option<u16>,
+    pub verify_port: Option<Port>,
     pub verify_starttls: Option<Spanned<String>>,
     /// Keep the live key across renewals (for pinned keys).
     pub reuse_key: Option<bool>,
@@ -263,7 +263,7 @@ pub struct RawZoneFile {
     /// The DNS host's name (for messages, and the SSH destination unless `address` is set).
     pub host: String,
     pub address: Option<String>,
-    pub port: Option<u16>,
+    pub port: Option<Port>,
     pub user: Option<AccountName>,
     /// The zone file on that host.
     pub path: RemotePath,

@@ -612,3 +612,151 @@ fn caa_identities_and_preferred_chain_are_validated_where_they_stand() {
     let err = parse_at(&text).unwrap_err().to_string();
     assert!(err.starts_with("/etc/certorch/inventory.yaml:5:"), "{err}");
 }
+
+/// Issue 13: URLs with credentials are refused without echoing the password; plain http goes
+/// only to this machine; absurd concurrency, writable certificates and control characters.
+#[test]
+fn issue_13_urls_numbers_and_echoed_values() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "directory: letsencrypt-staging",
+            "directory: \"https://u:hunter2@ca.example/dir\"",
+            "3:14: `https://***@ca.example/dir` carries a user name or password",
+        ),
+        (
+            "directory: letsencrypt-staging",
+            "directory: \"http://u:hunter2@ca.example/dir\"",
+            "3:14: `http://***@ca.example/dir` is not an ACME directory",
+        ),
+        (
+            "directory: letsencrypt-staging",
+            "directory: \"https://\"",
+            "3:14: `https://` is not an ACME directory",
+        ),
+        (
+            "defaults:",
+            "notify: { webhook: \"https://u:hunter2@hooks.example/x\" }\ndefaults:",
+            "9:20: notify.webhook `https://***@hooks.example/x` carries a user name or password",
+        ),
+        (
+            "defaults:",
+            "notify: { webhook: \"http://hooks.example/T/B/secret\" }\ndefaults:",
+            "9:20: notify.webhook `http://hooks.example/T/B/secret` is plain http to another machine",
+        ),
+        (
+            "defaults:",
+            "concurrency: 1001\ndefaults:",
+            "9:14: concurrency 1001 is more hosts at once than the bastion can hold",
+        ),
+        (
+            "        reload: systemctl reload nginx\n",
+            "        reload: systemctl reload nginx\n        mode: \"0664\"\n",
+            "15:9: web1.example.org/www: mode 0664 lets other users replace the certificate",
+        ),
+        (
+            "    port: 2222",
+            "    port: 0",
+            "21:11: `0` is not a TCP port",
+        ),
+        (
+            "names: [www.example.org, Example.org]",
+            "names: [\"\\e[2J\\u202e.example.org\"]",
+            "15:17: `\\u{1b}[2J",
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert!(GOOD.contains(from), "{from}");
+        let err = parse_at(&GOOD.replacen(from, to, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("/etc/certorch/inventory.yaml:{want}")),
+            "{to}: {err}"
+        );
+        assert!(
+            !err.contains("hunter2") && !err.contains(['\u{1b}', '\u{202e}']),
+            "{err}"
+        );
+    }
+    // Loopback http and https webhooks, and the most hosts at once, still load.
+    for ok in [
+        "notify: { webhook: \"http://127.0.0.1:8080/hook\" }\nconcurrency: 1000\ndefaults:",
+        "notify: { webhook: \"https://hooks.example/T/B/x\" }\ndefaults:",
+    ] {
+        parse_at(&GOOD.replacen("defaults:", ok, 1)).unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+}
+
+/// Issue 13: parser errors say what to do in the file, not which serde-saphyr option to set;
+/// an alias bomb stops early; bad UTF-8 is placed.
+#[test]
+fn issue_13_yaml_errors_in_the_files_terms() {
+    let err = parse_at(&GOOD.replacen(
+        "  resolver: 192.0.2.1\n",
+        "  resolver: 192.0.2.1\n  resolver: 192.0.2.2\n",
+        1,
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with(
+            "/etc/certorch/inventory.yaml:8:3: `resolver` is given twice in one mapping: keep one"
+        ),
+        "{err}"
+    );
+    let err = parse_at(&format!("{GOOD}---\nacme: {{}}\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("a second YAML document starts here (`---`)"),
+        "{err}"
+    );
+    assert!(!err.contains("from_str_multiple"), "{err}");
+
+    let keys = "abcdefgh";
+    let mut laughs =
+        String::from("{m0: &a {k0: x, k1: x, k2: x, k3: x, k4: x, k5: x, k6: x, k7: x, k8: x}");
+    for i in 1..keys.len() {
+        let prev = &keys[i - 1..i];
+        let refs: Vec<String> = (0..9).map(|k| format!("k{k}: *{prev}")).collect();
+        laughs.push_str(&format!(
+            ", m{i}: &{} {{{}}}",
+            &keys[i..=i],
+            refs.join(", ")
+        ));
+    }
+    laughs.push('}');
+    let err = parse_at(&GOOD.replacen(
+        "    user: root\n",
+        &format!("    user: root\n    <<: {laughs}\n"),
+        1,
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("the YAML expands to more values than an inventory makes"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inventory.yaml");
+    let bytes = GOOD
+        .replacen("Example.org", "Ex\u{fc}mple.org", 1)
+        .into_bytes();
+    let bytes: Vec<u8> = String::from_utf8(bytes)
+        .unwrap()
+        .replace('\u{fc}', "\u{1}")
+        .into_bytes()
+        .into_iter()
+        .map(|b| if b == 1 { 0xfc } else { b })
+        .collect();
+    std::fs::write(&path, bytes).unwrap();
+    let err = load(&path).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{}:15:36: byte 0xfc is not UTF-8 text: save the inventory as UTF-8 (iconv -f latin1 -t utf-8), or remove the byte",
+            path.display()
+        )
+    );
+}

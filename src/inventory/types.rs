@@ -41,21 +41,72 @@ impl TryFrom<String> for DnsName {
             return Err(format!("DNS name is longer than 253 characters: {hint}"));
         }
         let body = name.strip_prefix("*.").unwrap_or(&name);
-        let labels: Vec<&str> = body.split('.').collect();
-        if labels.len() < 2 {
-            return Err(format!("`{s}` has a single label; {hint}"));
+        if body.parse::<std::net::IpAddr>().is_ok() {
+            return Err(format!(
+                "`{s}` is an IP address, not a DNS name: certorch orders certificates for DNS names only (dns-01 proves a name, not an address); write the host's DNS name"
+            ));
         }
+        if !name.is_ascii() {
+            // IDNA (RFC 5891): what the CA and DNS see is the A-label; a certificate carries
+            // that form, so the inventory does too and the operator sees what is ordered.
+            return Err(match idna::domain_to_ascii_strict(&name) {
+                Ok(a) => {
+                    format!("`{s}` is an internationalized name (U-label): write its A-label `{a}`")
+                }
+                Err(_) => format!(
+                    "`{s}` has characters a DNS name cannot carry, even as an internationalized name: {hint}"
+                ),
+            });
+        }
+        let labels: Vec<&str> = body.split('.').collect();
         for label in &labels {
-            let ok = !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            if label.is_empty() {
+                return Err(format!(
+                    "`{s}` has an empty label (two dots in a row, or a leading dot): {hint}"
+                ));
+            }
+            if label.len() > 63 {
+                return Err(format!(
+                    "`{s}` has a label of {} characters; a label has at most 63: {hint}",
+                    label.len()
+                ));
+            }
+            let ok = label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-');
             if !ok {
                 return Err(format!("`{s}` is not a valid DNS name: {hint}"));
             }
+        }
+        // RFC 3696 §2: a top-level domain is never all digits; such a name is an address typo.
+        if labels
+            .last()
+            .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(format!(
+                "`{s}` ends in a label of digits only, which no top-level domain is: {hint}"
+            ));
+        }
+        // A registry's suffix (ICANN section of the Public Suffix List) is no one's domain:
+        // CAs refuse it and a wildcard directly under it (Baseline Requirements 3.2.2.6).
+        if let Some(suffix) = psl::suffix(body.as_bytes())
+            && suffix.typ() == Some(psl::Type::Icann)
+            && suffix.as_bytes() == body.as_bytes()
+        {
+            return Err(if body.len() == name.len() {
+                format!(
+                    "`{s}` is a public suffix (a registry's, not a domain of yours), which no CA issues for: name a domain under it, like example.{body}"
+                )
+            } else {
+                format!(
+                    "`{s}` is a wildcard directly under the public suffix `{body}`, which no CA issues: name a domain under it, like *.example.{body}"
+                )
+            });
+        }
+        if labels.len() < 2 {
+            return Err(format!("`{s}` has a single label; {hint}"));
         }
         Ok(DnsName(name))
     }
@@ -111,7 +162,26 @@ impl TryFrom<String> for RemotePath {
             return Err(format!("`{s}` contains `..`: give the path without it"));
         }
         if s.chars().any(|c| c.is_control()) {
-            return Err("a path contains a control character (newline, tab, …)".to_string());
+            return Err(
+                "a path contains a control character (NUL, newline, tab, …): write the path without it"
+                    .to_string(),
+            );
+        }
+        // `/etc/ssl/certs/.` is the directory itself: a file written there would replace it.
+        if s.split('/').any(|c| c == ".") {
+            return Err(format!(
+                "`{s}` contains `.` as a component: give the file's path without it"
+            ));
+        }
+        // The kernel's own file systems: writing a key or certificate there changes a device
+        // or a kernel setting as root, never a file a service reads.
+        if let Some(fs) = ["/proc", "/sys", "/dev"]
+            .into_iter()
+            .find(|fs| s == *fs || s.starts_with(&format!("{fs}/")))
+        {
+            return Err(format!(
+                "`{s}` is under {fs}, which the kernel provides, not a disk: write the file's path on the host's disk, like /etc/ssl/certs/www.pem"
+            ));
         }
         if s.len() > 1024 {
             return Err("a path is longer than 1024 characters".to_string());
@@ -184,9 +254,36 @@ impl TryFrom<String> for FileMode {
     fn try_from(s: String) -> Result<Self, String> {
         let digits = s.strip_prefix("0o").unwrap_or(&s);
         match u32::from_str_radix(digits, 8) {
+            Ok(bits) if bits <= 0o777 && !digits.is_empty() && bits & 0o400 == 0 => Err(format!(
+                "`{s}` lets not even the file's owner read it: give the owner read, like \"0644\" for certificates or \"0600\" for keys"
+            )),
             Ok(bits) if bits <= 0o777 && !digits.is_empty() => Ok(FileMode(bits)),
             _ => Err(format!(
                 "`{s}` is not a file mode: write it in octal and quoted, like \"0644\""
+            )),
+        }
+    }
+}
+
+/// A TCP port, 1 to 65535: port 0 is "any port" to the kernel, never one to connect to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "i64")]
+pub struct Port(u16);
+
+impl Port {
+    /// The port number.
+    pub fn get(self) -> u16 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Port {
+    type Error = String;
+    fn try_from(n: i64) -> Result<Self, String> {
+        match u16::try_from(n) {
+            Ok(p) if p != 0 => Ok(Port(p)),
+            _ => Err(format!(
+                "`{n}` is not a TCP port: write a number from 1 to 65535, like 22 or 443"
             )),
         }
     }
@@ -395,6 +492,90 @@ mod tests {
         }
         let long = format!("{}.org", "a".repeat(64));
         assert!(DnsName::from_str(&long).is_err());
+    }
+
+    /// Issue 13: names a CA refuses, or that are not names, are refused at load with the
+    /// reason and the fix.
+    #[test]
+    fn issue_13_names_no_ca_issues_for() {
+        let cases = [
+            (
+                "bücher.example",
+                "write its A-label `xn--bcher-kva.example`",
+            ),
+            ("192.0.2.1", "is an IP address, not a DNS name"),
+            ("2001:db8::1", "is an IP address, not a DNS name"),
+            ("host.example.123", "ends in a label of digits only"),
+            ("co.uk", "`co.uk` is a public suffix"),
+            ("com", "`com` is a public suffix"),
+            ("*.com", "wildcard directly under the public suffix `com`"),
+            (
+                "*.co.uk",
+                "wildcard directly under the public suffix `co.uk`",
+            ),
+            ("a..b.example", "has an empty label"),
+        ];
+        for (name, want) in cases {
+            let err = DnsName::from_str(name).unwrap_err();
+            assert!(err.contains(want), "{name}: {err}");
+        }
+        let long = format!("{}.example.org", "a".repeat(64));
+        assert!(
+            DnsName::from_str(&long)
+                .unwrap_err()
+                .contains("a label of 64 characters; a label has at most 63")
+        );
+        // Registrable domains under a suffix, private-section suffixes, and test TLDs stay.
+        for ok in [
+            "example.co.uk",
+            "*.example.co.uk",
+            "*.example.com",
+            "foo.github.io",
+            "host1.example.test",
+            "xn--bcher-kva.example",
+        ] {
+            DnsName::from_str(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+    }
+
+    /// Issue 13: paths a root write must never go to, and ports and modes that cannot work.
+    #[test]
+    fn issue_13_paths_ports_modes() {
+        for (bad, want) in [
+            ("/proc/sys/kernel/core_pattern", "is under /proc"),
+            ("/sys/kernel/uevent_helper", "is under /sys"),
+            ("/dev/sda", "is under /dev"),
+            ("/dev", "is under /dev"),
+            ("/etc/ssl/certs/.", "contains `.` as a component"),
+            ("/etc/./ssl/x.pem", "contains `.` as a component"),
+            ("/etc/ssl/x\0.pem", "control character (NUL"),
+        ] {
+            let bad = bad.replace("\\0", "\0");
+            let err = RemotePath::try_from(bad.clone()).unwrap_err();
+            assert!(err.contains(want), "{bad:?}: {err}");
+        }
+        for ok in ["/devices/x.pem", "/etc/ssl/my site.pem", "/run/certs/x.pem"] {
+            RemotePath::try_from(ok.to_string()).unwrap();
+        }
+        assert!(
+            FileMode::try_from("0000".to_string())
+                .unwrap_err()
+                .contains("lets not even the file's owner read it")
+        );
+        assert!(FileMode::try_from("0200".to_string()).is_err());
+        assert_eq!(
+            FileMode::try_from("0o640".to_string()).unwrap().bits(),
+            0o640
+        );
+        for bad in [0, -1, 65536, 70000] {
+            assert_eq!(
+                Port::try_from(bad).unwrap_err(),
+                format!(
+                    "`{bad}` is not a TCP port: write a number from 1 to 65535, like 22 or 443"
+                )
+            );
+        }
+        assert_eq!(Port::try_from(65535).unwrap().get(), 65535);
     }
 
     #[test]
