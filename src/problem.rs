@@ -73,6 +73,8 @@ pub enum Kind {
     CaBadChain,
     #[serde(rename = "ca.account")]
     CaAccount,
+    #[serde(rename = "ca.unavailable")]
+    CaUnavailable,
     #[serde(rename = "issuer.failed")]
     IssuerFailed,
     #[serde(rename = "group.origin_failed")]
@@ -121,6 +123,7 @@ impl Kind {
         Kind::CaUnreachable,
         Kind::CaBadChain,
         Kind::CaAccount,
+        Kind::CaUnavailable,
         Kind::IssuerFailed,
         Kind::GroupOriginFailed,
         Kind::StateWriteFailed,

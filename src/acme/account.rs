@@ -35,16 +35,28 @@ pub async fn load(inv: &Inventory, state: &State) -> Result<Option<Account>, Err
         detail: e.to_string(),
     })?;
     let Some(json) = stored else { return Ok(None) };
-    let credentials: AccountCredentials =
+    let credentials = || -> Result<AccountCredentials, Error> {
         serde_json::from_str(&json).map_err(|_| Error::AccountFile {
             path: "state database".into(),
             detail: format!("the stored account for {directory} is unreadable"),
-        })?;
-    builder(inv)?
-        .from_credentials(credentials)
+        })
+    };
+    // Unreadable credentials fail before any request (the type has no Clone: each attempt
+    // parses them again).
+    drop(credentials()?);
+    // Loading reads the directory: the first request of a run, retried like every other.
+    retrying!(
+        directory,
+        "loading the account",
+        async {
+            match (credentials(), builder(inv)) {
+                (Ok(c), Ok(b)) => b.from_credentials(c).await.map(Ok),
+                (Err(e), _) | (_, Err(e)) => Ok(Err(e)),
+            }
+        }
         .await
-        .map(Some)
-        .map_err(|e| Error::from_acme(directory, "loading the account", e))
+    )?
+    .map(Some)
 }
 
 /// Loads the account for the inventory's CA, or registers one (with external account binding
@@ -60,18 +72,27 @@ pub async fn load_or_create(inv: &Inventory, state: &State) -> Result<Account, E
         .eab
         .as_ref()
         .map(|eab| ExternalAccountKey::new(eab.kid.clone(), eab.hmac_key.expose()));
-    let (account, credentials) = builder(inv)?
-        .create(
-            &NewAccount {
-                contact: &contact,
-                terms_of_service_agreed: true,
-                only_return_existing: false,
-            },
-            directory.clone(),
-            eab.as_ref(),
-        )
+    let new = NewAccount {
+        contact: &contact,
+        terms_of_service_agreed: true,
+        only_return_existing: false,
+    };
+    // A retry after a lost answer registers another key: the CA then holds an unused
+    // account, which costs nothing.
+    let (account, credentials) = retrying!(
+        directory,
+        "registering an account",
+        async {
+            match builder(inv) {
+                Ok(b) => b
+                    .create(&new, directory.clone(), eab.as_ref())
+                    .await
+                    .map(Ok),
+                Err(e) => Ok(Err(e)),
+            }
+        }
         .await
-        .map_err(|e| Error::from_acme(directory, "registering an account", e))?;
+    )??;
     let json = serde_json::to_string(&credentials).map_err(|e| Error::AccountFile {
         path: "state database".into(),
         detail: e.to_string(),
@@ -90,20 +111,28 @@ pub async fn load_or_create(inv: &Inventory, state: &State) -> Result<Account, E
 /// `accountDoesNotExist` when it works.
 pub async fn reachable(inv: &Inventory) -> Result<(), Error> {
     let directory = &inv.acme.directory;
-    let (key, der) = instant_acme::Key::generate_pkcs8()
-        .map_err(|e| Error::from_acme(directory, "making a throwaway key", e))?;
-    match builder(inv)?
-        .from_key((key, der.into()), directory.clone())
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(instant_acme::Error::Api(p))
-            if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
-        {
-            Ok(())
+    retrying!(
+        directory,
+        "reading the directory",
+        async {
+            let b = match builder(inv) {
+                Ok(b) => b,
+                Err(e) => return Ok(Err(e)),
+            };
+            let (key, der) = instant_acme::Key::generate_pkcs8()?;
+            match b.from_key((key, der.into()), directory.clone()).await {
+                Ok(_) => Ok(Ok(())),
+                Err(instant_acme::Error::Api(p))
+                    if p.r#type.as_deref()
+                        == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
+                {
+                    Ok(Ok(()))
+                }
+                Err(e) => Err(e),
+            }
         }
-        Err(e) => Err(Error::from_acme(directory, "reading the directory", e)),
-    }
+        .await
+    )?
 }
 
 /// What a key rollover did: the account, and the RFC 7638 thumbprints of its old and new

@@ -52,15 +52,15 @@ pub async fn fetch(
     directory: &str,
     id: &CertificateIdentifier<'_>,
 ) -> Result<Option<Window>, Error> {
-    match account.renewal_info(id).await {
-        Ok((info, _retry_after)) => Ok(Some(Window::from(&info))),
-        Err(instant_acme::Error::Unsupported(_)) => Ok(None),
-        Err(e) => Err(Error::from_acme(
-            directory,
-            "fetching renewal information",
-            e,
-        )),
-    }
+    retrying!(
+        directory,
+        "fetching renewal information",
+        match account.renewal_info(id).await {
+            Ok((info, _retry_after)) => Ok(Some(Window::from(&info))),
+            Err(instant_acme::Error::Unsupported(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    )
 }
 
 /// When to renew within `w`: a point spread uniformly over the window (§4.2 asks clients to

@@ -105,7 +105,7 @@ impl Signer {
     }
 
     /// POST-as-GET (RFC 8555 §6.3) of `url`.
-    async fn get(&mut self, url: &str) -> Result<super::http::Answer, Error> {
+    async fn get(&mut self, url: &str) -> Result<super::http::Fetched, Error> {
         for _ in 0..NONCE_ATTEMPTS {
             let nonce = self.fresh_nonce().await?;
             let protected = serde_json::json!({
@@ -139,6 +139,7 @@ impl Signer {
                     step: "fetching the alternate chains",
                     detail: format!("{url} answered {}: {}", answer.status, text.trim()),
                     problem: None,
+                    status: Some(answer.status.as_u16()),
                 });
             }
         }

@@ -2,6 +2,11 @@
 //! bounded in time. Without a bound, a CA that accepts a connection and never answers (Pebble
 //! does under load; a real CA can during an incident) would hold a cron run, and its lock,
 //! forever; with one, the request fails, the certificate's outcome says so, the run ends.
+//!
+//! It also notes each answer's status and `Retry-After` for the step that made the request
+//! ([`observe`]): instant-acme turns an error answer into `Error::Api(Problem)` and drops the
+//! headers, so this is the one place that sees how long the CA asks certorch to wait
+//! (RFC 8555 §6.6, RFC 9110 §10.2.3).
 
 use std::future::Future;
 use std::path::Path;
@@ -12,6 +17,51 @@ use bytes::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{BodyWrapper, BytesResponse, Error, HttpClient};
+use std::cell::Cell;
+use std::time::SystemTime;
+
+/// The last answer the CA gave within one attempt at a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    /// When the CA's `Retry-After` says to ask again.
+    pub retry_after: Option<SystemTime>,
+}
+
+tokio::task_local! {
+    /// Set by [`Timed`] for the future [`observe`] runs: a task-local, so concurrent steps
+    /// (orders opened in parallel on one task) each see their own answers, and requests made
+    /// outside `observe` cost nothing.
+    static LAST: Cell<Option<Answer>>;
+}
+
+/// Runs `f` (one attempt at a step) and returns its output with the last answer the CA gave
+/// during it (`None` when the last request got no answer at all).
+pub async fn observe<F: Future>(f: F) -> (F::Output, Option<Answer>) {
+    LAST.scope(Cell::new(None), async move {
+        let out = f.await;
+        (out, LAST.with(Cell::get))
+    })
+    .await
+}
+
+fn note(answer: Option<Answer>) {
+    // Outside `observe` nobody asked: nothing to note.
+    LAST.try_with(|c| c.set(answer)).unwrap_or_default();
+}
+
+/// `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an IMF-fixdate.
+pub fn retry_after(value: &str, now: SystemTime) -> Option<SystemTime> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return now.checked_add(Duration::from_secs(secs));
+    }
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let t = time::PrimitiveDateTime::parse(value, format).ok()?;
+    Some(t.assume_utc().into())
+}
 
 /// How long one ACME request (connect, send, whole answer) may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -47,6 +97,7 @@ impl HttpClient for Timed {
         let timeout = self.timeout;
         if self.silent.load(Ordering::Relaxed) {
             return Box::pin(async move {
+                note(None);
                 Err(Error::Other(Box::new(NoAnswer(format!(
                     "not sending {what}: the CA left a request unanswered for {}s earlier in this run",
                     timeout.as_secs()
@@ -56,8 +107,22 @@ impl HttpClient for Timed {
         let fut = self.inner.request(req);
         let silent = self.silent.clone();
         Box::pin(async move {
+            note(None);
             match tokio::time::timeout(timeout, fut).await {
-                Ok(r) => r,
+                Ok(r) => {
+                    if let Ok(rsp) = &r {
+                        note(Some(Answer {
+                            status: rsp.parts.status.as_u16(),
+                            retry_after: rsp
+                                .parts
+                                .headers
+                                .get(hyper::header::RETRY_AFTER)
+                                .and_then(|v| v.to_str().ok())
+                                .and_then(|v| retry_after(v, SystemTime::now())),
+                        }));
+                    }
+                    r
+                }
                 Err(_) => {
                     silent.store(true, Ordering::Relaxed);
                     Err(Error::Other(Box::new(NoAnswer(format!(
@@ -104,7 +169,7 @@ pub fn client(trust_root: Option<&Path>) -> Result<Box<dyn HttpClient>, String> 
 }
 
 /// What a request returned: status, headers and the whole body.
-pub struct Answer {
+pub struct Fetched {
     pub status: hyper::StatusCode,
     pub headers: hyper::HeaderMap,
     pub body: Bytes,
@@ -115,7 +180,7 @@ pub struct Answer {
 pub async fn send(
     client: &dyn HttpClient,
     req: hyper::Request<BodyWrapper<Bytes>>,
-) -> Result<Answer, String> {
+) -> Result<Fetched, String> {
     let what = format!("{} {}", req.method(), req.uri());
     let mut rsp = client
         .request(req)
@@ -126,7 +191,7 @@ pub async fn send(
         .into_bytes()
         .await
         .map_err(|e| format!("{what}: reading the answer: {e}"))?;
-    Ok(Answer {
+    Ok(Fetched {
         status: rsp.parts.status,
         headers: rsp.parts.headers,
         body,
@@ -182,5 +247,20 @@ mod tests {
             e.contains("left a request unanswered for 1s earlier in this run"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        assert_eq!(
+            retry_after("120", now),
+            Some(now + Duration::from_secs(120))
+        );
+        assert_eq!(
+            retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777))
+        );
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("", now), None);
     }
 }

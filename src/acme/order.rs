@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use instant_acme::{
     Account, AuthorizationStatus, CertificateIdentifier, ChallengeStatus, ChallengeType,
-    Identifier, NewOrder, Order, OrderStatus, RetryPolicy,
+    Identifier, NewOrder, Order, OrderStatus,
 };
 
 use super::Error;
@@ -57,23 +57,6 @@ pub enum Resumed {
     Gone(String),
 }
 
-/// Retries `$e` (an expression making a request) on transient errors with [`super::BACKOFF`].
-macro_rules! retrying {
-    ($directory:expr, $step:expr, $e:expr) => {{
-        let mut attempt = 0;
-        loop {
-            match $e {
-                Ok(v) => break Ok(v),
-                Err(e) if attempt < super::BACKOFF.len() && super::transient(&e) => {
-                    tokio::time::sleep(super::BACKOFF[attempt]).await;
-                    attempt += 1;
-                }
-                Err(e) => break Err(Error::from_acme($directory, $step, e)),
-            }
-        }
-    }};
-}
-
 /// Opens an order for `names` and collects the dns-01 values it needs.
 pub async fn open(
     account: &Account,
@@ -114,15 +97,12 @@ pub async fn resume(
     kind: ChallengeKind,
     key_kept: bool,
 ) -> Result<Resumed, Error> {
-    let got: Result<Order, Error> = retrying!(
-        directory,
-        "fetching an interrupted order",
-        account.order(url.to_string()).await
-    );
-    let mut order = match got {
+    let mut order = match fetch(account, directory, url).await {
         Ok(o) => o,
-        // The CA answered, and not with the order: it is gone (expired, purged, not ours).
-        Err(e @ Error::Refused { .. }) => return Ok(Resumed::Gone(e.to_string())),
+        // The CA answered that it holds no such order for us (expired, purged, not ours).
+        // Any other failure (no answer, a 5xx after the retries) says nothing about the
+        // order: the certificate fails this run and the next one asks again.
+        Err(e) if e.is_not_found() => return Ok(Resumed::Gone(e.to_string())),
         Err(e) => return Err(e),
     };
     match order.state().status {
@@ -141,12 +121,39 @@ pub async fn resume(
     })))
 }
 
+/// The order at `url`, as the CA has it now (RFC 8555 §7.1.3).
+pub async fn fetch(account: &Account, directory: &str, url: &str) -> Result<Order, Error> {
+    retrying!(
+        directory,
+        "fetching an interrupted order",
+        account.order(url.to_string()).await
+    )
+}
+
+/// Fetches each of the order's authorizations not fetched yet. instant-acme keeps those it
+/// has, so a retry after a failure asks only for the rest.
+async fn fetch_authorizations(order: &mut Order, directory: &str) -> Result<(), Error> {
+    retrying!(
+        directory,
+        "fetching an authorization",
+        async {
+            let mut authzs = order.authorizations();
+            while let Some(authz) = authzs.next().await {
+                authz?;
+            }
+            Ok::<(), instant_acme::Error>(())
+        }
+        .await
+    )
+}
+
 /// The order's challenges still to be answered (RFC 8555 §7.5): one per pending authorization.
 async fn pending(
     order: &mut Order,
     directory: &str,
     kind: ChallengeKind,
 ) -> Result<Vec<Challenge>, Error> {
+    fetch_authorizations(order, directory).await?;
     let mut challenges = Vec::new();
     let mut authzs = order.authorizations();
     while let Some(authz) = authzs.next().await {
@@ -161,6 +168,7 @@ async fn pending(
                     step: "the order",
                     detail: format!("authorization for {} is {other:?}", authz.identifier()),
                     problem: None,
+                    status: None,
                 });
             }
         }
@@ -179,6 +187,7 @@ async fn pending(
                     }
                 ),
                 problem: None,
+                status: None,
             })?;
         let key_auth = challenge.key_authorization();
         challenges.push(Challenge {
@@ -199,6 +208,7 @@ pub async fn validate(
     kind: ChallengeKind,
     identifiers: &[String],
 ) -> Result<(), Error> {
+    fetch_authorizations(order, directory).await?;
     {
         let mut authzs = order.authorizations();
         while let Some(authz) = authzs.next().await {
@@ -252,6 +262,7 @@ pub async fn validate(
                     .collect::<Vec<_>>()
                     .join("; "),
                 problem,
+                status: None,
             });
         }
         if !waiting {
@@ -300,13 +311,27 @@ fn authz_error(authz: &instant_acme::AuthorizationHandle<'_>) -> (String, Option
 }
 
 /// Deactivates the order's pending authorizations (RFC 8555 §7.5.2), so nothing is left
-/// pending at the CA when a run gives up on an order. Best effort; returns how many were
-/// deactivated.
+/// pending at the CA when a run gives up on an order. Best effort (transient errors are
+/// retried as at every step); returns how many were deactivated.
 pub async fn abandon(order: &mut Order) -> usize {
+    let directory = order.url().to_string();
+    // An authorization that cannot be fetched is skipped below.
+    fetch_authorizations(order, &directory)
+        .await
+        .unwrap_or_default();
     let mut n = 0;
     let mut authzs = order.authorizations();
-    while let Some(Ok(mut authz)) = authzs.next().await {
-        if authz.status == AuthorizationStatus::Pending && authz.deactivate().await.is_ok() {
+    while let Some(authz) = authzs.next().await {
+        let Ok(mut authz) = authz else { continue };
+        if authz.status != AuthorizationStatus::Pending {
+            continue;
+        }
+        let done = retrying!(
+            &directory,
+            "deactivating an authorization",
+            authz.deactivate().await.map(|_| ())
+        );
+        if done.is_ok() {
             n += 1;
         }
     }
@@ -321,26 +346,44 @@ pub async fn finalize(
     csr: &CheckedCsr,
     names: &[DnsName],
 ) -> Result<(CertInfo, Vec<Vec<u8>>), Error> {
-    let status = retrying!(directory, "checking the order", order.refresh().await)?.status;
-    let status = match status {
-        OrderStatus::Pending => {
-            let poll = RetryPolicy::new()
-                .initial_delay(Duration::from_millis(250))
-                .backoff(1.5)
-                .timeout(VALIDATION_TIMEOUT);
-            order
-                .poll_ready(&poll)
-                .await
-                .map_err(|e| Error::from_acme(directory, "validating the challenges", e))?
+    let mut status = refresh(order, directory).await?;
+    // Validation may still be under way (RFC 8555 §7.1.6: pending until every authorization
+    // is valid).
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(250);
+    while status == OrderStatus::Pending {
+        if started.elapsed() > VALIDATION_TIMEOUT {
+            return Err(Error::Unreachable {
+                directory: directory.into(),
+                step: "validating the challenges",
+                detail: format!(
+                    "the CA did not decide within {}s",
+                    VALIDATION_TIMEOUT.as_secs()
+                ),
+            });
         }
-        s => s,
-    };
+        tokio::time::sleep(delay).await;
+        delay = (delay * 3 / 2).min(Duration::from_secs(3));
+        status = refresh(order, directory).await?;
+    }
     match status {
         OrderStatus::Ready => {
+            let mut first = true;
             retrying!(
                 directory,
                 "finalizing the order",
-                order.finalize_csr(&csr.der).await
+                async {
+                    // A finalization whose answer was lost (a broken connection, a 5xx from a
+                    // proxy after the CA took it) may have been taken: a retry asks first, and
+                    // finalizes only an order still ready.
+                    if !std::mem::take(&mut first)
+                        && order.refresh().await?.status != OrderStatus::Ready
+                    {
+                        return Ok(());
+                    }
+                    order.finalize_csr(&csr.der).await
+                }
+                .await
             )?;
         }
         OrderStatus::Processing | OrderStatus::Valid => {}
@@ -350,14 +393,53 @@ pub async fn finalize(
                 step: "validating the challenges",
                 detail: challenge_errors(order).await,
                 problem: None,
+                status: None,
             });
         }
     }
-    let poll = RetryPolicy::new().timeout(ISSUANCE_TIMEOUT);
-    let pem = order
-        .poll_certificate(&poll)
-        .await
-        .map_err(|e| Error::from_acme(directory, "downloading the certificate", e))?;
+    // Issuance (§7.4): processing until the certificate is ready.
+    let started = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match order.state().status {
+            OrderStatus::Valid => break,
+            OrderStatus::Invalid => {
+                return Err(Error::Refused {
+                    directory: directory.into(),
+                    step: "issuing the certificate",
+                    detail: order
+                        .state()
+                        .error
+                        .as_ref()
+                        .and_then(|p| p.detail.clone())
+                        .unwrap_or_else(|| "the order became invalid".into()),
+                    problem: None,
+                    status: None,
+                });
+            }
+            _ if started.elapsed() > ISSUANCE_TIMEOUT => {
+                return Err(Error::Unreachable {
+                    directory: directory.into(),
+                    step: "issuing the certificate",
+                    detail: format!(
+                        "the CA did not issue within {}s",
+                        ISSUANCE_TIMEOUT.as_secs()
+                    ),
+                });
+            }
+            _ => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 3 / 2).min(Duration::from_secs(3));
+                refresh(order, directory).await?;
+            }
+        }
+    }
+    let pem = retrying!(
+        directory,
+        "downloading the certificate",
+        order.certificate().await
+    )?
+    .ok_or_else(|| Error::Chain("the CA returned no certificate".into()))?;
     let chain = x509::pem_certificates(pem.as_bytes()).map_err(Error::Chain)?;
     let leaf_der = chain
         .first()
@@ -380,6 +462,15 @@ pub async fn finalize(
         )));
     }
     Ok((leaf, chain))
+}
+
+/// Asks the CA for the order's status now.
+async fn refresh(order: &mut Order, directory: &str) -> Result<OrderStatus, Error> {
+    retrying!(
+        directory,
+        "checking the order",
+        order.refresh().await.map(|s| s.status)
+    )
 }
 
 /// The CA's reasons for failed challenges, one per identifier.

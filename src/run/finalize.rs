@@ -5,8 +5,9 @@
 
 use futures::StreamExt;
 
-use super::{Ctx, Issued, Ordered};
+use super::{Ctx, Issued, Ordered, record};
 use crate::acme;
+use crate::problem::Problem;
 use crate::report::{Outcome, Stage};
 use crate::x509;
 
@@ -46,6 +47,22 @@ async fn finalize<'a>(ctx: &Ctx<'_>, mut o: Ordered<'a>) -> Result<Issued<'a>, O
     };
     let (leaf, chain) = match got {
         Ok(x) => x,
+        // The CA did not answer, or asked to come back later: the order it validated may
+        // still be finalized (or already was). Its key stays staged and its lifecycle in
+        // flight (see `record::keeps_in_flight`), so the next run takes the order up instead of
+        // ordering again.
+        Err(e)
+            if record::keeps_in_flight(
+                e.kind(),
+                ctx.state
+                    .lifecycle(&item.host.name, &spec.label)
+                    .ok()
+                    .flatten()
+                    .as_ref(),
+            ) =>
+        {
+            return Err(item.fail(Stage::Finalize, &e));
+        }
         Err(e) => {
             let failure = item.fail(Stage::Finalize, &e);
             acme::order::abandon(&mut o.open.order).await;

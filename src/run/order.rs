@@ -54,6 +54,13 @@ pub(crate) async fn open_all<'a>(
             let r = open(ctx, account, &k).await;
             match r {
                 Ok(open) => Ok(Ordered { keyed: k, open }),
+                // A validated order the CA did not answer about is taken up by the next run,
+                // with this key.
+                Err(Outcome::Failed(f))
+                    if super::record::keeps_in_flight(f.kind, k.due.resume.as_ref()) =>
+                {
+                    Err(Outcome::Failed(f))
+                }
                 Err(failure) => {
                     discard_key(ctx, &k).await;
                     Err(failure)

@@ -6,7 +6,16 @@ use std::time::Instant;
 use super::Ctx;
 use crate::problem::Kind;
 use crate::report::{Outcome, RunSummary, ms_since};
-use crate::state::LastResult;
+use crate::state::{LastResult, Lifecycle, Phase};
+
+/// Whether a certificate that failed with `kind` keeps its staged key and its lifecycle in
+/// flight: its order was validated (`lifecycle` is at `validated` with an order) and then the
+/// CA did not answer, or answered with server errors, or asked to be left alone for a while.
+/// The order may yet be finalized, and the next run takes it up instead of ordering again.
+pub(crate) fn keeps_in_flight(kind: Kind, lifecycle: Option<&Lifecycle>) -> bool {
+    matches!(kind, Kind::CaUnreachable | Kind::CaUnavailable)
+        && lifecycle.is_some_and(|l| l.phase == Phase::Validated && l.order_url.is_some())
+}
 
 /// Records every outcome and sorts them; a run whose results cannot be recorded says so and
 /// fails.
@@ -40,8 +49,11 @@ pub(crate) fn finish(ctx: &Ctx<'_>, mut summary: RunSummary, started: Instant) -
                     };
                     state.set_result(&f.host, &f.cert, &failed)?;
                     state.audit(&f.host, &f.cert, f.stage.as_str(), "failed", &f.error)?;
-                    // What could not be recorded stays in flight, for the next run to resume.
-                    if f.kind != Kind::StateWriteFailed {
+                    // What could not be recorded stays in flight, for the next run to resume;
+                    // so does an order the CA validated and then did not answer about.
+                    let resumable =
+                        keeps_in_flight(f.kind, state.lifecycle(&f.host, &f.cert)?.as_ref());
+                    if f.kind != Kind::StateWriteFailed && !resumable {
                         state.failed(&f.host, &f.cert, &f.kind.to_string())?;
                     }
                 }

@@ -140,7 +140,7 @@ async fn stale_orders(ctx: &Ctx<'_>, account: &Account) -> Vec<String> {
             "repair: abandoning order {} of {}/{}",
             o.url, o.host, o.label
         ));
-        let detail = match account.order(o.url.clone()).await {
+        let detail = match acme::order::fetch(account, ctx.directory(), &o.url).await {
             Ok(mut order) => {
                 let n = acme::order::abandon(&mut order).await;
                 format!(
@@ -148,22 +148,14 @@ async fn stale_orders(ctx: &Ctx<'_>, account: &Account) -> Vec<String> {
                     o.url
                 )
             }
-            Err(instant_acme::Error::Api(p)) => {
-                // The CA answered: it no longer knows the order (expired, purged).
-                format!(
-                    "order {} is gone at the CA: {}",
-                    o.url,
-                    p.detail.as_deref().unwrap_or("no detail")
-                )
-            }
+            // The CA answered that it no longer holds the order (expired, purged).
+            Err(e) if e.is_not_found() => format!("order {} is gone at the CA: {e}", o.url),
             Err(e) => {
-                // Not reachable now: the order stays recorded, and the next run tries again.
+                // No answer, or a server error after the retries: the order stays recorded,
+                // and the next run tries again.
                 warnings.push(format!(
-                    "could not reach the CA to abandon order {} of {}/{}: {}; the next run tries again",
-                    o.url,
-                    o.host,
-                    o.label,
-                    acme::error_chain(&e)
+                    "could not reach the CA to abandon order {} of {}/{}: {e}; the next run tries again",
+                    o.url, o.host, o.label,
                 ));
                 continue;
             }
