@@ -499,6 +499,7 @@ fn json_documents_match_the_documented_schema() {
         sorted(&[
             "directory",
             "registered",
+            "key_thumbprint",
             "account_url",
             "contact",
             "created_at"
