@@ -225,10 +225,14 @@ impl State {
     /// Records that the CA is asked to look at `name` while `values` are published there.
     pub fn presented(&self, name: &str, values: &[String], ttl: u32) -> Result<(), Error> {
         let vals = serde_json::to_string(values).unwrap_or_default();
+        // To the millisecond: the wait before new values is counted from here.
+        let at = OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| now());
         self.write(|c| {
             c.execute(
                 "INSERT OR REPLACE INTO presentations (name, vals, ttl, asked_at) VALUES (?1, ?2, ?3, ?4)",
-                params![name, vals, ttl, now()],
+                params![name, vals, ttl, at],
             )
             .map(|_| ())
         })
