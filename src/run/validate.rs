@@ -385,7 +385,7 @@ fn cache_wait(
     let now = OffsetDateTime::now_utc();
     let mut longest: Option<(Duration, Name)> = None;
     for (name, values) in by_name {
-        let seen = ctx.state.presentation(&name.to_string(), now)?;
+        let seen = ctx.state.presentation(&name.to_string())?;
         if let Some(w) = wait_for(seen.as_ref(), values, now)
             && longest.as_ref().is_none_or(|(l, _)| w > *l)
         {
@@ -407,9 +407,11 @@ fn wait_for(
     if values.iter().all(|v| seen.values.contains(v)) {
         return None;
     }
-    let expires = seen.asked_at + time::Duration::seconds(i64::from(seen.ttl));
-    let left = (expires - now).max(time::Duration::ZERO);
-    Some(left.unsigned_abs() + CACHE_MARGIN)
+    // The margin counts from the TTL's end, whether or not that end has passed: a resolver
+    // may still serve the old set a moment after it.
+    let expires = seen.asked_at + time::Duration::seconds(i64::from(seen.ttl)) + CACHE_MARGIN;
+    let left = expires - now;
+    (left > time::Duration::ZERO).then(|| left.unsigned_abs())
 }
 
 /// Records, for every name of the round, the values the CA may now cache there.
@@ -554,5 +556,20 @@ mod tests {
             wait_for(Some(&seen), &["a".into(), "b".into()], now),
             Some(Duration::from_secs(43))
         );
+        // Just past the TTL, the margin still holds (the race the caching bed showed); past
+        // the margin, nothing to wait for.
+        let just_past = Presentation {
+            asked_at: now - time::Duration::seconds(61),
+            ..seen.clone()
+        };
+        assert_eq!(
+            wait_for(Some(&just_past), &["b".into()], now),
+            Some(Duration::from_secs(2))
+        );
+        let long_ago = Presentation {
+            asked_at: now - time::Duration::seconds(64),
+            ..seen
+        };
+        assert_eq!(wait_for(Some(&long_ago), &["b".into()], now), None);
     }
 }
