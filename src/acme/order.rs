@@ -269,17 +269,22 @@ pub async fn validate(
             return Ok(());
         }
         if started.elapsed() > VALIDATION_TIMEOUT {
-            return Err(Error::Unreachable {
-                directory: directory.into(),
-                step: "validating the challenges",
-                detail: format!(
-                    "the CA did not decide within {}s",
-                    VALIDATION_TIMEOUT.as_secs()
-                ),
-            });
+            return Err(undecided(directory));
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 3 / 2).min(Duration::from_secs(3));
+    }
+}
+
+/// The CA left the challenges pending past [`VALIDATION_TIMEOUT`].
+fn undecided(directory: &str) -> Error {
+    Error::Unreachable {
+        directory: directory.into(),
+        step: "validating the challenges",
+        detail: format!(
+            "the CA did not decide within {}s",
+            VALIDATION_TIMEOUT.as_secs()
+        ),
     }
 }
 
@@ -353,14 +358,7 @@ pub async fn finalize(
     let mut delay = Duration::from_millis(250);
     while status == OrderStatus::Pending {
         if started.elapsed() > VALIDATION_TIMEOUT {
-            return Err(Error::Unreachable {
-                directory: directory.into(),
-                step: "validating the challenges",
-                detail: format!(
-                    "the CA did not decide within {}s",
-                    VALIDATION_TIMEOUT.as_secs()
-                ),
-            });
+            return Err(undecided(directory));
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 3 / 2).min(Duration::from_secs(3));

@@ -119,20 +119,14 @@ pub async fn stage_many(t: &dyn Transport, files: &[FileSpec<'_>]) -> Result<(),
             .arg(f.group.map_or("", |g| g.as_str()))
             .arg(String::from_utf8_lossy(f.content).into_owned());
     }
-    let out = t.run(&cmd, None).await?;
-    if out.success() {
-        Ok(())
-    } else {
+    super::run_ok(t, &cmd, "writing the certificate files", || {
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
-        Err(Error::failed(
-            "writing the certificate files",
-            &out,
-            format!(
-                "check that {} are on a writable file system and the owner/group exist on the host",
-                paths.join(", ")
-            ),
-        ))
-    }
+        format!(
+            "check that {} are on a writable file system and the owner/group exist on the host",
+            paths.join(", ")
+        )
+    })
+    .await
 }
 
 /// Stages `<path>` as the staged key followed by `fullchain`, assembled on the host.
@@ -177,16 +171,11 @@ pub async fn commit(
         .arg(pair.map_or("", |(k, _)| k.as_str()))
         .arg(pair.map_or("", |(_, c)| c.as_str()))
         .args(paths.iter().map(|p| p.as_str()));
-    let out = t.run(&cmd, None).await?;
-    if out.success() {
-        Ok(())
-    } else {
-        Err(Error::failed(
-            "putting the new files in place",
-            &out,
-            "the previous files are still live; check the host's file system and run certorch again",
-        ))
-    }
+    super::run_ok(t, &cmd, "putting the new files in place", || {
+        "the previous files are still live; check the host's file system and run certorch again"
+            .into()
+    })
+    .await
 }
 
 /// Removes staged files that will not be committed. A staged file left behind is harmless
@@ -196,16 +185,10 @@ pub async fn discard(t: &dyn Transport, paths: &[&RemotePath]) -> Result<(), Err
     let cmd = Cmd::script(DISCARD, "certorch-discard")
         .arg(STAGED)
         .args(paths.iter().map(|p| p.as_str()));
-    let out = t.run(&cmd, None).await?;
-    if out.success() {
-        Ok(())
-    } else {
-        Err(Error::failed(
-            "removing staged files",
-            &out,
-            "remove the *.certorch-new files beside the certificate's paths by hand",
-        ))
-    }
+    super::run_ok(t, &cmd, "removing staged files", || {
+        "remove the *.certorch-new files beside the certificate's paths by hand".into()
+    })
+    .await
 }
 
 /// `$1` previous suffix, then the live paths.
@@ -222,23 +205,17 @@ pub async fn forget_previous(t: &dyn Transport, paths: &[&RemotePath]) -> Result
     let cmd = Cmd::script(FORGET, "certorch-forget-prev")
         .arg(PREVIOUS)
         .args(paths.iter().map(|p| p.as_str()));
-    let out = t.run(&cmd, None).await?;
-    if out.success() {
-        Ok(())
-    } else {
-        Err(Error::failed(
-            "removing the previous key",
-            &out,
-            format!(
-                "remove {} by hand; the new certificate is live",
-                paths
-                    .iter()
-                    .map(|p| format!("{p}{PREVIOUS}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        ))
-    }
+    super::run_ok(t, &cmd, "removing the previous key", || {
+        format!(
+            "remove {} by hand; the new certificate is live",
+            paths
+                .iter()
+                .map(|p| format!("{p}{PREVIOUS}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
+    .await
 }
 
 /// Puts the previous files back after a failed check, reload or verify.
@@ -246,49 +223,25 @@ pub async fn rollback(t: &dyn Transport, paths: &[&RemotePath]) -> Result<(), Er
     let cmd = Cmd::script(ROLLBACK, "certorch-rollback")
         .arg(PREVIOUS)
         .args(paths.iter().map(|p| p.as_str()));
-    let out = t.run(&cmd, None).await?;
-    if out.success() {
-        Ok(())
-    } else {
-        Err(Error::failed(
-            "restoring the previous files",
-            &out,
-            "restore them by hand from the .certorch-prev files beside them",
-        ))
-    }
+    super::run_ok(t, &cmd, "restoring the previous files", || {
+        "restore them by hand from the .certorch-prev files beside them".into()
+    })
+    .await
 }
 
 /// Runs the service's check (`nginx -t`) with the new files in place; `shown` is the command
 /// as the operator wrote it, for messages.
 pub async fn check(t: &dyn Transport, cmd: &Cmd, shown: &str) -> Result<(), Error> {
-    let out = t.run(cmd, None).await?;
-    if out.success() {
-        Ok(())
-    } else {
-        Err(Error::failed(
-            "the check command",
-            &out,
-            format!(
+    super::run_ok(t, cmd, "the check command", || format!(
                 "`{shown}` refused the new files; fix the service's configuration or the playbook, then run certorch again"
-            ),
-        ))
-    }
+            )).await
 }
 
 /// Runs the service's reload command; `shown` is the command as the operator wrote it.
 pub async fn reload(t: &dyn Transport, cmd: &Cmd, shown: &str) -> Result<(), Error> {
-    let out = t.run(cmd, None).await?;
-    if out.success() {
-        Ok(())
-    } else {
-        Err(Error::failed(
-            "the reload command",
-            &out,
-            format!(
+    super::run_ok(t, cmd, "the reload command", || format!(
                 "`{shown}` failed; fix the service's configuration and reload it by hand, then run certorch again"
-            ),
-        ))
-    }
+            )).await
 }
 
 /// An operator-written shell line (the zone file's reload), as one quoted `sh -c` argument

@@ -74,6 +74,22 @@ impl Error {
     }
 }
 
+/// Runs `cmd` on the host: a non-zero exit is `step` failing with the hint `hint` makes. The
+/// one frame of every host script whose output certorch does not read.
+pub(crate) async fn run_ok(
+    t: &dyn crate::transport::Transport,
+    cmd: &sh::Cmd,
+    step: &'static str,
+    hint: impl FnOnce() -> String,
+) -> Result<(), Error> {
+    let out = t.run(cmd, None).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(Error::failed(step, &out, hint()))
+    }
+}
+
 /// Exit status of a host script that refused a path a local user could steer (see
 /// [`sh_safe_dir`]); its stderr names the path and why.
 pub const UNSAFE_PATH: i32 = 86;

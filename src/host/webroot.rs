@@ -59,18 +59,9 @@ pub async fn place(
     for (tok, auth) in tokens {
         cmd = cmd.arg(tok.clone()).arg(auth.clone());
     }
-    let out = t.run(&cmd, None).await?;
-    if out.success() {
-        Ok(())
-    } else {
-        Err(Error::failed(
-            "placing http-01 tokens",
-            &out,
-            format!(
+    super::run_ok(t, &cmd, "placing http-01 tokens", || format!(
                 "check that {webroot} exists and is writable by the login user, and that the web server serves it on port 80"
-            ),
-        ))
-    }
+            )).await
 }
 
 /// Removes the tokens again. A token left behind is public and harmless, so a failure is a
@@ -83,16 +74,10 @@ pub async fn remove(
     let cmd = Cmd::script(REMOVE, "certorch-http01-clean")
         .arg(webroot.as_str())
         .args(tokens.iter().filter(|t| valid_token(t)).cloned());
-    let out = t.run(&cmd, None).await?;
-    if out.success() {
-        Ok(())
-    } else {
-        Err(Error::failed(
-            "removing the http-01 tokens",
-            &out,
-            "remove them from the webroot's .well-known/acme-challenge by hand",
-        ))
-    }
+    super::run_ok(t, &cmd, "removing the http-01 tokens", || {
+        "remove them from the webroot's .well-known/acme-challenge by hand".into()
+    })
+    .await
 }
 
 #[cfg(test)]
