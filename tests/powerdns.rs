@@ -56,6 +56,22 @@ fn curl(bed: &Bed, method: &str, body: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Requests PowerDNS logged so far, once at least `expected` are there: its webserver writes
+/// one line per request, a moment after answering it, so a count read right after a request
+/// may miss it (polls for up to 10 s, then returns what is there).
+fn logged_at_least(bed: &Bed, method: &str, expected: usize) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = logged(bed, method);
+        if n >= expected || std::time::Instant::now() > deadline {
+            // Anything logged late beyond `expected` shows up here too.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            return logged(bed, method);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Requests PowerDNS logged so far (its webserver logs one line per request).
 fn logged(bed: &Bed, method: &str) -> usize {
     let log = std::fs::read_to_string(bed.get("PDNS_LOG")).unwrap();
@@ -113,7 +129,11 @@ fn the_powerdns_publisher_issues_in_batches_and_keeps_others_values() {
         cert("b", &["pdns2.example.test", "k2.pdns-pool.example.test"]),
     ));
     let inv = bed.write_inventory("powerdns.yaml", &text);
-    let (patches, gets) = (logged(&bed, "PATCH"), logged(&bed, "GET"));
+    // The test's own PATCH and GET above, once they are in the log.
+    let (patches, gets) = (
+        logged_at_least(&bed, "PATCH", 1),
+        logged_at_least(&bed, "GET", 1),
+    );
 
     let run = bed.certorch(&inv, &["--json", "run"]);
     run.expect_code(0);
@@ -124,12 +144,12 @@ fn the_powerdns_publisher_issues_in_batches_and_keeps_others_values() {
 
     // The probe's add and remove, then the run's: one read and one PATCH each.
     assert_eq!(
-        logged(&bed, "PATCH") - patches,
+        logged_at_least(&bed, "PATCH", patches + 4) - patches,
         4,
         "{}",
         bed.get("PDNS_LOG")
     );
-    assert_eq!(logged(&bed, "GET") - gets, 4);
+    assert_eq!(logged_at_least(&bed, "GET", gets + 4) - gets, 4);
     assert_eq!(api_txt(&bed), theirs, "the zone after the run");
     let served = Command::new("dig")
         .args([
