@@ -14,6 +14,7 @@ mod process;
 mod report;
 mod run;
 mod secret;
+mod small_file;
 mod state;
 mod transport;
 mod x509;

@@ -83,6 +83,8 @@ pub enum Kind {
     StateWriteFailed,
     #[serde(rename = "state.read_failed")]
     StateReadFailed,
+    #[serde(rename = "state.corrupt")]
+    StateCorrupt,
     #[serde(rename = "run.setup_failed")]
     RunSetupFailed,
 }
@@ -128,6 +130,7 @@ impl Kind {
         Kind::GroupOriginFailed,
         Kind::StateWriteFailed,
         Kind::StateReadFailed,
+        Kind::StateCorrupt,
         Kind::RunSetupFailed,
     ];
 }

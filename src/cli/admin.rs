@@ -180,7 +180,7 @@ pub async fn account(cli: &Cli) -> u8 {
         AccountAction::Show => {
             let state = match State::open_read_only(&state_dir) {
                 Ok(s) => s,
-                Err(e) => return super::state_error(&e),
+                Err(e) => return super::state_error(cli, &e),
             };
             let created = state.account_created(&directory).ok().flatten();
             let account = match acme::account::load(&inv, &state).await {
@@ -201,7 +201,7 @@ pub async fn account(cli: &Cli) -> u8 {
             }
         }
         AccountAction::Register => {
-            let (_lock, state) = match super::open_state_locked(&state_dir) {
+            let (_lock, state) = match super::open_state_locked(cli, &state_dir) {
                 Ok(x) => x,
                 Err(code) => return code,
             };
@@ -214,7 +214,7 @@ pub async fn account(cli: &Cli) -> u8 {
             }
         }
         AccountAction::Rollover => {
-            let (_lock, state) = match super::open_state_locked(&state_dir) {
+            let (_lock, state) = match super::open_state_locked(cli, &state_dir) {
                 Ok(x) => x,
                 Err(code) => return code,
             };
@@ -260,7 +260,7 @@ pub async fn account(cli: &Cli) -> u8 {
                 eprintln!("  hint: run again with --yes if that is what you want");
                 return exit::USAGE;
             }
-            let (_lock, state) = match super::open_state_locked(&state_dir) {
+            let (_lock, state) = match super::open_state_locked(cli, &state_dir) {
                 Ok(x) => x,
                 Err(code) => return code,
             };
@@ -319,13 +319,13 @@ pub async fn revoke(cli: &Cli) -> u8 {
         return exit::USAGE;
     }
     let state_dir = super::state_dir(cli);
-    let (_lock, state) = match super::open_state_locked(&state_dir) {
+    let (_lock, state) = match super::open_state_locked(cli, &state_dir) {
         Ok(x) => x,
         Err(code) => return code,
     };
     let recorded = match state.certificates() {
         Ok(r) => r,
-        Err(e) => return super::state_error(&e),
+        Err(e) => return super::state_error(cli, &e),
     };
     let Some(rec) = recorded.iter().find(|r| r.host == host && r.label == label) else {
         eprintln!("error: {target}: certorch has no record of deploying a certificate there");

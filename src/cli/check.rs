@@ -14,7 +14,7 @@ pub async fn execute(cli: &Cli) -> u8 {
     };
     let state = match State::open_read_only(&super::state_dir(cli)) {
         Ok(s) => s,
-        Err(e) => return super::state_error(&e),
+        Err(e) => return super::state_error(cli, &e),
     };
     let progress = Progress::new(
         cli.verbose,

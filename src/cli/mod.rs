@@ -50,8 +50,9 @@ pub struct Cli {
     #[arg(long, global = true, env = "CERTORCH_STATE")]
     pub state: Option<PathBuf>,
 
-    /// How many hosts to work on at once [default: the inventory's `concurrency`, else 20].
-    #[arg(long, global = true)]
+    /// How many hosts to work on at once, 1 to 1000 [default: the inventory's `concurrency`,
+    /// else 20].
+    #[arg(long, global = true, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1000))]
     pub concurrency: Option<usize>,
 
     /// Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is
@@ -248,12 +249,13 @@ pub(crate) fn load_targets(
 
 /// Takes the lock and opens the state for writing.
 pub(crate) fn open_state_locked(
+    cli: &Cli,
     dir: &std::path::Path,
 ) -> Result<(std::fs::File, crate::state::State), u8> {
-    let lock = lock(dir)?;
+    let lock = lock(cli, dir)?;
     match crate::state::State::open(dir) {
         Ok(s) => Ok((lock, s)),
-        Err(e) => Err(state_error(&e)),
+        Err(e) => Err(state_error(cli, &e)),
     }
 }
 
@@ -262,35 +264,67 @@ pub(crate) fn state_dir(cli: &Cli) -> PathBuf {
     cli.state.clone().unwrap_or_else(default_state_dir)
 }
 
-/// Prints a state error with its hint; returns the exit code.
-pub(crate) fn state_error(e: &crate::state::Error) -> u8 {
-    eprintln!("error: {e}");
-    eprintln!("  hint: {}", e.hint());
-    exit::USAGE
+/// Prints a state error with its hint; returns the exit code: 1, as for a certificate that
+/// failed (the state directory is the bastion's fault, not the inventory's), with nothing
+/// ordered or written.
+pub(crate) fn state_error(cli: &Cli, e: &crate::state::Error) -> u8 {
+    stopped(cli, e);
+    exit::SOME_FAILED
+}
+
+/// What a command that stops before it starts prints: `error:` and `hint:` on stderr and,
+/// with --json, `{ "error", "kind", "hint" }` on stdout (docs/json.md).
+pub(crate) fn stopped(cli: &Cli, p: &dyn crate::problem::Problem) {
+    eprintln!("error: {p}");
+    if let Some(h) = p.hint() {
+        eprintln!("  hint: {h}");
+    }
+    if cli.json {
+        let doc = serde_json::json!({
+            "error": p.to_string(),
+            "kind": p.kind(),
+            "hint": p.hint(),
+        });
+        if let Err(e) = serde_json::to_writer_pretty(std::io::stdout().lock(), &doc)
+            .map_err(std::io::Error::from)
+            .and_then(|()| {
+                use std::io::Write;
+                writeln!(std::io::stdout().lock())
+            })
+        {
+            crate::report::printer::output_failed(&e);
+        }
+    }
 }
 
 /// Takes the run lock in `state`, printing why not when it cannot. The lock lives as long as
 /// the returned file and is released by the kernel if the process dies.
-pub(crate) fn lock(state: &std::path::Path) -> Result<std::fs::File, u8> {
+pub(crate) fn lock(cli: &Cli, state: &std::path::Path) -> Result<std::fs::File, u8> {
     use std::os::unix::fs::PermissionsExt;
+    let lock_path = state.join("lock");
     let f = std::fs::create_dir_all(state)
-        .and_then(|()| std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o700)))
+        .and_then(|()| std::fs::metadata(state))
+        .and_then(|m| {
+            // Changed only when it differs: a chmod is a write, and a read-only state
+            // directory should fail on the lock file, named, not on the directory's mode.
+            if m.permissions().mode() & 0o777 == 0o700 {
+                Ok(())
+            } else {
+                std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o700))
+            }
+        })
         .and_then(|()| {
             std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
-                .open(state.join("lock"))
+                .open(&lock_path)
         });
     let f = match f {
         Ok(f) => f,
         Err(e) => {
-            eprintln!(
-                "error: cannot use the state directory {}: {e}",
-                state.display()
-            );
-            eprintln!("  hint: create it or pass --state with a writable directory");
-            return Err(exit::USAGE);
+            stopped(cli, &unusable(state, &e));
+            return Err(exit::SOME_FAILED);
         }
     };
     match locked(f.try_lock(), state) {
@@ -301,6 +335,31 @@ pub(crate) fn lock(state: &std::path::Path) -> Result<std::fs::File, u8> {
             Err(code)
         }
     }
+}
+
+/// Why the state directory cannot take the lock (it cannot be created, it is read-only, it
+/// belongs to someone else): nothing is ordered without a place to record it.
+fn unusable(state: &std::path::Path, e: &std::io::Error) -> crate::problem::Plain {
+    let db = state.join(crate::state::DB_FILE);
+    crate::problem::Plain::new(
+        crate::problem::Kind::StateWriteFailed,
+        format!(
+            "cannot write to the state directory {}: {e}",
+            state.display()
+        ),
+        if e.raw_os_error() == Some(libc::EROFS) {
+            format!(
+                "the file system is read-only: certorch records each step in {} before it acts, so it ordered nothing; remount it read-write (or pass --state with a writable directory) and run again; {} was not changed",
+                db.display(),
+                db.display()
+            )
+        } else {
+            format!(
+                "certorch records each step in {} before it acts, so it ordered nothing: create the directory, make it writable by this user, or pass --state with a writable directory",
+                db.display()
+            )
+        },
+    )
 }
 
 /// What taking the lock came to: only `WouldBlock` means another run holds it; any other

@@ -17,7 +17,7 @@ pub async fn execute(cli: &Cli) -> u8 {
     let state_dir = super::state_dir(cli);
     let state = match State::open_read_only(&state_dir) {
         Ok(s) => s,
-        Err(e) => return super::state_error(&e),
+        Err(e) => return super::state_error(cli, &e),
     };
     let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);
     let progress = Progress::new(

@@ -34,13 +34,13 @@ pub async fn execute(cli: Cli) -> u8 {
     if dry_run {
         state_dir = state_dir.join("dry-run");
     }
-    let (_lock, state) = match super::open_state_locked(&state_dir) {
+    let (_lock, state) = match super::open_state_locked(&cli, &state_dir) {
         Ok(x) => x,
         Err(code) => return code,
     };
     // A run that cannot record anything stops before it orders anything.
     if let Err(e) = state.begin_run(if force { "issue" } else { "run" }) {
-        eprintln!("error: {e}\n  hint: {}", e.hint());
+        super::stopped(&cli, &e);
         return exit::SOME_FAILED;
     }
     let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);

@@ -42,7 +42,7 @@ pub async fn execute(cli: &Cli) -> u8 {
     let state_dir = super::state_dir(cli);
     let recorded = match State::open_read_only(&state_dir).and_then(|s| s.certificates()) {
         Ok(r) => r,
-        Err(e) => return super::state_error(&e),
+        Err(e) => return super::state_error(cli, &e),
     };
     let now = OffsetDateTime::now_utc();
     let mut lines = Vec::new();

@@ -90,7 +90,7 @@ impl TsigKey {
             detail,
         };
         let text =
-            std::fs::read_to_string(path).map_err(|e| file_err(format!("cannot read: {e}")))?;
+            crate::small_file::read(path).map_err(|e| file_err(format!("cannot read: {e}")))?;
         if text.contains("secret") && text.contains('{') {
             let parsed = parse_bind(&text).ok_or_else(|| {
                 file_err(

@@ -357,6 +357,8 @@ const DEFAULT_CONCURRENCY: usize = 20;
 /// process), so far more exhausts the bastion's processes and file descriptors before any
 /// host is done.
 const MAX_CONCURRENCY: usize = 1000;
+/// The longest TTL certorch gives its TXT records: a reissue within the TTL waits it out.
+const MAX_TXT_TTL: u32 = 3600;
 /// Lifetime of self-signed and internal certificates unless the inventory says otherwise.
 const DEFAULT_LOCAL_VALIDITY: Duration = Duration::from_secs(90 * 86400);
 const DEFAULT_PROPAGATION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -503,7 +505,7 @@ impl Builder<'_> {
     fn adopted_issuers(&self, p: Spanned<PathBuf>) -> Result<Vec<crate::x509::IssuerCert>, Error> {
         let at = p.referenced;
         let path = self.resolve(p.value);
-        let pem = std::fs::read(&path).map_err(|e| {
+        let pem = crate::small_file::read_bytes(&path).map_err(|e| {
             self.err(
                 at,
                 format!("cannot read the adopted issuer {}: {e}", path.display()),
@@ -569,7 +571,7 @@ impl Builder<'_> {
         let at = z.referenced;
         let z = z.value;
         let template_path = self.resolve(z.template);
-        let template = std::fs::read_to_string(&template_path).map_err(|e| {
+        let template = crate::small_file::read(&template_path).map_err(|e| {
             self.err(
                 at,
                 format!(
@@ -645,7 +647,7 @@ impl Builder<'_> {
                 let at = e.referenced;
                 let path = self.resolve(e.value.hmac_key_file);
                 warnings.extend(crate::secret::exposure(&path, "the EAB HMAC key file"));
-                let text = std::fs::read_to_string(&path).map_err(|err| {
+                let text = crate::small_file::read(&path).map_err(|err| {
                     self.err(
                         at,
                         format!("cannot read the EAB HMAC key {}: {err}", path.display()),
@@ -717,6 +719,9 @@ impl Builder<'_> {
         let max_handshakes = match raw.ssh.max_handshakes {
             Some(m) if m.value == 0 => {
                 return Err(self.err(m.referenced, "ssh.max_handshakes must be at least 1"));
+            }
+            Some(m) if m.value > MAX_CONCURRENCY => {
+                return Err(self.err(m.referenced, format!("ssh.max_handshakes {} is more SSH handshakes at once than the bastion can hold (each is a key exchange and a process or task): write a number from 1 to {MAX_CONCURRENCY}", m.value)));
             }
             Some(m) => m.value,
             None => DEFAULT_MAX_HANDSHAKES,
@@ -803,11 +808,21 @@ impl Builder<'_> {
                 ));
             }
         };
+        let ttl = match raw.dns.ttl {
+            None => crate::limits::TXT_TTL,
+            Some(t) if (1..=MAX_TXT_TTL).contains(&t.value) => t.value,
+            Some(t) => {
+                return Err(self.err(
+                    t.referenced,
+                    format!("dns.ttl must be between 1 and {MAX_TXT_TTL} seconds: resolvers and the CA cache the TXT values that long, and a new value at a name waits until the old one has expired; 60 is usual"),
+                ));
+            }
+        };
         let dns = DnsConfig {
             signing_zone: raw.dns.signing_zone,
             max_rrset_bytes,
             resolver,
-            ttl: raw.dns.ttl.unwrap_or(crate::limits::TXT_TTL),
+            ttl,
             propagation_timeout: raw
                 .dns
                 .propagation_timeout

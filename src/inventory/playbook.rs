@@ -56,7 +56,7 @@ pub fn find(name: &str, dir: Option<&Path>) -> Result<Found, String> {
     }
     if let Some(dir) = dir {
         let path = dir.join(format!("{name}.yaml"));
-        match std::fs::read_to_string(&path) {
+        match crate::small_file::read(&path) {
             Ok(text) => {
                 return Ok(Found {
                     name: name.to_string(),

@@ -113,7 +113,7 @@ pub struct RawEab {
 pub struct RawDns {
     pub signing_zone: DnsName,
     pub resolver: Option<Spanned<String>>,
-    pub ttl: Option<u32>,
+    pub ttl: Option<Spanned<u32>>,
     pub max_rrset_bytes: Option<Spanned<u64>>,
     pub propagation_timeout: Option<Timeout>,
     pub rfc2136: Option<Spanned<RawRfc2136>>,

@@ -29,6 +29,10 @@ pub enum Error {
     Db { path: PathBuf, detail: String },
     #[error("cannot record in the state database {}: {detail}", path.display())]
     Write { path: PathBuf, detail: String },
+    /// The file is not a SQLite database, or SQLite finds it damaged: never written to,
+    /// never recreated (that would lose the account keys and what is in flight).
+    #[error("the state database {} is damaged or not a database: {detail}", path.display())]
+    Corrupt { path: PathBuf, detail: String },
     #[error("state database {} has schema version {found}; this certorch knows up to {known}", path.display())]
     TooNew {
         path: PathBuf,
@@ -52,6 +56,10 @@ impl Error {
             Error::TooNew { .. } => {
                 "a newer certorch wrote this state: run that version, or restore a backup".into()
             }
+            Error::Corrupt { path, .. } => format!(
+                "certorch left {0} as it is and did nothing: restore it from a backup (it holds the ACME account keys, the orders and TXT records in flight, the audit log); to start afresh instead, move it aside (mv {0} {0}.damaged): the next run registers a new account and checks every host's certificate again",
+                path.display()
+            ),
         }
     }
 }
@@ -61,6 +69,7 @@ impl crate::problem::Problem for Error {
         match self {
             Error::Write { .. } => crate::problem::Kind::StateWriteFailed,
             Error::Db { .. } | Error::TooNew { .. } => crate::problem::Kind::StateReadFailed,
+            Error::Corrupt { .. } => crate::problem::Kind::StateCorrupt,
         }
     }
     fn hint(&self) -> Option<String> {
@@ -226,6 +235,73 @@ fn issuers_from_archive(c: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Makes a new, migrated database at `path`: built beside it as `state.db.new` (0600, so
+/// SQLite never creates it with the umask's mode) and renamed into place, so `state.db` is
+/// never an empty file of certorch's making. An empty one is then damage (a failed copy or
+/// restore), which [`refuse_empty`] refuses instead of starting afresh.
+fn create(path: &Path) -> Result<(), Error> {
+    let fresh = path.with_extension("db.new");
+    let err = |e: &dyn std::fmt::Display| Error::Db {
+        path: fresh.clone(),
+        detail: e.to_string(),
+    };
+    // Left by a creation that was interrupted: never holds anything yet.
+    match fs::remove_file(&fresh) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(&e)),
+        _ => {}
+    }
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&fresh)
+        .map_err(|e| err(&e))?;
+    let conn = Connection::open(&fresh).map_err(|e| err(&e))?;
+    drop(State::setup(conn, fresh.clone(), true)?);
+    fs::rename(&fresh, path).map_err(|e| err(&e))
+}
+
+/// An existing `state.db` of zero bytes is refused: SQLite would take it for a new database.
+fn refuse_empty(path: &Path) -> Result<(), Error> {
+    match fs::metadata(path) {
+        Ok(m) if m.len() == 0 => Err(Error::Corrupt {
+            path: path.to_path_buf(),
+            detail: "the file is empty (0 bytes), as a failed copy or restore leaves it".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// SQLite's `quick_check` of the whole file before anything reads or writes it: a file that is
+/// not a database, or one truncated or overwritten in part, is refused as [`Error::Corrupt`]
+/// rather than read half or written into. It reads every page once (milliseconds for a state
+/// database of megabytes).
+fn intact(conn: &Connection, path: &Path) -> Result<(), Error> {
+    let corrupt = |detail: String| Error::Corrupt {
+        path: path.to_path_buf(),
+        detail,
+    };
+    let found: rusqlite::Result<Vec<String>> = conn
+        .prepare("PRAGMA quick_check(5)")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect());
+    match found {
+        Ok(lines) if lines == ["ok"] => Ok(()),
+        Ok(lines) => Err(corrupt(lines.join("; "))),
+        Err(rusqlite::Error::SqliteFailure(e, msg))
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt
+            ) =>
+        {
+            Err(corrupt(msg.unwrap_or_else(|| e.to_string())))
+        }
+        Err(e) => Err(Error::Db {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        }),
+    }
+}
+
 fn insert_issuer(
     c: &Connection,
     directory: &str,
@@ -258,13 +334,7 @@ impl State {
         fs::create_dir_all(dir).map_err(|e| err(&e))?;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| err(&e))?;
         if !path.exists() {
-            // Created here with 0600 so SQLite never creates it with the umask's mode.
-            fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| err(&e))?;
+            create(&path)?;
         } else {
             // A database copied in or restored with the umask's mode: the account keys in it
             // must be private again before anything is written.
@@ -282,6 +352,7 @@ impl State {
                 );
             }
         }
+        refuse_empty(&path)?;
         let conn = Connection::open(&path).map_err(|e| err(&e))?;
         Self::setup(conn, path, true)
     }
@@ -298,6 +369,7 @@ impl State {
             let conn = Connection::open_in_memory().map_err(|e| err(&e))?;
             return Self::setup(conn, path, true);
         }
+        refuse_empty(&path)?;
         let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| err(&e))?;
         Self::setup(conn, path, false)
@@ -310,6 +382,7 @@ impl State {
         };
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
+        intact(&conn, &path)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(err)?;

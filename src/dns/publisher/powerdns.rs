@@ -140,7 +140,7 @@ pub struct PowerDns {
 pub fn build(cfg: &PowerDnsConfig) -> Result<PowerDns, Plain> {
     let (key, key_source) = match &cfg.key {
         SecretSource::File(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
+            let text = crate::small_file::read(path).map_err(|e| {
                 Plain::new(
                     Kind::DnsConfig,
                     format!("cannot read the PowerDNS API key {}: {e}", path.display()),

@@ -243,7 +243,7 @@ pub fn credentials(source: &CredentialSource) -> Result<Credentials, Plain> {
             let secret = match secret {
                 SecretSource::Env(name) => var(name).ok_or_else(|| unset(name))?,
                 SecretSource::File(path) => {
-                    let text = std::fs::read_to_string(path).map_err(|e| {
+                    let text = crate::small_file::read(path).map_err(|e| {
                         Plain::new(
                             Kind::DnsConfig,
                             format!(
