@@ -70,6 +70,14 @@ async fn finalize<'a>(ctx: &Ctx<'_>, mut o: Ordered<'a>) -> Result<Issued<'a>, O
             return Err(failure);
         }
     };
+    if let Some(w) = skew_warning(
+        &item.host.name,
+        &spec.label,
+        leaf.not_before,
+        time::OffsetDateTime::now_utc(),
+    ) {
+        ctx.warn(w);
+    }
     if let Err(e) = ctx.state.finalized(
         &item.host.name,
         &spec.label,
@@ -86,6 +94,33 @@ async fn finalize<'a>(ctx: &Ctx<'_>, mut o: Ordered<'a>) -> Result<Issued<'a>, O
         extra: Vec::new(),
         leaf,
         chain,
+    })
+}
+
+/// How far a new certificate's notBefore may lie ahead of the bastion's clock unremarked. CAs
+/// set it to when they sign, or earlier (Let's Encrypt backdates an hour), so one ahead by
+/// more than this says the bastion's clock is behind the CA's.
+const SKEW_TOLERANCE: time::Duration = time::Duration::minutes(1);
+
+/// A warning when the CA's notBefore is ahead of the bastion's clock by more than
+/// [`SKEW_TOLERANCE`]. Never a refusal: the CA's clock is the audited one, the clients that
+/// check notBefore use their own clocks, not the bastion's, and refusing would turn a bastion
+/// clock problem into an expired certificate. The warning matters because the same skew
+/// breaks TSIG-signed updates at 5 minutes (RFC 8945 §5.2.3, fudge 300 s).
+fn skew_warning(
+    host: &str,
+    label: &str,
+    not_before: time::OffsetDateTime,
+    now: time::OffsetDateTime,
+) -> Option<String> {
+    let ahead = not_before - now;
+    (ahead > SKEW_TOLERANCE).then(|| {
+        format!(
+            "{host}/{label}: the certificate is valid from {}, {}s ahead of this bastion's clock ({}): the bastion's clock is probably behind the CA's; it was deployed all the same, but check the bastion's time synchronisation (chronyc tracking, timedatectl): TSIG-signed DNS updates fail once the clocks are 5 minutes apart",
+            crate::state::fmt_time(not_before),
+            ahead.whole_seconds(),
+            crate::state::fmt_time(now)
+        )
     })
 }
 
@@ -117,5 +152,23 @@ async fn preferred_chain(
             ));
             Ok(default)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_not_before_ahead_of_the_bastion_is_warned_about_past_a_minute() {
+        let now = time::macros::datetime!(2026-12-01 18:00:00 UTC);
+        assert_eq!(skew_warning("h", "c", now - time::Duration::hours(1), now), None);
+        assert_eq!(skew_warning("h", "c", now + time::Duration::seconds(60), now), None);
+        assert_eq!(
+            skew_warning("h", "c", now + time::Duration::seconds(180), now).as_deref(),
+            Some(
+                "h/c: the certificate is valid from 2026-12-01T18:03:00Z, 180s ahead of this bastion's clock (2026-12-01T18:00:00Z): the bastion's clock is probably behind the CA's; it was deployed all the same, but check the bastion's time synchronisation (chronyc tracking, timedatectl): TSIG-signed DNS updates fail once the clocks are 5 minutes apart"
+            )
+        );
     }
 }

@@ -57,7 +57,7 @@ impl Error {
                 "a newer certorch wrote this state: run that version, or restore a backup".into()
             }
             Error::Corrupt { path, .. } => format!(
-                "certorch left {0} as it is and did nothing: restore it from a backup (it holds the ACME account keys, the orders and TXT records in flight, the audit log); to start afresh instead, move it aside (mv {0} {0}.damaged): the next run registers a new account and checks every host's certificate again",
+                "certorch left {0} as it is and did nothing: restore it from a backup (it holds the ACME account keys, the orders and TXT records in flight, the audit log); to start afresh instead, move it aside (mv {0} {0}.damaged): the next run registers a new account and orders every certificate again",
                 path.display()
             ),
         }
