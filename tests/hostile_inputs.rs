@@ -33,6 +33,8 @@ struct Case {
     want: Vec<&'static str>,
     /// Text that must not appear anywhere in the output (a password).
     never: &'static [&'static str],
+    /// Options before the command (`--concurrency 0`).
+    args: &'static [&'static str],
 }
 
 /// 1-based line and column (in characters, as editors count) of the first `needle`.
@@ -98,6 +100,7 @@ fn hostile_inventories_are_refused_before_anything_is_touched() {
         at: Some(at),
         want,
         never: &[],
+        args: &[],
     };
     let accept = |name, input, want: Vec<&'static str>| Case {
         name,
@@ -107,6 +110,48 @@ fn hostile_inventories_are_refused_before_anything_is_touched() {
         at: None,
         want,
         never: &[],
+        args: &[],
+    };
+    // An option clap refuses: its own message (several lines), exit 2.
+    let flag = |name, args, want: Vec<&'static str>| Case {
+        name,
+        input: base.clone().into_bytes(),
+        command: "run",
+        code: 2,
+        at: None,
+        want,
+        never: &[],
+        args,
+    };
+    // Files the inventory names that are far larger than they should be: 2 MiB of comment
+    // lines (read whole before the cap), and /dev/zero (endless).
+    let dir = bed.scratch("hostile-inputs");
+    let big = dir.join("big.txt");
+    std::fs::write(&big, "# a log or a disk image named by mistake\n".repeat(50_000)).unwrap();
+    let big: &'static str = Box::leak(big.display().to_string().into_boxed_str());
+    let playbooks = dir.join("playbooks");
+    std::fs::create_dir_all(&playbooks).unwrap();
+    std::fs::copy(big, playbooks.join("big.yaml")).unwrap();
+    let playbooks = playbooks.display().to_string();
+    let too_big = "the file is larger than 1 MiB, far more than it should hold; certorch reads no further: check that the inventory names the right file";
+    let zonefile = |template: &str| {
+        let rfc = format!(
+            "  rfc2136:\n    server: {}:53\n    secret_file: {}\n",
+            bed.get("BIND_ADDR"),
+            bed.get("TSIG_KEY_FILE")
+        );
+        edit(
+            &base,
+            &rfc,
+            &format!("  zonefile:\n    host: ns1.example.test\n    address: 127.0.0.1\n    path: /etc/bind/signing.zone\n    template: {template}\n    reload: rndc reload signing.test\n    server: 127.0.0.1:53\n"),
+        )
+    };
+    let in_acme = |line: &str| {
+        edit(
+            &base,
+            "  contact: [mailto:ops@example.test]\n",
+            &format!("  contact: [mailto:ops@example.test]\n  {line}\n"),
+        )
     };
     use At::{After, File, LineOf, Text};
 
@@ -623,6 +668,34 @@ fn hostile_inventories_are_refused_before_anything_is_touched() {
             vec!["ssh.max_handshakes must be at least 1"],
         ),
         refuse(
+            "max_handshakes 100000",
+            edit(
+                &base,
+                "  connect_timeout: 20s\n",
+                "  connect_timeout: 20s\n  max_handshakes: 100000\n",
+            ),
+            After(b"max_handshakes: "),
+            vec![
+                "ssh.max_handshakes 100000 is more SSH handshakes at once than the bastion can hold",
+                "write a number from 1 to 1000",
+            ],
+        ),
+        flag(
+            "--concurrency 0",
+            &["--concurrency", "0"],
+            vec!["error: invalid value '0' for '--concurrency <CONCURRENCY>': 0 is not in 1..=1000"],
+        ),
+        flag(
+            "--concurrency 100000",
+            &["--concurrency", "100000"],
+            vec!["error: invalid value '100000' for '--concurrency <CONCURRENCY>': 100000 is not in 1..=1000"],
+        ),
+        flag(
+            "--concurrency -1",
+            &["--concurrency=-1"],
+            vec!["error: invalid value '-1' for '--concurrency <CONCURRENCY>'"],
+        ),
+        refuse(
             "port 0",
             in_host("port: 0"),
             After(b"    port: "),
@@ -653,10 +726,57 @@ fn hostile_inventories_are_refused_before_anything_is_touched() {
             vec!["expected a whole number from 0 to 4294967295"],
         ),
         refuse(
+            "TTL 0",
+            edit(&base, "  ttl: 2\n", "  ttl: 0\n"),
+            After(b"  ttl: "),
+            vec!["dns.ttl must be between 1 and 3600 seconds"],
+        ),
+        refuse(
+            "TTL of a day: `ttl: 86400`",
+            edit(&base, "  ttl: 2\n", "  ttl: 86400\n"),
+            After(b"  ttl: "),
+            vec!["dns.ttl must be between 1 and 3600 seconds: resolvers and the CA cache the TXT values that long"],
+        ),
+        refuse(
             "max_rrset_bytes 10",
             edit(&base, "  ttl: 2\n", "  ttl: 2\n  max_rrset_bytes: 10\n"),
             After(b"max_rrset_bytes: "),
             vec!["dns.max_rrset_bytes must be between 128 and 65535"],
+        ),
+        // Files the inventory names, far too big.
+        refuse(
+            "a zone template of 2 MiB",
+            zonefile(big),
+            Text(b"host: ns1"),
+            vec!["cannot read the zone template", too_big],
+        ),
+        refuse(
+            "the zone template is /dev/zero",
+            zonefile("/dev/zero"),
+            Text(b"host: ns1"),
+            vec!["cannot read the zone template /dev/zero: the file is larger than 1 MiB"],
+        ),
+        refuse(
+            "an EAB key file of 2 MiB",
+            in_acme(&format!("eab: {{kid: kid-1, hmac_key_file: {big}}}")),
+            Text(b"{kid"),
+            vec!["cannot read the EAB HMAC key", too_big],
+        ),
+        refuse(
+            "an adopted issuer file of 2 MiB",
+            in_acme(&format!("adopt_issuers: [{big}]")),
+            After(b"adopt_issuers: ["),
+            vec!["cannot read the adopted issuer", too_big],
+        ),
+        refuse(
+            "a playbook of 2 MiB",
+            edit(
+                &String::from_utf8(top(&format!("playbooks: {playbooks}"))).unwrap(),
+                KEY_LINE,
+                &format!("        playbook: big\n{KEY_LINE}"),
+            ),
+            After(b"playbook: "),
+            vec!["host1.example.test/www: cannot read playbook", too_big],
         ),
         // URLs.
         refuse(
@@ -862,12 +982,13 @@ fn hostile_inventories_are_refused_before_anything_is_touched() {
     let before = digest_files(&files_under(&etc_ssl));
     let state = bed.state_dir();
     assert!(!state.exists(), "the state dir exists before the table");
-    let dir = bed.scratch("hostile-inputs");
     let mut failed = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let path = dir.join(format!("{i:02}.yaml"));
         std::fs::write(&path, &case.input).unwrap();
-        let run = bed.certorch(&path, &[case.command]);
+        let mut args = case.args.to_vec();
+        args.push(case.command);
+        let run = bed.certorch(&path, &args);
         if let Err(e) = std::panic::catch_unwind(|| check(case, &path, &run)) {
             let msg = e
                 .downcast_ref::<String>()
