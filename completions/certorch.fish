@@ -26,7 +26,7 @@ end
 
 complete -c certorch -n "__fish_certorch_needs_command" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_needs_command" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_needs_command" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_needs_command" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_needs_command" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_needs_command" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_needs_command" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
@@ -46,7 +46,7 @@ complete -c certorch -n "__fish_certorch_needs_command" -f -a "generate" -d 'Wri
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certorch -n "__fish_certorch_using_subcommand run" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand run" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand run" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand run" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand run" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand run" -l dry-run -d 'Prove the inventory works without touching production: issue every selected certificate from the staging CA (acme.staging) with a separate account, into dry_run_root on each host, without reloads; TXT records are published and removed as for real'
 complete -c certorch -n "__fish_certorch_using_subcommand run" -s v -l verbose -d 'Print each step as it happens'
@@ -55,7 +55,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand run" -l json -d 'Print
 complete -c certorch -n "__fish_certorch_using_subcommand run" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand issue" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand issue" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
@@ -63,7 +63,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand issue" -l json -d 'Pri
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand plan" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand plan" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
@@ -71,7 +71,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand plan" -l json -d 'Prin
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand check" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand check" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand check" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand check" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand check" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand check" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand check" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
@@ -80,7 +80,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand check" -s h -l help -d
 complete -c certorch -n "__fish_certorch_using_subcommand status" -l prometheus -d 'Also write the metrics for node_exporter\'s textfile collector to this file' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand status" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand status" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand status" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
@@ -88,7 +88,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand status" -l json -d 'Pr
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand init" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand init" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand init" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand init" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand init" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand init" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand init" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
@@ -97,7 +97,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand init" -s h -l help -d 
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l dir -d 'The directory of your own playbooks; default: `playbooks:` of the inventory' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
@@ -105,7 +105,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l json -d 
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
@@ -118,7 +118,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fis
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
@@ -126,7 +126,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_se
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
@@ -134,7 +134,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_se
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
@@ -142,7 +142,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_se
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l yes -d 'Confirm: the CA refuses the account from then on'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s v -l verbose -d 'Print each step as it happens'
@@ -161,7 +161,7 @@ cessation-of-operation\t''
 affiliation-changed\t''"
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'
@@ -169,7 +169,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l json -d 'Pr
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s i -l inventory -d 'The host inventory (YAML)' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand generate" -l concurrency -d 'How many hosts to work on at once [default: the inventory\'s `concurrency`, else 20]' -r
+complete -c certorch -n "__fish_certorch_using_subcommand generate" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s v -l verbose -d 'Print each step as it happens'
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s q -l quiet -d 'Print only errors and warnings, even on a terminal'

@@ -56,7 +56,9 @@ const EXIT_STATUS_ROFF: &str = r#".SH "EXIT STATUS"
 Every selected certificate is in order.
 .TP
 \fB1\fR
-At least one certificate could not be issued or deployed; the others were still done.
+At least one certificate could not be issued or deployed; the others were still done. Also when
+the state directory cannot be used (read-only, full, or its database damaged): then nothing was
+ordered, and the error names the file and what to do.
 .TP
 \fB2\fR
 The inventory or the command line is wrong; nothing was touched.

@@ -35,7 +35,7 @@ is deployed with a warning.
 \fBdns\fR
 \fBsigning_zone\fR: the zone certorch writes TXT records into; every
 \fB_acme\-challenge.\fIname\fR must be a CNAME into it. \fBresolver\fR: recursive resolver for
-CNAME and NS lookups (default: /etc/resolv.conf). \fBttl\fR: TTL of the TXT records (60); a different value at a name the CA looked at waits this long, so resolvers' caches expire. \fBmax_rrset_bytes\fR: the largest DNS answer one TXT RRset may make (512); names sharing one CNAME target beyond it are validated in rounds.
+CNAME and NS lookups (default: /etc/resolv.conf). \fBttl\fR: TTL of the TXT records (60; 1 to 3600); a different value at a name the CA looked at waits this long, so resolvers' caches expire. \fBmax_rrset_bytes\fR: the largest DNS answer one TXT RRset may make (512); names sharing one CNAME target beyond it are validated in rounds.
 \fBpropagation_timeout\fR: how long every authoritative server may take (120s).
 \fBrfc2136\fR: \fBserver\fR (ip[:port]), \fBsecret_file\fR (a BIND key file or a bare base64
 secret) or \fBsecret_env\fR (an environment variable), \fBkey_name\fR and \fBalgorithm\fR
@@ -75,7 +75,7 @@ ssh process per host). \fBconfig\fR (an ssh_config file; OpenSSH only: with \fBr
 refused, because russh reads no ssh_config and half honouring one would be worse),
 \fBknown_hosts\fR, \fBidentity\fR, \fBconnect_timeout\fR (10s: TCP connect, handshake and
 login), \fBcommand_timeout\fR (10m: one command on a host, to its exit status),
-\fBmax_handshakes\fR (32; russh: handshakes in flight at once). Host keys are always checked
+\fBmax_handshakes\fR (32, at most 1000; russh: handshakes in flight at once). Host keys are always checked
 strictly. With \fBrussh\fR: host keys come from \fBknown_hosts\fR (default
 ~/.ssh/known_hosts) and /etc/ssh/ssh_known_hosts, with hashed names, \fB[host]:port\fR
 entries, \fB*\fR/\fB?\fR patterns and \fB!\fR negation, \fB@cert\-authority\fR (a host

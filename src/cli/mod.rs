@@ -32,7 +32,7 @@ pub mod exit {
     version,
     about,
     long_about = None,
-    after_help = "Exit status: 0 all selected certificates are in order; 1 some certificate failed (the others were still done); 2 inventory or usage error, nothing touched; 3 another run holds the lock."
+    after_help = "Exit status: 0 all selected certificates are in order; 1 some certificate failed (the others were still done), or the state directory cannot be used (nothing ordered); 2 inventory or usage error, nothing touched; 3 another run holds the lock."
 )]
 pub struct Cli {
     /// The host inventory (YAML).
