@@ -71,7 +71,8 @@ fn stopped(run: &Run, kind: &str) -> (String, String) {
     let error = doc["error"].as_str().expect("error").to_string();
     let hint = doc["hint"].as_str().expect("hint").to_string();
     assert!(
-        run.stderr.contains(&format!("error: {error}\n  hint: {hint}")),
+        run.stderr
+            .contains(&format!("error: {error}\n  hint: {hint}")),
         "{}",
         run.stderr
     );
@@ -110,7 +111,9 @@ fn a_read_only_state_directory_stops_before_anything_is_ordered() {
         let dir = bed.state_dir().display().to_string();
         assert_eq!(
             error,
-            format!("cannot write to the state directory {dir}: Read-only file system (os error 30)")
+            format!(
+                "cannot write to the state directory {dir}: Read-only file system (os error 30)"
+            )
         );
         assert_eq!(
             hint,
@@ -131,7 +134,11 @@ fn a_read_only_state_directory_stops_before_anything_is_ordered() {
 
     assert!(std::fs::read(&db).unwrap() == before, "state.db changed");
     assert_eq!(serial(&bed, 1), serial1, "host1's certificate changed");
-    assert_eq!(serial(&bed, 2), "", "host2 got a certificate nothing recorded");
+    assert_eq!(
+        serial(&bed, 2),
+        "",
+        "host2 got a certificate nothing recorded"
+    );
     nothing_left(&bed, 2);
 
     tmpfs.remount("rw");
@@ -338,14 +345,30 @@ fn a_webhook_down_failing_or_silent_changes_nothing_but_a_warning() {
     // Failing: 500.
     let (url, seen) = endpoint(&bed, Endpoint::Fails);
     let inv = notifying(&bed, &url);
-    let run = bed.certorch(&inv, &["--json", "issue", "host1.example.test", "host2.example.test"]);
+    let run = bed.certorch(
+        &inv,
+        &[
+            "--json",
+            "issue",
+            "host1.example.test",
+            "host2.example.test",
+        ],
+    );
     assert_result_unaffected(&bed, &run, "HTTP 500 Internal Server Error");
     assert_eq!(seen.load(Ordering::SeqCst), 1, "one POST, no retry loop");
 
     // Silent: takes the request, never answers.
     let (url, seen) = endpoint(&bed, Endpoint::Hangs);
     let inv = notifying(&bed, &url);
-    let run = bed.certorch(&inv, &["--json", "issue", "host1.example.test", "host2.example.test"]);
+    let run = bed.certorch(
+        &inv,
+        &[
+            "--json",
+            "issue",
+            "host1.example.test",
+            "host2.example.test",
+        ],
+    );
     assert_result_unaffected(&bed, &run, "no answer within 10s");
     assert_eq!(seen.load(Ordering::SeqCst), 1);
 }
@@ -385,7 +408,11 @@ fn a_certificate_from_a_ca_ahead_of_the_bastion_is_deployed_with_a_warning() {
             && w.contains("it was deployed all the same, but check the bastion's time synchronisation (chronyc tracking, timedatectl)"),
         "{w}"
     );
-    bed.assert_www_valid(1, &bed.pebble_root(), &["host1.example.test", "www.host1.example.test"]);
+    bed.assert_www_valid(
+        1,
+        &bed.pebble_root(),
+        &["host1.example.test", "www.host1.example.test"],
+    );
     nothing_left(&bed, 1);
 
     let again = skewed(&["--json", "run"]);

@@ -127,7 +127,11 @@ fn hostile_inventories_are_refused_before_anything_is_touched() {
     // lines (read whole before the cap), and /dev/zero (endless).
     let dir = bed.scratch("hostile-inputs");
     let big = dir.join("big.txt");
-    std::fs::write(&big, "# a log or a disk image named by mistake\n".repeat(50_000)).unwrap();
+    std::fs::write(
+        &big,
+        "# a log or a disk image named by mistake\n".repeat(50_000),
+    )
+    .unwrap();
     let big: &'static str = Box::leak(big.display().to_string().into_boxed_str());
     let playbooks = dir.join("playbooks");
     std::fs::create_dir_all(&playbooks).unwrap();
@@ -143,7 +147,9 @@ fn hostile_inventories_are_refused_before_anything_is_touched() {
         edit(
             &base,
             &rfc,
-            &format!("  zonefile:\n    host: ns1.example.test\n    address: 127.0.0.1\n    path: /etc/bind/signing.zone\n    template: {template}\n    reload: rndc reload signing.test\n    server: 127.0.0.1:53\n"),
+            &format!(
+                "  zonefile:\n    host: ns1.example.test\n    address: 127.0.0.1\n    path: /etc/bind/signing.zone\n    template: {template}\n    reload: rndc reload signing.test\n    server: 127.0.0.1:53\n"
+            ),
         )
     };
     let in_acme = |line: &str| {
@@ -683,12 +689,16 @@ fn hostile_inventories_are_refused_before_anything_is_touched() {
         flag(
             "--concurrency 0",
             &["--concurrency", "0"],
-            vec!["error: invalid value '0' for '--concurrency <CONCURRENCY>': 0 is not in 1..=1000"],
+            vec![
+                "error: invalid value '0' for '--concurrency <CONCURRENCY>': 0 is not in 1..=1000",
+            ],
         ),
         flag(
             "--concurrency 100000",
             &["--concurrency", "100000"],
-            vec!["error: invalid value '100000' for '--concurrency <CONCURRENCY>': 100000 is not in 1..=1000"],
+            vec![
+                "error: invalid value '100000' for '--concurrency <CONCURRENCY>': 100000 is not in 1..=1000",
+            ],
         ),
         flag(
             "--concurrency -1",
@@ -735,7 +745,9 @@ fn hostile_inventories_are_refused_before_anything_is_touched() {
             "TTL of a day: `ttl: 86400`",
             edit(&base, "  ttl: 2\n", "  ttl: 86400\n"),
             After(b"  ttl: "),
-            vec!["dns.ttl must be between 1 and 3600 seconds: resolvers and the CA cache the TXT values that long"],
+            vec![
+                "dns.ttl must be between 1 and 3600 seconds: resolvers and the CA cache the TXT values that long",
+            ],
         ),
         refuse(
             "max_rrset_bytes 10",

@@ -162,8 +162,14 @@ mod tests {
     #[test]
     fn a_not_before_ahead_of_the_bastion_is_warned_about_past_a_minute() {
         let now = time::macros::datetime!(2026-12-01 18:00:00 UTC);
-        assert_eq!(skew_warning("h", "c", now - time::Duration::hours(1), now), None);
-        assert_eq!(skew_warning("h", "c", now + time::Duration::seconds(60), now), None);
+        assert_eq!(
+            skew_warning("h", "c", now - time::Duration::hours(1), now),
+            None
+        );
+        assert_eq!(
+            skew_warning("h", "c", now + time::Duration::seconds(60), now),
+            None
+        );
         assert_eq!(
             skew_warning("h", "c", now + time::Duration::seconds(180), now).as_deref(),
             Some(
