@@ -2,6 +2,7 @@
 //! out, so every rule is unit-tested without a host.
 
 pub mod forecast;
+pub mod schedule;
 pub mod issuer;
 pub mod shared;
 
