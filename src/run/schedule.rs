@@ -17,6 +17,11 @@ use crate::report::Outcome;
 /// The slot of each due certificate (in `due`'s order), and what could not be read. Only
 /// certificates ordered at the CA are scheduled: self-signed and internal ones always go now.
 pub(crate) fn slots(ctx: &Ctx<'_>, due: &[Due<'_>], now: OffsetDateTime) -> (Vec<Slot>, Vec<String>) {
+    // Whole seconds, as the state records times: a slot is never shown earlier than it is.
+    let now = match now.nanosecond() {
+        0 => now,
+        n => now + time::Duration::nanoseconds(1_000_000_000 - i64::from(n)),
+    };
     let limits = ctx.inv.acme.limits;
     let directory = ctx.directory();
     let mut warnings = Vec::new();
@@ -42,13 +47,34 @@ pub(crate) fn slots(ctx: &Ctx<'_>, due: &[Due<'_>], now: OffsetDateTime) -> (Vec
         });
     let history = History { orders, issued };
 
-    // One candidate per order: a shared-key label is one order for all its members.
+    // One candidate per order, in inventory order (new ones go in that order): a shared-key
+    // label is one order for all its members.
+    let host_at: BTreeMap<&str, usize> = ctx
+        .inv
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.name.as_str(), i))
+        .collect();
+    let position = |d: &Due<'_>| {
+        let h = host_at.get(d.item.host.name.as_str()).copied().unwrap_or(usize::MAX);
+        let c = d
+            .item
+            .host
+            .certs
+            .iter()
+            .position(|s| s.label == d.item.spec.label)
+            .unwrap_or(usize::MAX);
+        (h, c)
+    };
+    let mut in_order: Vec<usize> = (0..due.len()).collect();
+    in_order.sort_by_key(|&i| position(&due[i]));
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut group: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut which: Vec<Option<usize>> = Vec::with_capacity(due.len());
-    for d in due {
+    let mut which: Vec<Option<usize>> = vec![None; due.len()];
+    for k in in_order {
+        let d = &due[k];
         if d.item.spec.issuer != Issuer::Acme {
-            which.push(None);
             continue;
         }
         let cost = match &d.reason {
@@ -88,7 +114,7 @@ pub(crate) fn slots(ctx: &Ctx<'_>, due: &[Due<'_>], now: OffsetDateTime) -> (Vec
                 candidates.len() - 1
             }
         };
-        which.push(Some(i));
+        which[k] = Some(i);
     }
     let decided = schedule::schedule(&candidates, &history, &limits, now);
     let slots = which
