@@ -45,8 +45,11 @@ fn inventory(bed: &Bed) -> PathBuf {
 }
 
 fn time_of(v: &Value) -> OffsetDateTime {
-    OffsetDateTime::parse(v.as_str().unwrap_or_else(|| panic!("not a time: {v}")), &Rfc3339)
-        .unwrap()
+    OffsetDateTime::parse(
+        v.as_str().unwrap_or_else(|| panic!("not a time: {v}")),
+        &Rfc3339,
+    )
+    .unwrap()
 }
 
 /// `host/cert` → outcome, for the outcomes whose result is `result`.
@@ -58,7 +61,11 @@ fn with_result(doc: &Value, result: &str) -> BTreeMap<String, Value> {
         .filter(|o| o["result"] == result)
         .map(|o| {
             (
-                format!("{}/{}", o["host"].as_str().unwrap(), o["cert"].as_str().unwrap()),
+                format!(
+                    "{}/{}",
+                    o["host"].as_str().unwrap(),
+                    o["cert"].as_str().unwrap()
+                ),
                 o.clone(),
             )
         })
@@ -99,7 +106,9 @@ fn a_budget_of_five_orders_issues_five_and_defers_the_rest_to_their_slot() {
     );
     assert!(
         plan.stdout.contains("host6.example.test/b: would issue (")
-            && plan.stdout.contains("host6.example.test/a: would defer to "),
+            && plan
+                .stdout
+                .contains("host6.example.test/a: would defer to "),
         "{}",
         plan.stdout
     );
@@ -135,7 +144,10 @@ fn a_budget_of_five_orders_issues_five_and_defers_the_rest_to_their_slot() {
     let slots: Vec<(OffsetDateTime, usize)> = slots.into_iter().collect();
     assert_eq!(slots.len(), 2, "{slots:?}");
     assert_eq!((slots[0].1, slots[1].1), (5, 2), "{slots:?}");
-    assert_eq!(slots[1].0 - slots[0].0, time::Duration::try_from(WINDOW).unwrap());
+    assert_eq!(
+        slots[1].0 - slots[0].0,
+        time::Duration::try_from(WINDOW).unwrap()
+    );
     // Deferred certificates were not touched: no key made, nothing staged or written.
     for i in 3..=5 {
         for c in ["a", "b"] {
@@ -150,13 +162,20 @@ fn a_budget_of_five_orders_issues_five_and_defers_the_rest_to_their_slot() {
     let status = bed.certorch(&inv, &["--json", "status"]).json();
     let mut shown = 0;
     for l in status.as_array().unwrap() {
-        let id = format!("{}/{}", l["host"].as_str().unwrap(), l["cert"].as_str().unwrap());
+        let id = format!(
+            "{}/{}",
+            l["host"].as_str().unwrap(),
+            l["cert"].as_str().unwrap()
+        );
         match deferred.get(&id) {
             Some(o) => {
                 shown += 1;
                 assert_eq!(time_of(&l["next_slot"]), time_of(&o["next_slot"]), "{l}");
                 assert!(
-                    l["last_result"].as_str().unwrap().starts_with("deferred until "),
+                    l["last_result"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("deferred until "),
                     "{l}"
                 );
             }
@@ -166,7 +185,8 @@ fn a_budget_of_five_orders_issues_five_and_defers_the_rest_to_their_slot() {
     assert_eq!(shown, 7);
     let text = bed.certorch(&inv, &["status"]);
     assert!(
-        text.stdout.contains("host3.example.test/a  host3.example.test  deferred until "),
+        text.stdout
+            .contains("host3.example.test/a  host3.example.test  deferred until "),
         "{}",
         text.stdout
     );
@@ -178,12 +198,18 @@ fn a_budget_of_five_orders_issues_five_and_defers_the_rest_to_their_slot() {
     let doc = run.json();
     assert_eq!(doc["orders"], 5, "{doc}");
     assert_eq!(
-        with_result(&doc, "issued").keys().cloned().collect::<Vec<_>>(),
+        with_result(&doc, "issued")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
         ids(&[(3, "a"), (3, "b"), (4, "a"), (4, "b"), (5, "a")]),
         "{doc}"
     );
     assert_eq!(
-        with_result(&doc, "deferred").keys().cloned().collect::<Vec<_>>(),
+        with_result(&doc, "deferred")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
         ids(&[(5, "b"), (6, "a")]),
         "{doc}"
     );

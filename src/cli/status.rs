@@ -43,8 +43,8 @@ pub async fn execute(cli: &Cli) -> u8 {
         Err(code) => return code,
     };
     let state_dir = super::state_dir(cli);
-    let read = State::open_read_only(&state_dir)
-        .and_then(|s| Ok((s.certificates()?, s.deferrals()?)));
+    let read =
+        State::open_read_only(&state_dir).and_then(|s| Ok((s.certificates()?, s.deferrals()?)));
     let (recorded, deferrals) = match read {
         Ok(r) => r,
         Err(e) => return super::state_error(&e),

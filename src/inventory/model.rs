@@ -505,13 +505,15 @@ impl Builder<'_> {
     /// `acme.limits`: each budget at least 1 (0 would never order), the default where unset.
     fn limits(&self, raw: super::raw::RawLimits) -> Result<crate::limits::CaLimits, Error> {
         let d = crate::limits::CaLimits::default();
-        let count = |v: Option<Spanned<u64>>, key: &str, default: usize| match v {
+        let count = |v: Option<Spanned<u64>>, key: &str, default: usize| {
+            match v {
             None => Ok(default),
             Some(n) if n.value >= 1 && n.value <= 1_000_000 => Ok(n.value as usize),
             Some(n) => Err(self.err(
                 n.referenced,
                 format!("acme.limits.{key} must be between 1 and 1000000: it is how many the CA allows, and 0 would never order"),
             )),
+        }
         };
         let orders_window = match raw.orders_window {
             None => d.orders_window,

@@ -772,7 +772,9 @@ fn rate_limits_are_overridable_and_validated_where_they_stand() {
 
     let text = GOOD.replacen(
         head,
-        &format!("{head}  limits: {{orders_per_window: 5, orders_window: 20s, duplicates_per_week: 2}}\n"),
+        &format!(
+            "{head}  limits: {{orders_per_window: 5, orders_window: 20s, duplicates_per_week: 2}}\n"
+        ),
         1,
     );
     let l = parse_at(&text).unwrap().acme.limits;
@@ -798,7 +800,10 @@ fn rate_limits_are_overridable_and_validated_where_they_stand() {
     ] {
         let text = GOOD.replacen(head, &format!("{head}  limits: {bad}\n"), 1);
         let err = parse_at(&text).unwrap_err().to_string();
-        assert!(err.starts_with("/etc/certorch/inventory.yaml:5:"), "{bad}: {err}");
+        assert!(
+            err.starts_with("/etc/certorch/inventory.yaml:5:"),
+            "{bad}: {err}"
+        );
         assert!(err.contains(what), "{bad}: {err}");
     }
 }

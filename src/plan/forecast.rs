@@ -84,7 +84,6 @@ mod tests {
     fn failing_names_are_flagged() {
         let h = History {
             failed_1h: vec!["a.example.org".into(); 5],
-            ..Default::default()
         };
         let w = forecast(&[p(&["a.example.org"], false)], &h);
         assert_eq!(w[0].limit, "failed validations per identifier per hour");

@@ -2,8 +2,8 @@
 //! out, so every rule is unit-tested without a host.
 
 pub mod forecast;
-pub mod schedule;
 pub mod issuer;
+pub mod schedule;
 pub mod shared;
 
 use std::collections::BTreeSet;

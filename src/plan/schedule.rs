@@ -75,8 +75,15 @@ impl Times {
         hi - lo
     }
     /// The times at which an event of these leaves a window of `window`, from `now` on.
-    fn releases(&self, window: Duration, now: OffsetDateTime) -> impl Iterator<Item = OffsetDateTime> + '_ {
-        self.0.iter().map(move |t| *t + window).filter(move |t| *t > now)
+    fn releases(
+        &self,
+        window: Duration,
+        now: OffsetDateTime,
+    ) -> impl Iterator<Item = OffsetDateTime> + '_ {
+        self.0
+            .iter()
+            .map(move |t| *t + window)
+            .filter(move |t| *t > now)
     }
 }
 
@@ -165,7 +172,10 @@ pub fn schedule(
         let blocked = |t: OffsetDateTime| -> Option<&'static str> {
             if l.orders.within(t, limits.orders_window) >= limits.orders {
                 Some(ORDERS)
-            } else if dom.iter().any(|d| d.within(t, WEEK) >= limits.certs_per_domain) {
+            } else if dom
+                .iter()
+                .any(|d| d.within(t, WEEK) >= limits.certs_per_domain)
+            {
                 Some(PER_DOMAIN)
             } else if same.within(t, WEEK) >= limits.duplicates {
                 Some(DUPLICATES)
@@ -352,7 +362,10 @@ mod tests {
             cost: Cost::Free,
             ..c[0].clone()
         }];
-        assert_eq!(schedule(&free, &h, &CaLimits::default(), t0()), vec![Slot::Now]);
+        assert_eq!(
+            schedule(&free, &h, &CaLimits::default(), t0()),
+            vec![Slot::Now]
+        );
     }
 
     #[test]
@@ -381,6 +394,10 @@ mod tests {
                 limit: PER_DOMAIN
             }
         );
-        assert_eq!(s[3], Slot::Now, "another registered domain has its own budget");
+        assert_eq!(
+            s[3],
+            Slot::Now,
+            "another registered domain has its own budget"
+        );
     }
 }

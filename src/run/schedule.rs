@@ -16,7 +16,11 @@ use crate::report::Outcome;
 
 /// The slot of each due certificate (in `due`'s order), and what could not be read. Only
 /// certificates ordered at the CA are scheduled: self-signed and internal ones always go now.
-pub(crate) fn slots(ctx: &Ctx<'_>, due: &[Due<'_>], now: OffsetDateTime) -> (Vec<Slot>, Vec<String>) {
+pub(crate) fn slots(
+    ctx: &Ctx<'_>,
+    due: &[Due<'_>],
+    now: OffsetDateTime,
+) -> (Vec<Slot>, Vec<String>) {
     // Whole seconds, as the state records times: a slot is never shown earlier than it is.
     let now = match now.nanosecond() {
         0 => now,
@@ -57,7 +61,10 @@ pub(crate) fn slots(ctx: &Ctx<'_>, due: &[Due<'_>], now: OffsetDateTime) -> (Vec
         .map(|(i, h)| (h.name.as_str(), i))
         .collect();
     let position = |d: &Due<'_>| {
-        let h = host_at.get(d.item.host.name.as_str()).copied().unwrap_or(usize::MAX);
+        let h = host_at
+            .get(d.item.host.name.as_str())
+            .copied()
+            .unwrap_or(usize::MAX);
         let c = d
             .item
             .host
@@ -92,7 +99,12 @@ pub(crate) fn slots(ctx: &Ctx<'_>, due: &[Due<'_>], now: OffsetDateTime) -> (Vec
             cost,
             not_after: d.not_after,
         };
-        let shared = d.item.spec.shared.is_some().then_some(d.item.spec.label.as_str());
+        let shared = d
+            .item
+            .spec
+            .shared
+            .is_some()
+            .then_some(d.item.spec.label.as_str());
         let i = match shared.and_then(|l| group.get(l).copied()) {
             Some(i) => {
                 // The group goes as its most urgent and most committed member.
