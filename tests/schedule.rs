@@ -217,3 +217,84 @@ fn a_budget_of_five_orders_issues_five_and_defers_the_rest_to_their_slot() {
     assert!(with_result(&doc, "failed").is_empty(), "{doc}");
     bed.assert_key_matches(6, "/etc/ssl/certs/b.pem", "/etc/ssl/private/b.key");
 }
+
+/// A budget of one order: the run orders host1 and defers host2, and is killed while it waits
+/// for DNS. The next run takes host1's order up although the budget is spent (a resumed order
+/// costs nothing new and is never deferred), and host2 stays deferred.
+#[test]
+fn a_resumed_order_is_not_deferred() {
+    use std::process::Stdio;
+    let bed = Bed::up(2);
+    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
+    let contact = "  contact: [mailto:ops@example.test]\n";
+    let text = head.replacen(
+        contact,
+        &format!("{contact}  limits: {{orders_per_window: 1, orders_window: 1h}}\n"),
+        1,
+    ) + &bed.hosts_yaml(2);
+    let inv = bed.write_inventory("one.yaml", &text);
+    // A name server that never answers holds the run in its wait for propagation.
+    let dead = format!("127.{}.0.9", bed.net);
+    bed.admin_update(&format!(
+        "update add signing.test 1 NS ns2.signing.test.\nupdate add ns2.signing.test 1 A {dead}"
+    ));
+    let mut child = bed
+        .certorch_command(&inv, &["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while bed.txt("host1.example.test.signing.test").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "certorch never published"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "certorch ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let orders: i64 = bed
+        .state_db()
+        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(orders, 1, "only host1 was ordered");
+
+    bed.admin_update(&format!(
+        "update delete signing.test NS ns2.signing.test.\nupdate delete ns2.signing.test A {dead}"
+    ));
+    bed.wait_resolver_forgets("signing.test", "NS", "ns2.signing.test");
+    let next = bed.certorch(&inv, &["--json", "run"]);
+    next.expect_code(0);
+    let doc = next.json();
+    assert_eq!(
+        doc["orders"], 0,
+        "the killed run's order was taken up: {doc}"
+    );
+    let issued = with_result(&doc, "issued");
+    assert_eq!(
+        issued.keys().cloned().collect::<Vec<_>>(),
+        ids(&[(1, "www")]),
+        "{doc}"
+    );
+    assert!(
+        issued["host1.example.test/www"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("an interrupted run left it "),
+        "{doc}"
+    );
+    assert_eq!(
+        with_result(&doc, "deferred")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ids(&[(2, "www")]),
+        "{doc}"
+    );
+    assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
+}
