@@ -19,10 +19,38 @@ pub const MAX_CNAME_HOPS: usize = 8;
 
 /// Let's Encrypt: new orders per account per 3 hours.
 pub const NEW_ORDERS_PER_3H: usize = 300;
+/// The window of [`NEW_ORDERS_PER_3H`].
+pub const NEW_ORDERS_WINDOW: time::Duration = time::Duration::hours(3);
 /// Let's Encrypt: certificates per registered domain per 7 days.
 pub const CERTS_PER_DOMAIN_PER_WEEK: usize = 50;
 /// Let's Encrypt: certificates for the exact same set of names per 7 days.
 pub const DUPLICATES_PER_WEEK: usize = 5;
+/// The window of [`CERTS_PER_DOMAIN_PER_WEEK`] and [`DUPLICATES_PER_WEEK`].
+pub const WEEK: time::Duration = time::Duration::days(7);
+
+/// The budgets a run's new orders are scheduled within: Let's Encrypt's by default,
+/// `acme.limits` in the inventory for another CA (or a smaller share of one account).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaLimits {
+    /// New orders per account per `orders_window`.
+    pub orders: usize,
+    pub orders_window: time::Duration,
+    /// Certificates per registered domain per [`WEEK`].
+    pub certs_per_domain: usize,
+    /// Certificates for the exact same set of names per [`WEEK`].
+    pub duplicates: usize,
+}
+
+impl Default for CaLimits {
+    fn default() -> CaLimits {
+        CaLimits {
+            orders: NEW_ORDERS_PER_3H,
+            orders_window: NEW_ORDERS_WINDOW,
+            certs_per_domain: CERTS_PER_DOMAIN_PER_WEEK,
+            duplicates: DUPLICATES_PER_WEEK,
+        }
+    }
+}
 /// Let's Encrypt: failed validations per identifier per account per hour.
 pub const FAILED_VALIDATIONS_PER_HOUR: usize = 5;
 

@@ -458,7 +458,10 @@ fn json_documents_match_the_documented_schema() {
     );
 
     let plan = bed.certorch(&inv, &["--json", "plan"]).json();
-    assert_eq!(keys(&plan), sorted(&["items", "limits", "warnings"]));
+    assert_eq!(
+        keys(&plan),
+        sorted(&["items", "schedule", "limits", "warnings"])
+    );
     assert_eq!(
         keys(&plan["items"][0]),
         sorted(&[
@@ -471,7 +474,9 @@ fn json_documents_match_the_documented_schema() {
             "renew_at",
             "error",
             "kind",
-            "hint"
+            "hint",
+            "next_slot",
+            "limit"
         ])
     );
     let status = bed.certorch(&inv, &["--json", "status"]).json();
@@ -485,7 +490,8 @@ fn json_documents_match_the_documented_schema() {
             "serial",
             "not_after",
             "days_left",
-            "last_result"
+            "last_result",
+            "next_slot"
         ])
     );
     let check = bed.certorch(&inv, &["--json", "check"]).json();
@@ -515,6 +521,8 @@ fn json_documents_match_the_documented_schema() {
         "dry_run",
         "limits",
         "area",
+        "next_slot",
+        "schedule",
     ] {
         assert!(
             doc.contains(&format!("`{field}`")) || doc.contains(&format!("\"{field}\"")),

@@ -159,9 +159,10 @@ fn plan_changes_nothing() {
     assert_eq!(after_hosts, before_hosts, "plan changed a host");
 }
 
-/// Six hosts asking for the same names would hit Let's Encrypt's duplicate limit: plan warns.
+/// Six certificates with the same names would hit Let's Encrypt's duplicate limit: plan
+/// schedules five now and the sixth a week later, when the first five leave the window.
 #[test]
-fn plan_warns_before_a_rate_limit() {
+fn plan_schedules_around_a_rate_limit() {
     let bed = Bed::up(1);
     let mut text = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
     text.push_str(&format!(
@@ -177,25 +178,30 @@ fn plan_warns_before_a_rate_limit() {
     let plan = bed.certorch(&inv, &["--json", "plan"]);
     plan.expect_code(0);
     let doc = plan.json();
-    let limits = doc["limits"].as_array().unwrap();
-    assert_eq!(limits.len(), 1, "{doc}");
+    assert_eq!(doc["limits"], serde_json::json!([]), "{doc}");
+    let schedule = doc["schedule"].as_array().unwrap();
+    assert_eq!(schedule.len(), 2, "{doc}");
+    assert!(schedule[0]["at"].is_null());
+    assert_eq!(schedule[0]["certificates"], 5);
+    assert_eq!(schedule[1]["certificates"], 1);
+    let items = doc["items"].as_array().unwrap();
+    let last = &items[5];
+    assert_eq!(last["cert"], "c5", "{doc}");
+    assert_eq!(last["action"], "defer", "{doc}");
     assert_eq!(
-        limits[0]["limit"],
+        last["limit"],
         "duplicate certificates (same names) per 7 days"
     );
-    assert!(
-        limits[0]["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("[shared.example.test]: 0 issued + 6 planned > 5")
-    );
+    assert_eq!(last["next_slot"], schedule[1]["at"]);
+    assert!(items[..5].iter().all(|i| i["action"] == "issue"), "{doc}");
     let text_plan = bed.certorch(&inv, &["plan"]);
     assert!(
         text_plan
-            .stderr
-            .contains("warning: rate limit `duplicate certificates (same names) per 7 days`"),
+            .stdout
+            .contains("host1.example.test/c5: would defer to ")
+            && text_plan.stdout.contains("schedule: 5 now, 1 at "),
         "{}",
-        text_plan.stderr
+        text_plan.stdout
     );
 }
 

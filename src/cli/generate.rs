@@ -53,7 +53,7 @@ pub fn completions(dir: &Path) -> io::Result<()> {
 const EXIT_STATUS_ROFF: &str = r#".SH "EXIT STATUS"
 .TP
 \fB0\fR
-Every selected certificate is in order.
+Every selected certificate is in order, or deferred by the CA's rate limits to a later run.
 .TP
 \fB1\fR
 At least one certificate could not be issued or deployed; the others were still done. Also when

@@ -31,6 +31,13 @@ recognizes in CAA \fBissue\fR records (RFC 8659), for CAs whose directory does n
 order. \fBpreferred_chain\fR: the issuer common name of the chain to deploy when the CA offers
 alternate chains (the root's CN, like \fBISRG Root X1\fR); when none matches, the default chain
 is deployed with a warning.
+\fBlimits\fR: the CA's rate limits new orders are scheduled within (default: Let's Encrypt's):
+\fBorders_per_window\fR (300) new orders per \fBorders_window\fR (3h),
+\fBcerts_per_domain_per_week\fR (50) certificates per registered domain and
+\fBduplicates_per_week\fR (5) certificates for the same set of names, each at least 1. What
+does not fit is deferred (not a failure) to the time shown; renewals that name the certificate
+they replace (ARI) are exempt, as Let's Encrypt exempts them. Set lower numbers to leave part
+of a shared account's budget to others.
 .TP
 \fBdns\fR
 \fBsigning_zone\fR: the zone certorch writes TXT records into; every

@@ -78,7 +78,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Issue and deploy every certificate that is missing or due (the cron job).
+    /// Issue and deploy every certificate that is missing or due (the cron job); what the CA's
+    /// rate limits (acme.limits) leave no room for is deferred to its slot, most urgent first.
     Run {
         /// Prove the inventory works without touching production: issue every selected
         /// certificate from the staging CA (acme.staging) with a separate account, into
@@ -93,12 +94,14 @@ pub enum Command {
         #[arg(required = true, value_name = "HOST[/CERT]")]
         targets: Vec<String>,
     },
-    /// Show what a run would do and why, and the rate limits it would meet; changes nothing.
+    /// Show what a run would do and why, and when the CA's rate limits let each certificate be
+    /// ordered (the schedule); changes nothing.
     Plan,
     /// Preflight: SSH, the hosts, every _acme-challenge CNAME, CAA, the signing zone and the CA;
     /// one line per problem with its fix. Orders nothing, writes no live file.
     Check,
-    /// One line per certificate from the state: names, expiry, days left, last result.
+    /// One line per certificate from the state: names, expiry, days left, last result (and the
+    /// next slot of a deferred one).
     Status {
         /// Also write the metrics for node_exporter's textfile collector to this file.
         #[arg(long, value_name = "FILE")]

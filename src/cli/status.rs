@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::{Cli, Command, exit};
 
 use crate::report::{Printer, Render};
-use crate::state::{Recorded, State, fmt_time};
+use crate::state::{LastResult, Recorded, State, fmt_time};
 
 /// One line of `status`.
 #[derive(Debug, Serialize)]
@@ -25,6 +25,9 @@ pub struct StatusLine {
     pub not_after: Option<OffsetDateTime>,
     pub days_left: Option<i64>,
     pub last_result: String,
+    /// When the last run deferred it for the CA's rate limits: the first time it may be ordered.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_slot: Option<OffsetDateTime>,
     /// The last run left it in order (for the textfile).
     #[serde(skip)]
     pub ok: bool,
@@ -40,7 +43,9 @@ pub async fn execute(cli: &Cli) -> u8 {
         Err(code) => return code,
     };
     let state_dir = super::state_dir(cli);
-    let recorded = match State::open_read_only(&state_dir).and_then(|s| s.certificates()) {
+    let read =
+        State::open_read_only(&state_dir).and_then(|s| Ok((s.certificates()?, s.deferrals()?)));
+    let (recorded, deferrals) = match read {
         Ok(r) => r,
         Err(e) => return super::state_error(cli, &e),
     };
@@ -56,7 +61,17 @@ pub async fn execute(cli: &Cli) -> u8 {
             let rec: Option<&Recorded> = recorded
                 .iter()
                 .find(|r| r.host == host.name && r.label == spec.label);
+            // A certificate never deployed has no record: its deferral is in the audit log.
+            let next_slot = match rec.map(|r| &r.last_result) {
+                Some(LastResult::Deferred { until }) => Some(*until),
+                Some(_) => None,
+                None => deferrals
+                    .iter()
+                    .find(|(h, l, _)| h == &host.name && l == &spec.label)
+                    .and_then(|(_, _, detail)| deferred_until(detail)),
+            };
             lines.push(StatusLine {
+                next_slot,
                 host: host.name.clone(),
                 cert: spec.label.clone(),
                 names: spec.names.iter().map(|n| n.to_string()).collect(),
@@ -64,8 +79,11 @@ pub async fn execute(cli: &Cli) -> u8 {
                 serial: rec.map(|r| r.serial.clone()),
                 not_after: rec.map(|r| r.not_after),
                 days_left: rec.map(|r| (r.not_after - now).whole_days()),
-                last_result: rec
-                    .map_or_else(|| "never issued".to_string(), |r| r.last_result.to_string()),
+                last_result: match (rec, next_slot) {
+                    (Some(r), _) => r.last_result.to_string(),
+                    (None, Some(t)) => format!("deferred until {}", fmt_time(t)),
+                    (None, None) => "never issued".to_string(),
+                },
                 ok: rec.is_some_and(|r| r.last_result.ok()),
             });
         }
@@ -117,15 +135,22 @@ impl Render for Status {
                 )?,
                 _ => writeln!(
                     out,
-                    "{}/{}  {}  never issued",
+                    "{}/{}  {}  {}",
                     l.host,
                     l.cert,
-                    l.names.join(",")
+                    l.names.join(","),
+                    l.last_result
                 )?,
             }
         }
         Ok(())
     }
+}
+
+/// The time in an audit entry's `until <time>: <limit>`.
+fn deferred_until(detail: &str) -> Option<OffsetDateTime> {
+    let t = detail.strip_prefix("until ")?.split(": ").next()?;
+    OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// Escapes a Prometheus label value.

@@ -126,6 +126,8 @@ pub struct AcmeConfig {
     /// `acme.preferred_chain`: the issuer common name of the chain to deploy when the CA offers
     /// alternates (RFC 8555 §7.4.2).
     pub preferred_chain: Option<String>,
+    /// `acme.limits`, or Let's Encrypt's: the budgets new orders are scheduled within.
+    pub limits: crate::limits::CaLimits,
 }
 
 /// External account binding: the CA's key id and HMAC key (RFC 8555 §7.3.4).
@@ -502,6 +504,35 @@ impl Builder<'_> {
     }
 
     /// The CA certificates in one `acme.adopt_issuers` file.
+    /// `acme.limits`: each budget at least 1 (0 would never order), the default where unset.
+    fn limits(&self, raw: super::raw::RawLimits) -> Result<crate::limits::CaLimits, Error> {
+        let d = crate::limits::CaLimits::default();
+        let count = |v: Option<Spanned<u64>>, key: &str, default: usize| {
+            match v {
+            None => Ok(default),
+            Some(n) if n.value >= 1 && n.value <= 1_000_000 => Ok(n.value as usize),
+            Some(n) => Err(self.err(
+                n.referenced,
+                format!("acme.limits.{key} must be between 1 and 1000000: it is how many the CA allows, and 0 would never order"),
+            )),
+        }
+        };
+        let orders_window = match raw.orders_window {
+            None => d.orders_window,
+            Some(w) => time::Duration::try_from(w.0).unwrap_or(d.orders_window),
+        };
+        Ok(crate::limits::CaLimits {
+            orders: count(raw.orders_per_window, "orders_per_window", d.orders)?,
+            orders_window,
+            certs_per_domain: count(
+                raw.certs_per_domain_per_week,
+                "certs_per_domain_per_week",
+                d.certs_per_domain,
+            )?,
+            duplicates: count(raw.duplicates_per_week, "duplicates_per_week", d.duplicates)?,
+        })
+    }
+
     fn adopted_issuers(&self, p: Spanned<PathBuf>) -> Result<Vec<crate::x509::IssuerCert>, Error> {
         let at = p.referenced;
         let path = self.resolve(p.value);
@@ -700,7 +731,12 @@ impl Builder<'_> {
             }
             Some(p) => Some(p.value.trim().to_string()),
         };
+        let limits = match raw.acme.limits {
+            None => crate::limits::CaLimits::default(),
+            Some(l) => self.limits(l)?,
+        };
         let acme = AcmeConfig {
+            limits,
             caa_identities,
             preferred_chain,
             adopt_issuers,

@@ -98,6 +98,18 @@ pub struct RawAcme {
     pub caa_identities: Vec<Spanned<String>>,
     /// The issuer common name of the chain to prefer among the CA's alternates.
     pub preferred_chain: Option<Spanned<String>>,
+    /// The CA's rate limits, when not Let's Encrypt's (or a share of an account's budget).
+    pub limits: Option<RawLimits>,
+}
+
+/// `acme.limits`: the budgets new orders are scheduled within.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub orders_per_window: Option<Spanned<u64>>,
+    pub orders_window: Option<Timeout>,
+    pub certs_per_domain_per_week: Option<Spanned<u64>>,
+    pub duplicates_per_week: Option<Spanned<u64>>,
 }
 
 /// External account binding (RFC 8555 §7.3.4), for CAs that require it.

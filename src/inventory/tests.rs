@@ -760,3 +760,50 @@ fn issue_13_yaml_errors_in_the_files_terms() {
         )
     );
 }
+
+/// `acme.limits`: Let's Encrypt's budgets by default, each overridable; a budget of 0, a
+/// window of no time or an unknown key is refused where it stands.
+#[test]
+fn rate_limits_are_overridable_and_validated_where_they_stand() {
+    let head = "  contact: [mailto:ops@example.org]\n";
+    let inv = parse_at(GOOD).unwrap();
+    assert_eq!(inv.acme.limits, crate::limits::CaLimits::default());
+    assert_eq!(inv.acme.limits.orders, 300);
+
+    let text = GOOD.replacen(
+        head,
+        &format!(
+            "{head}  limits: {{orders_per_window: 5, orders_window: 20s, duplicates_per_week: 2}}\n"
+        ),
+        1,
+    );
+    let l = parse_at(&text).unwrap().acme.limits;
+    assert_eq!(l.orders, 5);
+    assert_eq!(l.orders_window, time::Duration::seconds(20));
+    assert_eq!(l.duplicates, 2);
+    assert_eq!(l.certs_per_domain, 50);
+
+    let text = GOOD.replacen(
+        head,
+        &format!("{head}  limits: {{orders_per_window: 0}}\n"),
+        1,
+    );
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(
+        err.starts_with("/etc/certorch/inventory.yaml:5:31: acme.limits.orders_per_window must be between 1 and 1000000"),
+        "{err}"
+    );
+    for (bad, what) in [
+        ("{orders_window: 0s}", "no time at all"),
+        ("{orders_per_3h: 5}", "orders_per_3h"),
+        ("{duplicates_per_week: -1}", ""),
+    ] {
+        let text = GOOD.replacen(head, &format!("{head}  limits: {bad}\n"), 1);
+        let err = parse_at(&text).unwrap_err().to_string();
+        assert!(
+            err.starts_with("/etc/certorch/inventory.yaml:5:"),
+            "{bad}: {err}"
+        );
+        assert!(err.contains(what), "{bad}: {err}");
+    }
+}

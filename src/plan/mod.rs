@@ -3,6 +3,7 @@
 
 pub mod forecast;
 pub mod issuer;
+pub mod schedule;
 pub mod shared;
 
 use std::collections::BTreeSet;

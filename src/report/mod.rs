@@ -104,6 +104,19 @@ pub enum Outcome {
         renew_at: time::OffsetDateTime,
     },
     Failed(Failure),
+    /// Due, but the CA's rate limits leave no room this run: ordered at `next_slot` or
+    /// later. Not a failure.
+    Deferred {
+        host: String,
+        cert: String,
+        reason: String,
+        names: Vec<String>,
+        /// The first time the limit leaves room for it (run certorch then or later).
+        #[serde(with = "time::serde::rfc3339")]
+        next_slot: time::OffsetDateTime,
+        /// The limit that holds it back.
+        limit: String,
+    },
 }
 
 /// Everything a run did, in inventory order.
@@ -334,6 +347,19 @@ fn render_text(
                 String::new(),
                 format!("at {}", f.stage.as_str()),
             ],
+            Outcome::Deferred {
+                host,
+                cert,
+                reason,
+                next_slot,
+                limit,
+                ..
+            } => [
+                format!("{host}/{cert}"),
+                "deferred".into(),
+                String::new(),
+                format!("{reason}; next slot {} ({limit})", date(*next_slot)),
+            ],
         })
         .collect();
     match style {
@@ -378,6 +404,25 @@ fn render_text(
     }
     for w in &summary.warnings {
         writeln!(err, "warning: {w}")?;
+    }
+    let deferred: Vec<time::OffsetDateTime> = summary
+        .outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Deferred { next_slot, .. } => Some(*next_slot),
+            _ => None,
+        })
+        .collect();
+    // Cron gets silence: deferral is not a failure, and the timer's next run takes them up.
+    if let Some(first) = deferred.iter().min()
+        && !matches!(style, Style::Quiet { verbose: false })
+    {
+        writeln!(
+            err,
+            "note: {} certificate(s) deferred by the CA's rate limits; the next slot opens at {}: run certorch again then (the timer does)",
+            deferred.len(),
+            date(*first)
+        )?;
     }
     if let Some(e) = &summary.record_failed {
         writeln!(err, "error: {e}")?;

@@ -152,6 +152,8 @@ pub(crate) struct Due<'a> {
     pub replaces: Option<instant_acme::CertificateIdentifier<'static>>,
     /// What an interrupted run left for this certificate, to be resumed.
     pub resume: Option<Lifecycle>,
+    /// When the certificate on the host expires (`None`: none readable), for scheduling.
+    pub not_after: Option<time::OffsetDateTime>,
 }
 
 /// A due certificate with the TXT owner name each of its names' challenges is published at.

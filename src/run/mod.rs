@@ -17,6 +17,7 @@ mod plan;
 mod preflight;
 mod record;
 mod resume;
+mod schedule;
 mod shared;
 mod survey;
 mod validate;
@@ -98,7 +99,9 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
     summary.timings.inspect_ms = ms_since(t).saturating_sub(surveyed.connect_ms);
     summary.outcomes.extend(surveyed.done);
     summary.warnings.extend(surveyed.warnings);
-    let due = surveyed.due;
+    // Only what fits the CA's rate limits is ordered; the rest waits for its slot.
+    let (due, deferred) = schedule::split(&ctx, surveyed.due);
+    summary.outcomes.extend(deferred);
     if due.is_empty() {
         return record::finish(&ctx, summary, started);
     }

@@ -1,10 +1,11 @@
 //! `certorch plan`: the front of a run, touching nothing. Hosts are read, the state is opened
 //! read-only, no key, order or DNS record is made.
 
-use super::{Ctx, hosts, survey};
+use super::{Ctx, hosts, schedule, survey};
 use crate::acme;
 use crate::inventory::{Inventory, Target};
 use crate::plan::Reason;
+use crate::plan::schedule::Slot;
 use crate::report::{Outcome, Reporter};
 use crate::state::State;
 
@@ -13,7 +14,7 @@ use crate::state::State;
 pub struct PlanItem {
     pub host: String,
     pub cert: String,
-    /// `issue`, `none` or `failed`.
+    /// `issue`, `defer` (the CA's rate limits leave no room now), `none` or `failed`.
     pub action: &'static str,
     pub reason: Option<String>,
     pub names: Vec<String>,
@@ -25,12 +26,26 @@ pub struct PlanItem {
     /// The failure's stable kind, for `failed`.
     pub kind: Option<crate::problem::Kind>,
     pub hint: Option<String>,
+    /// For `defer`: the first time the limit leaves room, and the limit.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub next_slot: Option<time::OffsetDateTime>,
+    pub limit: Option<&'static str>,
+}
+
+/// How many due certificates go at one time: `at` null for now.
+#[derive(Debug, serde::Serialize)]
+pub struct Batch {
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub at: Option<time::OffsetDateTime>,
+    pub certificates: usize,
 }
 
 /// What a run would do, and the rate limits it would meet.
 #[derive(Debug, serde::Serialize)]
 pub struct PlanReport {
     pub items: Vec<PlanItem>,
+    /// When the due certificates would be ordered, within the CA's rate limits.
+    pub schedule: Vec<Batch>,
     pub limits: Vec<crate::plan::forecast::LimitWarning>,
     pub warnings: Vec<String>,
 }
@@ -50,6 +65,15 @@ impl crate::report::Render for PlanReport {
                     i.cert,
                     i.reason.as_deref().unwrap_or("")
                 )?,
+                "defer" => writeln!(
+                    out,
+                    "{}/{}: would defer to {} ({}; {})",
+                    i.host,
+                    i.cert,
+                    i.next_slot.map(crate::state::fmt_time).unwrap_or_default(),
+                    i.reason.as_deref().unwrap_or(""),
+                    i.limit.unwrap_or("")
+                )?,
                 "none" => writeln!(
                     out,
                     "{}/{}: nothing to do until {}",
@@ -65,6 +89,17 @@ impl crate::report::Render for PlanReport {
                     i.error.as_deref().unwrap_or("")
                 )?,
             }
+        }
+        if self.schedule.iter().any(|b| b.at.is_some()) {
+            let parts: Vec<String> = self
+                .schedule
+                .iter()
+                .map(|b| match b.at {
+                    None => format!("{} now", b.certificates),
+                    Some(t) => format!("{} at {}", b.certificates, crate::state::fmt_time(t)),
+                })
+                .collect();
+            writeln!(out, "schedule: {}", parts.join(", "))?;
         }
         for w in &self.limits {
             writeln!(err, "warning: rate limit `{}`: {}", w.limit, w.detail)?;
@@ -93,6 +128,7 @@ pub async fn plan(
         Err(e) => {
             return PlanReport {
                 items: Vec::new(),
+                schedule: Vec::new(),
                 limits: Vec::new(),
                 warnings: vec![format!(
                     "cannot create a directory for SSH control sockets: {e}"
@@ -107,10 +143,17 @@ pub async fn plan(
     let ctx = Ctx::new(inv, state, reporter, concurrency);
     let surveyed = survey::survey(&ctx, targets, account.as_ref(), control.path(), force).await;
     warnings.extend(surveyed.warnings.iter().cloned());
+    let now = time::OffsetDateTime::now_utc();
+    let (slots, unread) = schedule::slots(&ctx, &surveyed.due, now);
+    warnings.extend(unread);
+    let schedule = crate::plan::schedule::batches(&slots)
+        .into_iter()
+        .map(|(at, certificates)| Batch { at, certificates })
+        .collect();
     let mut items = Vec::new();
     let mut planned = Vec::new();
     let mut shared_planned = std::collections::BTreeSet::new();
-    for d in &surveyed.due {
+    for (d, slot) in surveyed.due.iter().zip(&slots) {
         let names: Vec<String> = d.item.spec.names.iter().map(|n| n.to_string()).collect();
         // A shared label is one order for all its members.
         if d.item.spec.shared.is_none() || shared_planned.insert(d.item.spec.label.clone()) {
@@ -119,11 +162,17 @@ pub async fn plan(
                 exempt: matches!(d.reason, Reason::Ari { .. }),
             });
         }
+        let (action, next_slot, limit) = match slot {
+            Slot::Now => ("issue", None, None),
+            Slot::At { at, limit } => ("defer", Some(*at), Some(*limit)),
+        };
         items.push(PlanItem {
+            next_slot,
+            limit,
             kind: None,
             host: d.item.host.name.clone(),
             cert: d.item.spec.label.clone(),
-            action: "issue",
+            action,
             reason: Some(d.reason.to_string()),
             names,
             not_after: None,
@@ -140,6 +189,8 @@ pub async fn plan(
                 not_after,
                 renew_at,
             } => PlanItem {
+                next_slot: None,
+                limit: None,
                 kind: None,
                 host: host.clone(),
                 cert: cert.clone(),
@@ -152,6 +203,8 @@ pub async fn plan(
                 hint: None,
             },
             Outcome::Failed(f) => PlanItem {
+                next_slot: None,
+                limit: None,
                 kind: Some(f.kind),
                 host: f.host.clone(),
                 cert: f.cert.clone(),
@@ -163,7 +216,7 @@ pub async fn plan(
                 error: Some(f.error.clone()),
                 hint: f.hint.clone(),
             },
-            Outcome::Issued { .. } => continue,
+            Outcome::Issued { .. } | Outcome::Deferred { .. } => continue,
         });
     }
     let order = |h: &str, c: &str| {
@@ -180,7 +233,6 @@ pub async fn plan(
         (hi, ci)
     };
     items.sort_by_key(|i| order(&i.host, &i.cert));
-    let now = time::OffsetDateTime::now_utc();
     let names_of = |host: &str, label: &str| -> Vec<String> {
         inv.hosts
             .iter()
@@ -195,25 +247,16 @@ pub async fn plan(
             T::default()
         })
     }
-    let orders_3h = read(
-        state.orders_since(&inv.acme.directory, now - time::Duration::hours(3)),
-        &mut warnings,
-    );
-    let issued_7d = read(
-        state.issued_name_sets_since(now - time::Duration::days(7)),
-        &mut warnings,
-    );
     let failed_1h = read(
         state.failed_validations_since(now - time::Duration::hours(1)),
         &mut warnings,
     );
     let history = History {
-        orders_3h,
-        issued_7d,
         failed_1h: failed_1h.iter().flat_map(|(h, l)| names_of(h, l)).collect(),
     };
     PlanReport {
         items,
+        schedule,
         limits: forecast::forecast(&planned, &history),
         warnings,
     }

@@ -43,6 +43,23 @@ pub(crate) fn finish(ctx: &Ctx<'_>, mut summary: RunSummary, started: Instant) -
                 Outcome::Current { host, cert, .. } => {
                     state.set_result(host, cert, &LastResult::Current)?
                 }
+                Outcome::Deferred {
+                    host,
+                    cert,
+                    next_slot,
+                    limit,
+                    ..
+                } => {
+                    let until = LastResult::Deferred { until: *next_slot };
+                    state.set_result(host, cert, &until)?;
+                    state.audit(
+                        host,
+                        cert,
+                        "defer",
+                        "deferred",
+                        &format!("until {}: {limit}", crate::state::fmt_time(*next_slot)),
+                    )?;
+                }
                 Outcome::Failed(f) => {
                     let failed = LastResult::Failed {
                         stage: f.stage.as_str().to_string(),
@@ -70,9 +87,9 @@ pub(crate) fn finish(ctx: &Ctx<'_>, mut summary: RunSummary, started: Instant) -
     let inv = ctx.inv;
     let key = |o: &Outcome| {
         let (h, c) = match o {
-            Outcome::Issued { host, cert, .. } | Outcome::Current { host, cert, .. } => {
-                (host, cert)
-            }
+            Outcome::Issued { host, cert, .. }
+            | Outcome::Current { host, cert, .. }
+            | Outcome::Deferred { host, cert, .. } => (host, cert),
             Outcome::Failed(f) => (&f.host, &f.cert),
         };
         let hi = inv

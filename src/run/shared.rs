@@ -78,6 +78,7 @@ pub(crate) fn differing<'a>(
                 reason: reason.clone(),
                 replaces: None,
                 resume: None,
+                not_after: None,
             }),
             None => rest.push((item, outcome)),
         }
@@ -102,6 +103,7 @@ pub(crate) fn join_current<'a>(
                 reason: Reason::Shared { host },
                 replaces: None,
                 resume: None,
+                not_after: None,
             }),
             None => done.push(outcome),
         }

@@ -193,6 +193,7 @@ pub(crate) async fn survey<'a>(
                 },
                 replaces: None,
                 resume: Some(row),
+                not_after: None,
             });
             continue;
         }
@@ -238,11 +239,16 @@ pub(crate) async fn survey<'a>(
                     (Current::Present(d), Some(_)) => ari::cert_id(&d.cert.der),
                     _ => None,
                 };
+                let not_after = match &current {
+                    Current::Present(d) => Some(d.cert.not_after),
+                    _ => None,
+                };
                 due.push(Due {
                     item,
                     reason,
                     replaces,
                     resume: None,
+                    not_after,
                 });
             }
         }

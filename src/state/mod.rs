@@ -85,6 +85,10 @@ pub enum LastResult {
     Current,
     /// Revoked with `certorch revoke`: the next run replaces it.
     Revoked,
+    /// Due, but left for a later run by the CA's rate limits (not a failure).
+    Deferred {
+        until: OffsetDateTime,
+    },
     Failed {
         stage: String,
     },
@@ -97,18 +101,29 @@ impl LastResult {
             "issued" => LastResult::Issued,
             "current" => LastResult::Current,
             "revoked" => LastResult::Revoked,
-            s => match s.strip_prefix("failed at ") {
-                Some(stage) => LastResult::Failed {
-                    stage: stage.to_string(),
-                },
-                None => LastResult::Other(s.to_string()),
-            },
+            s => {
+                if let Some(stage) = s.strip_prefix("failed at ") {
+                    LastResult::Failed {
+                        stage: stage.to_string(),
+                    }
+                } else if let Some(t) = s
+                    .strip_prefix("deferred until ")
+                    .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+                {
+                    LastResult::Deferred { until: t }
+                } else {
+                    LastResult::Other(s.to_string())
+                }
+            }
         }
     }
 
-    /// The run left it in order (issued or current).
+    /// The run left it in order (issued or current), or deferred it (not a failure).
     pub fn ok(&self) -> bool {
-        matches!(self, LastResult::Issued | LastResult::Current)
+        matches!(
+            self,
+            LastResult::Issued | LastResult::Current | LastResult::Deferred { .. }
+        )
     }
 }
 
@@ -118,6 +133,7 @@ impl std::fmt::Display for LastResult {
             LastResult::Issued => f.write_str("issued"),
             LastResult::Current => f.write_str("current"),
             LastResult::Revoked => f.write_str("revoked"),
+            LastResult::Deferred { until } => write!(f, "deferred until {}", fmt_time(*until)),
             LastResult::Failed { stage } => write!(f, "failed at {stage}"),
             LastResult::Other(s) => f.write_str(s),
         }
@@ -761,29 +777,55 @@ impl State {
         })
     }
 
-    /// Orders opened at `directory` since `since`.
-    pub fn orders_since(&self, directory: &str, since: OffsetDateTime) -> Result<usize, Error> {
+    /// When each order at `directory` was opened, since `since`, oldest first.
+    pub fn order_times_since(
+        &self,
+        directory: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<OffsetDateTime>, Error> {
         self.with(|c| {
-            c.query_row(
-                "SELECT count(*) FROM orders WHERE directory = ?1 AND created_at >= ?2",
-                params![directory, fmt_time(since)],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as usize)
+            let mut st = c.prepare(
+                "SELECT created_at FROM orders WHERE directory = ?1 AND created_at >= ?2 ORDER BY created_at",
+            )?;
+            st.query_map(params![directory, fmt_time(since)], |r| {
+                Ok(parse_time(&r.get::<_, String>(0)?))
+            })?
+            .collect()
         })
     }
 
-    /// Name sets (sorted) of certificates issued since `since`.
-    pub fn issued_name_sets_since(&self, since: OffsetDateTime) -> Result<Vec<Vec<String>>, Error> {
+    /// When each certificate ordered at `directory` was issued since `since`, with its names
+    /// (sorted).
+    pub fn issued_since(
+        &self,
+        directory: &str,
+        since: OffsetDateTime,
+    ) -> Result<Vec<(OffsetDateTime, Vec<String>)>, Error> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT names FROM archive WHERE issued_at >= ?1")?;
-            st.query_map([fmt_time(since)], |r| {
-                let s: String = r.get(0)?;
+            let mut st = c.prepare(
+                "SELECT a.issued_at, a.names FROM archive a JOIN orders o ON o.url = a.order_url
+                 WHERE o.directory = ?1 AND a.issued_at >= ?2",
+            )?;
+            st.query_map(params![directory, fmt_time(since)], |r| {
+                let s: String = r.get(1)?;
                 let mut v: Vec<String> = serde_json::from_str(&s).unwrap_or_default();
                 v.sort();
-                Ok(v)
+                Ok((parse_time(&r.get::<_, String>(0)?), v))
             })?
             .collect()
+        })
+    }
+
+    /// Certificates whose latest entry in the audit log is a deferral, with its detail
+    /// (`until <time>: <limit>`).
+    pub fn deferrals(&self) -> Result<Vec<(String, String, String)>, Error> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT host, label, detail FROM audit a WHERE action = 'defer'
+                 AND id = (SELECT max(id) FROM audit b WHERE b.host = a.host AND b.label = a.label)",
+            )?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
         })
     }
 
@@ -969,8 +1011,9 @@ mod tests {
         // Reopening applies nothing twice; read-only sees the same data.
         let r = State::open_read_only(&dir.path().join("st")).unwrap();
         assert_eq!(
-            r.orders_since("https://ca/dir", OffsetDateTime::UNIX_EPOCH)
-                .unwrap(),
+            r.order_times_since("https://ca/dir", OffsetDateTime::UNIX_EPOCH)
+                .unwrap()
+                .len(),
             1
         );
     }

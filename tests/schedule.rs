@@ -1,0 +1,300 @@
+//! Rate-limit-aware scheduling against the real bed. Pebble enforces no rate limits: the
+//! budget here is certorch's own (`acme.limits`), counted from its state. The orders window
+//! is 20 s instead of 3 h so that "after the window" comes within the test.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::Bed;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+const WINDOW: Duration = Duration::from_secs(20);
+
+/// Hosts 1..=6, each with two certificates (`a`: host<i>, `b`: www.host<i>): 12 in all, with a
+/// budget of 5 new orders per 20 s.
+fn inventory(bed: &Bed) -> PathBuf {
+    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
+    let contact = "  contact: [mailto:ops@example.test]\n";
+    let head = head.replacen(
+        contact,
+        &format!("{contact}  limits: {{orders_per_window: 5, orders_window: 20s}}\n"),
+        1,
+    );
+    let mut text = head + "hosts:\n";
+    for i in 1..=6 {
+        text.push_str(&format!(
+            "  {}:\n    address: {}\n    certs:\n",
+            bed.host_name(i),
+            bed.host_addr(i)
+        ));
+        for (label, name) in [
+            ("a", format!("host{i}.example.test")),
+            ("b", format!("www.host{i}.example.test")),
+        ] {
+            text.push_str(&format!(
+                "      {label}:\n        names: [{name}]\n        key: /etc/ssl/private/{label}.key\n        fullchain: /etc/ssl/certs/{label}.pem\n        reload: \"true\"\n"
+            ));
+        }
+    }
+    bed.write_inventory("schedule.yaml", &text)
+}
+
+fn time_of(v: &Value) -> OffsetDateTime {
+    OffsetDateTime::parse(
+        v.as_str().unwrap_or_else(|| panic!("not a time: {v}")),
+        &Rfc3339,
+    )
+    .unwrap()
+}
+
+/// `host/cert` → outcome, for the outcomes whose result is `result`.
+fn with_result(doc: &Value, result: &str) -> BTreeMap<String, Value> {
+    doc["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["result"] == result)
+        .map(|o| {
+            (
+                format!(
+                    "{}/{}",
+                    o["host"].as_str().unwrap(),
+                    o["cert"].as_str().unwrap()
+                ),
+                o.clone(),
+            )
+        })
+        .collect()
+}
+
+fn ids(list: &[(usize, &str)]) -> Vec<String> {
+    let mut v: Vec<String> = list
+        .iter()
+        .map(|(i, c)| format!("host{i}.example.test/{c}"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Twelve certificates due and a budget of five orders: five are issued, the expired one
+/// first, seven are deferred with their slot (exit 0); `plan` and `status` show the schedule;
+/// the next run after the window issues the next five.
+#[test]
+fn a_budget_of_five_orders_issues_five_and_defers_the_rest_to_their_slot() {
+    let bed = Bed::up(6);
+    let inv = inventory(&bed);
+    // The last certificate in the inventory has expired on its host: it jumps the queue.
+    bed.ssh_ok(
+        6,
+        "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=www.host6.example.test \
+         -addext subjectAltName=DNS:www.host6.example.test -keyout /etc/ssl/private/b.key -out /tmp/b.csr 2>/dev/null \
+         && openssl x509 -req -in /tmp/b.csr -signkey /etc/ssl/private/b.key -copy_extensions copy -days -1 \
+         -out /etc/ssl/certs/b.pem 2>/dev/null && rm /tmp/b.csr",
+    );
+
+    let plan = bed.certorch(&inv, &["plan"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout.contains("schedule: 5 now, 5 at ") && plan.stdout.contains(", 2 at "),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout.contains("host6.example.test/b: would issue (")
+            && plan
+                .stdout
+                .contains("host6.example.test/a: would defer to "),
+        "{}",
+        plan.stdout
+    );
+    let plan = bed.certorch(&inv, &["--json", "plan"]).json();
+    let batches: Vec<u64> = plan["schedule"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["certificates"].as_u64().unwrap())
+        .collect();
+    assert_eq!(batches, [5, 5, 2], "{}", plan["schedule"]);
+    assert!(plan["schedule"][0]["at"].is_null());
+
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    let ran = Instant::now();
+    run.expect_code(0);
+    let doc = run.json();
+    assert_eq!(doc["orders"], 5, "{doc}");
+    let issued = with_result(&doc, "issued");
+    let deferred = with_result(&doc, "deferred");
+    assert_eq!(
+        issued.keys().cloned().collect::<Vec<_>>(),
+        ids(&[(1, "a"), (1, "b"), (2, "a"), (2, "b"), (6, "b")]),
+        "the expired one and then the first new ones in inventory order: {doc}"
+    );
+    assert_eq!(deferred.len(), 7, "{doc}");
+    // The next five go one window after this run's orders, the last two a window later.
+    let mut slots: BTreeMap<OffsetDateTime, usize> = BTreeMap::new();
+    for o in deferred.values() {
+        assert_eq!(o["limit"], "new orders per account", "{o}");
+        *slots.entry(time_of(&o["next_slot"])).or_default() += 1;
+    }
+    let slots: Vec<(OffsetDateTime, usize)> = slots.into_iter().collect();
+    assert_eq!(slots.len(), 2, "{slots:?}");
+    assert_eq!((slots[0].1, slots[1].1), (5, 2), "{slots:?}");
+    assert_eq!(
+        slots[1].0 - slots[0].0,
+        time::Duration::try_from(WINDOW).unwrap()
+    );
+    // Deferred certificates were not touched: no key made, nothing staged or written.
+    for i in 3..=5 {
+        for c in ["a", "b"] {
+            let out = bed.ssh(i, &format!("test -e /etc/ssl/private/{c}.key"));
+            assert!(!out.status.success(), "host{i}/{c}: a key was made");
+        }
+        bed.assert_nothing_staged(i);
+    }
+    assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
+
+    // status shows when each deferred certificate may be ordered.
+    let status = bed.certorch(&inv, &["--json", "status"]).json();
+    let mut shown = 0;
+    for l in status.as_array().unwrap() {
+        let id = format!(
+            "{}/{}",
+            l["host"].as_str().unwrap(),
+            l["cert"].as_str().unwrap()
+        );
+        match deferred.get(&id) {
+            Some(o) => {
+                shown += 1;
+                assert_eq!(time_of(&l["next_slot"]), time_of(&o["next_slot"]), "{l}");
+                assert!(
+                    l["last_result"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("deferred until "),
+                    "{l}"
+                );
+            }
+            None => assert!(l["next_slot"].is_null(), "{l}"),
+        }
+    }
+    assert_eq!(shown, 7);
+    let text = bed.certorch(&inv, &["status"]);
+    assert!(
+        text.stdout
+            .contains("host3.example.test/a  host3.example.test  deferred until "),
+        "{}",
+        text.stdout
+    );
+
+    // After the window (counted from the end of the run, which opened the orders): the next five.
+    std::thread::sleep((WINDOW + Duration::from_secs(1)).saturating_sub(ran.elapsed()));
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    run.expect_code(0);
+    let doc = run.json();
+    assert_eq!(doc["orders"], 5, "{doc}");
+    assert_eq!(
+        with_result(&doc, "issued")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ids(&[(3, "a"), (3, "b"), (4, "a"), (4, "b"), (5, "a")]),
+        "{doc}"
+    );
+    assert_eq!(
+        with_result(&doc, "deferred")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ids(&[(5, "b"), (6, "a")]),
+        "{doc}"
+    );
+    assert_eq!(with_result(&doc, "current").len(), 5, "{doc}");
+    assert!(with_result(&doc, "failed").is_empty(), "{doc}");
+    bed.assert_key_matches(6, "/etc/ssl/certs/b.pem", "/etc/ssl/private/b.key");
+}
+
+/// A budget of one order: the run orders host1 and defers host2, and is killed while it waits
+/// for DNS. The next run takes host1's order up although the budget is spent (a resumed order
+/// costs nothing new and is never deferred), and host2 stays deferred.
+#[test]
+fn a_resumed_order_is_not_deferred() {
+    use std::process::Stdio;
+    let bed = Bed::up(2);
+    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
+    let contact = "  contact: [mailto:ops@example.test]\n";
+    let text = head.replacen(
+        contact,
+        &format!("{contact}  limits: {{orders_per_window: 1, orders_window: 1h}}\n"),
+        1,
+    ) + &bed.hosts_yaml(2);
+    let inv = bed.write_inventory("one.yaml", &text);
+    // A name server that never answers holds the run in its wait for propagation.
+    let dead = format!("127.{}.0.9", bed.net);
+    bed.admin_update(&format!(
+        "update add signing.test 1 NS ns2.signing.test.\nupdate add ns2.signing.test 1 A {dead}"
+    ));
+    let mut child = bed
+        .certorch_command(&inv, &["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while bed.txt("host1.example.test.signing.test").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "certorch never published"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "certorch ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let orders: i64 = bed
+        .state_db()
+        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(orders, 1, "only host1 was ordered");
+
+    bed.admin_update(&format!(
+        "update delete signing.test NS ns2.signing.test.\nupdate delete ns2.signing.test A {dead}"
+    ));
+    bed.wait_resolver_forgets("signing.test", "NS", "ns2.signing.test");
+    let next = bed.certorch(&inv, &["--json", "run"]);
+    next.expect_code(0);
+    let doc = next.json();
+    assert_eq!(
+        doc["orders"], 0,
+        "the killed run's order was taken up: {doc}"
+    );
+    let issued = with_result(&doc, "issued");
+    assert_eq!(
+        issued.keys().cloned().collect::<Vec<_>>(),
+        ids(&[(1, "www")]),
+        "{doc}"
+    );
+    assert!(
+        issued["host1.example.test/www"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("an interrupted run left it "),
+        "{doc}"
+    );
+    assert_eq!(
+        with_result(&doc, "deferred")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ids(&[(2, "www")]),
+        "{doc}"
+    );
+    assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
+}
