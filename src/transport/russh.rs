@@ -247,7 +247,7 @@ fn handshake_error(
                 "Host key verification failed: {address} presented an {what}, but {}:{line} lists another key for it",
                 file.display()
             ),
-            changed_hint,
+            super::changed_key_hint(address, host.port, &file.display().to_string()),
             ConnectCause::HostKey,
         ),
         Some((Verdict::Revoked { file, line }, what)) => (
