@@ -56,9 +56,11 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
         }
         if let Some(check) = &item.spec.check {
             item.stage(reporter, Stage::Check);
-            let cmd = files::watched(
-                &check.to_cmd(&item.spec.command_values(&item.host.name), "certorch-check"),
-                ctx.inv.ssh.command_timeout,
+            let cmd = watched(
+                ctx,
+                &c,
+                check,
+                check.to_cmd(&item.spec.command_values(&item.host.name), "certorch-check"),
             );
             if let Err(e) = files::check(item.conn.as_ref(), &cmd, &check.to_string()).await {
                 let (restored, back) = restore(&c, &paths).await;
@@ -85,8 +87,8 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
             && !reloaded.contains_key(&key)
         {
             item.stage(reporter, Stage::Reload);
-            let watched = files::watched(&cmd, ctx.inv.ssh.command_timeout);
-            let r = files::reload(item.conn.as_ref(), &watched, &shown)
+            let cmd = reload_watched(ctx, c, cmd);
+            let r = files::reload(item.conn.as_ref(), &cmd, &shown)
                 .await
                 .map_err(|e| (e.to_string(), e.hint().unwrap_or_default(), e.kind()));
             reloaded.insert(key, r);
@@ -244,20 +246,45 @@ fn reload_cmd(c: &Issued<'_>) -> Option<(crate::host::sh::Cmd, String)> {
     })
 }
 
+/// An operator's check or reload (`written`, built as `cmd`) run under the host's timeout(1)
+/// ([`files::watched`]), so it is killed there when it hangs. Not a list-form command under
+/// `become`: the sudo or doas rule names its program, and a wrapper would run it through `sh`.
+fn watched(
+    ctx: &Ctx<'_>,
+    c: &Issued<'_>,
+    written: &crate::inventory::command::HostCommand,
+    cmd: crate::host::sh::Cmd,
+) -> crate::host::sh::Cmd {
+    let listed = matches!(written, crate::inventory::command::HostCommand::Argv(_));
+    if listed && c.item().host.become_via.is_some() {
+        cmd
+    } else {
+        files::watched(&cmd, ctx.inv.ssh.command_timeout)
+    }
+}
+
+/// The certificate's reload command `cmd`, watched as [`watched`] says.
+fn reload_watched(
+    ctx: &Ctx<'_>,
+    c: &Issued<'_>,
+    cmd: crate::host::sh::Cmd,
+) -> crate::host::sh::Cmd {
+    match &c.item().spec.reload {
+        Some(written) => watched(ctx, c, written, cmd),
+        None => cmd,
+    }
+}
+
 /// Reloads the service with the restored files.
 async fn reload_old(ctx: &Ctx<'_>, c: &Issued<'_>) -> String {
     let item = c.item();
     match reload_cmd(c) {
-        Some((cmd, shown)) => match files::reload(
-            item.conn.as_ref(),
-            &files::watched(&cmd, ctx.inv.ssh.command_timeout),
-            &shown,
-        )
-        .await
-        {
-            Ok(()) => " and the service reloaded with them".to_string(),
-            Err(e) => format!(", but reloading with them failed: {e}"),
-        },
+        Some((cmd, shown)) => {
+            match files::reload(item.conn.as_ref(), &reload_watched(ctx, c, cmd), &shown).await {
+                Ok(()) => " and the service reloaded with them".to_string(),
+                Err(e) => format!(", but reloading with them failed: {e}"),
+            }
+        }
         None => String::new(),
     }
 }

@@ -175,6 +175,14 @@ impl Error {
     }
 }
 
+/// What to do about a host that did not finish the SSH login within `ssh.connect_timeout`
+/// (down, frozen, or too slow), on either transport.
+pub(crate) fn login_timeout_hint(address: &str) -> String {
+    format!(
+        "{address} does not finish the SSH login: check that the host is up, sshd runs and the address and port in the inventory are right, or raise ssh.connect_timeout"
+    )
+}
+
 /// What to do about a host key that differs from the one `file` lists for the host: never
 /// take it silently; check it out of band, then replace the old entry. Both transports give
 /// this hint, so the operator meets one procedure.

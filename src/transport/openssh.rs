@@ -138,9 +138,7 @@ pub async fn connect(host: &Host, ssh: &SshConfig, control_dir: &Path) -> Result
                 "Connection timed out: no SSH session within {}s (TCP connect, key exchange and login)",
                 ssh.connect_timeout.as_secs()
             ),
-            format!(
-                "{address} does not finish the SSH login: check that the host is up, sshd runs and the address and port in the inventory are right, or raise ssh.connect_timeout"
-            ),
+            super::login_timeout_hint(address),
             ConnectCause::Unreachable,
         )),
     }
