@@ -416,8 +416,11 @@ fn a_hanging_reload_is_killed_and_rolled_back() {
     // Killed on the host, not only given up on (a guard, not a timing assertion).
     let start = Instant::now();
     while bed.host_pids(2).iter().any(|pid| {
-        std::fs::read(format!("/proc/{pid}/cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).starts_with("sleep\01000"))
+        std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+            String::from_utf8_lossy(&c)
+                .replace('\0', " ")
+                .starts_with("sleep 1000")
+        })
     }) {
         assert!(
             start.elapsed() < Duration::from_secs(30),
