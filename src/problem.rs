@@ -35,6 +35,10 @@ pub enum Kind {
     HostVerifyFailed,
     #[serde(rename = "host.readback_failed")]
     HostReadbackFailed,
+    #[serde(rename = "host.write_failed")]
+    HostWriteFailed,
+    #[serde(rename = "host.command_missing")]
+    HostCommandMissing,
     #[serde(rename = "dns.cname_missing")]
     DnsCnameMissing,
     #[serde(rename = "dns.cname_outside")]
@@ -106,6 +110,8 @@ impl Kind {
         Kind::HostReloadFailed,
         Kind::HostVerifyFailed,
         Kind::HostReadbackFailed,
+        Kind::HostWriteFailed,
+        Kind::HostCommandMissing,
         Kind::DnsCnameMissing,
         Kind::DnsCnameOutside,
         Kind::DnsCnameWildcard,

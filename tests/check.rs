@@ -122,9 +122,13 @@ fn check_finds_each_seeded_mistake() {
         // unwritable directory, missing reload command
         "FAIL  host1.example.test/bad host: /run/ro/certorch/bad.key cannot be written: /run/ro is not writable by the login user".to_string(),
         "FAIL  host1.example.test/bad host: the reload command `no-such-reload-command` is not found on the host".to_string(),
-        // unknown host key
+        // changed host key
         format!("FAIL  host2.example.test/* ssh: cannot connect to {}", bed.host_addr(2)),
-        format!("fix: the host key of {} is unknown or has changed", bed.host_addr(2)),
+        format!(
+            "fix: the host key of {} is not the one {} lists for it, and certorch does not take a changed key",
+            bed.host_addr(2),
+            bed.get("KNOWN_HOSTS")
+        ),
     ];
     for e in &expect {
         assert!(out.contains(e.as_str()), "missing `{e}` in:\n{out}");

@@ -76,7 +76,10 @@ fn one_bad_host_does_not_stop_the_others() {
         "{err}"
     );
     assert!(
-        err.contains(&format!("the host key of {a3} is unknown or has changed")),
+        err.contains(&format!(
+            "the host key of {a3} is not the one {} lists for it",
+            bed.get("KNOWN_HOSTS")
+        )),
         "{err}"
     );
     assert!(

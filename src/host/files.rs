@@ -16,7 +16,7 @@ use crate::transport::Transport;
 const STAGE: &str = concat!(
     "set -eu\ndst=$1 staged=$1$5 mode=$2 owner=$3 group=$4\n",
     super::sh_open_tmp!(),
-    "{ [ -z \"$6\" ] || cat -- \"$6\"; cat; } > \"$tmp\"\n",
+    "err=$({ { [ -z \"$6\" ] || cat -- \"$6\"; cat; } > \"$tmp\"; } 2>&1) || certorch_write_failed \"$dst\" \"$err\"\n",
     super::sh_install_tmp!(),
 );
 
@@ -101,7 +101,7 @@ const STAGE_MANY: &str = concat!(
     "set -eu\nsuffix=$1\nshift\nwhile [ $# -ge 5 ]; do\n",
     "dst=$1 mode=$2 owner=$3 group=$4 content=$5 staged=$1$suffix\nshift 5\n",
     super::sh_open_tmp!(),
-    "printf '%s' \"$content\" > \"$tmp\"\n",
+    "err=$({ printf '%s' \"$content\" > \"$tmp\"; } 2>&1) || certorch_write_failed \"$dst\" \"$err\"\n",
     super::sh_install_tmp!(),
     "done\n",
 );
@@ -242,6 +242,23 @@ pub async fn reload(t: &dyn Transport, cmd: &Cmd, shown: &str) -> Result<(), Err
     super::run_ok(t, cmd, "the reload command", || format!(
                 "`{shown}` failed; fix the service's configuration and reload it by hand, then run certorch again"
             )).await
+}
+
+/// `$1` seconds, then the command. Runs it under timeout(1) where the host has it (GNU and
+/// BusyBox do, as do the BSDs), which signals the command's whole process group at the
+/// deadline and KILLs it 2 s later: a check or reload that hangs is ended on the host, not
+/// left running after certorch gave up waiting for it (closing the SSH channel signals
+/// nothing to a command that does not write).
+const WATCHDOG: &str = r#"t=$1
+shift
+if command -v timeout >/dev/null 2>&1; then exec timeout -k 2 "$t" "$@"; fi
+exec "$@"
+"#;
+
+/// `cmd` (an operator's check or reload) ended on the host a second after `limit`, certorch's
+/// own deadline for it: certorch reports the timeout, the host ends what hangs.
+pub fn watched(cmd: &Cmd, limit: std::time::Duration) -> Cmd {
+    cmd.within(WATCHDOG, &[&(limit.as_secs() + 1).to_string()])
 }
 
 /// An operator-written shell line (the zone file's reload), as one quoted `sh -c` argument

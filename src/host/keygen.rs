@@ -12,8 +12,10 @@ use crate::x509::{self, CheckedCsr};
 /// `$1` key path, `$2` algorithm, `$3` pkeyopt, `$4` subject, `$5` subjectAltName value,
 /// `$6` key mode, `$7` owner, `$8` group, `$9` staged suffix, `${10}` 1 to keep the live key
 /// (`reuse_key`): it is copied to the staged name, so the rest of the path is the same.
+/// Exits 127 (the shell's "not found") before anything is written when openssl is missing.
 const SCRIPT: &str = concat!(
     "set -eu\ndst=$1 staged=$1$9 mode=$6 owner=$7 group=$8\n",
+    "command -v openssl >/dev/null 2>&1 || { echo \"openssl: not found (PATH=$PATH)\" >&2; exit 127; }\n",
     super::sh_open_tmp!(),
     "if [ \"${10}\" = 1 ] && [ -f \"$dst\" ]; then cat -- \"$dst\" > \"$tmp\"\n",
     "else openssl genpkey -algorithm \"$2\" -pkeyopt \"$3\" -out \"$tmp\" >/dev/null; fi\n",
@@ -46,8 +48,12 @@ pub fn subject_and_san(spec: &CertSpec) -> (String, String) {
 }
 
 /// Has the host generate a fresh key for `spec` and return its CSR, checked against the
-/// inventory (names, key type, signature).
-pub async fn make_key_and_csr(t: &dyn Transport, spec: &CertSpec) -> Result<CheckedCsr, Error> {
+/// inventory (names, key type, signature); `host` names the host in the hint.
+pub async fn make_key_and_csr(
+    t: &dyn Transport,
+    spec: &CertSpec,
+    host: &str,
+) -> Result<CheckedCsr, Error> {
     let (alg, opt) = genpkey_args(spec.key_type);
     let (subject, san) = subject_and_san(spec);
     let cmd = Cmd::script(SCRIPT, "certorch-keygen")
@@ -62,6 +68,15 @@ pub async fn make_key_and_csr(t: &dyn Transport, spec: &CertSpec) -> Result<Chec
         .arg(STAGED)
         .arg(if spec.reuse_key { "1" } else { "0" });
     let out = t.run(&cmd, None).await?;
+    if out.code == Some(127) {
+        return Err(Error::Missing {
+            step: "generating the key and CSR",
+            reason: out.stderr_tail(),
+            hint: format!(
+                "install openssl on {host} (1.1.1 or later; Debian: apt install openssl, RHEL: dnf install openssl), or put it on the login user's PATH there; nothing was written or ordered for it"
+            ),
+        });
+    }
     if !out.success() {
         return Err(Error::failed(
             "generating the key and CSR",

@@ -30,6 +30,16 @@ pub enum Error {
         reason: String,
         hint: String,
     },
+    /// The file system at a destination is full or read-only (exit [`UNWRITABLE`]).
+    #[error("{step} failed on the host: {reason}")]
+    Unwritable { step: &'static str, reason: String },
+    /// A program the step needs is not installed on the host (exit 127, as the shell's).
+    #[error("{step} failed on the host: {reason}")]
+    Missing {
+        step: &'static str,
+        reason: String,
+        hint: String,
+    },
 }
 
 impl crate::problem::Problem for Error {
@@ -39,6 +49,8 @@ impl crate::problem::Problem for Error {
             Error::Transport(e) => e.kind(),
             Error::Failed { .. } => Kind::HostCommandFailed,
             Error::Rejected { .. } => Kind::HostRejected,
+            Error::Unwritable { .. } => Kind::HostWriteFailed,
+            Error::Missing { .. } => Kind::HostCommandMissing,
         }
     }
     fn hint(&self) -> Option<String> {
@@ -51,7 +63,12 @@ impl Error {
     pub fn hint(&self) -> Option<String> {
         match self {
             Error::Transport(e) => e.hint(),
-            Error::Failed { hint, .. } | Error::Rejected { hint, .. } => Some(hint.clone()),
+            Error::Failed { hint, .. }
+            | Error::Rejected { hint, .. }
+            | Error::Missing { hint, .. } => Some(hint.clone()),
+            Error::Unwritable { .. } => Some(
+                "make room on that file system, or make it writable, on the host (`df -h` and `mount` there show which it is), then run certorch again; the live files were not touched".into(),
+            ),
         }
     }
 
@@ -61,6 +78,12 @@ impl Error {
                 step,
                 reason: out.stderr_tail(),
                 hint: "a local user could steer root's writes there: make each directory on the way owned by root (or the login user) and not writable by group or others (chmod go-w), remove a link or file someone else put there, or point the inventory at another path; the live files were not touched".into(),
+            };
+        }
+        if out.code == Some(UNWRITABLE) {
+            return Error::Unwritable {
+                step,
+                reason: out.stderr_tail(),
             };
         }
         Error::Failed {
@@ -93,6 +116,10 @@ pub(crate) async fn run_ok(
 /// Exit status of a host script that refused a path a local user could steer (see
 /// [`sh_safe_dir`]); its stderr names the path and why.
 pub const UNSAFE_PATH: i32 = 86;
+
+/// Exit status of a host script that could not write a file because its file system is full
+/// or read-only (see [`sh_open_tmp`]'s `certorch_write_failed`); its stderr names the file.
+pub const UNWRITABLE: i32 = 87;
 
 /// Shell: `certorch_safe_dir DIR` exits [`UNSAFE_PATH`] unless every existing component of
 /// DIR, from `/` down, is safe for root to write through: owned by root or the login user
@@ -157,8 +184,18 @@ if [ -e "$dst" ] && [ ! -f "$dst" ]; then certorch_unsafe "$dst" "it is not a re
 # mv onto a link to a directory would move into it: a stale link at the staged name goes.
 if [ -L "$staged" ]; then rm -f -- "$staged"
 elif [ -e "$staged" ] && [ ! -f "$staged" ]; then certorch_unsafe "$staged" "it is not a regular file"; fi
+# `certorch_write_failed FILE MESSAGE`: why FILE could not be written. A full or read-only
+# file system exits 87, so the bastion can say so whatever the tool's wording; else 1.
+certorch_write_failed() {
+  d=${1%/*}; [ -n "$d" ] || d=/
+  case $2 in *[Rr]ead-only*) echo "cannot write $1: the file system of $d is read-only" >&2; exit 87 ;; esac
+  free=$(df -Pk -- "$d" 2>/dev/null | awk 'NR == 2 { print $4 }') || free=
+  if [ "$free" = 0 ]; then echo "cannot write $1: no space left on the file system of $d" >&2; exit 87; fi
+  echo "cannot write $1: $2" >&2
+  exit 1
+}
 umask 077
-tmpd=$(mktemp -d "$dir/.certorch.XXXXXXXXXX")
+tmpd=$(mktemp -d "$dir/.certorch.XXXXXXXXXX" 2>&1) || certorch_write_failed "$dst" "$tmpd"
 tmp=$tmpd/new
 trap 'rm -rf -- "$tmpd"' EXIT
 "#

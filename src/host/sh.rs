@@ -80,6 +80,14 @@ impl Cmd {
         Ok(quoted?.join(" "))
     }
 
+    /// This command run by `script` (`sh -c SCRIPT NAME ARGS… COMMAND…`), which gets `args`
+    /// first and then this command's words; labelled as this command.
+    pub fn within(&self, script: &'static str, args: &[&str]) -> Cmd {
+        Cmd::script(script, self.label())
+            .args(args.iter().copied())
+            .args(self.argv.iter().cloned())
+    }
+
     /// The same command run through `words` (`sudo -n --`): each word quoted like the rest.
     pub fn prefixed(&self, words: &[&str]) -> Cmd {
         let mut argv: Vec<String> = words.iter().map(|w| w.to_string()).collect();
@@ -90,9 +98,16 @@ impl Cmd {
         }
     }
 
-    /// The script's name (`$0`) when built by [`Cmd::script`], else the program.
+    /// The script's name (`$0`) when built by [`Cmd::script`] (or run through `env VAR=…`,
+    /// as a playbook's shell line is), else the program.
     pub fn label(&self) -> &str {
-        let argv = &self.argv[self.prefix..];
+        let mut argv = &self.argv[self.prefix..];
+        if argv.len() > 1 && argv[0] == "env" {
+            let vars = argv[1..].iter().take_while(|a| a.contains('=')).count();
+            if argv.len() > 4 + vars && argv[1 + vars] == "sh" {
+                argv = &argv[1 + vars..];
+            }
+        }
         if argv.len() > 3 && argv[0] == "sh" && argv[1] == "-c" {
             &argv[3]
         } else {
@@ -188,6 +203,15 @@ mod tests {
             "certorch-test|a b|$(id)|"
         );
         assert_eq!(cmd.label(), "certorch-test");
+        // A playbook's shell line, run through env with its placeholders' variables.
+        let line = Cmd::new("env")
+            .arg("CERTORCH_LABEL=www")
+            .arg("sh")
+            .arg("-c")
+            .arg("sleep 1000")
+            .arg("certorch-reload");
+        assert_eq!(line.label(), "certorch-reload");
+        assert_eq!(Cmd::new("env").arg("A=1").label(), "env");
     }
 
     #[test]

@@ -56,12 +56,17 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
         }
         if let Some(check) = &item.spec.check {
             item.stage(reporter, Stage::Check);
-            let cmd = check.to_cmd(&item.spec.command_values(&item.host.name), "certorch-check");
+            let cmd = watched(
+                ctx,
+                &c,
+                check,
+                check.to_cmd(&item.spec.command_values(&item.host.name), "certorch-check"),
+            );
             if let Err(e) = files::check(item.conn.as_ref(), &cmd, &check.to_string()).await {
-                let restored = restore(&c, &paths).await;
+                let (restored, back) = restore(&c, &paths).await;
                 outcomes.push(item.fail_with(
                     Stage::Check,
-                    Kind::HostCheckFailed,
+                    after_restore(Kind::HostCheckFailed, back, e.kind()),
                     format!("{e}{restored}"),
                     e.hint().unwrap_or_default(),
                 ));
@@ -74,7 +79,7 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
     //    failed reload takes its certificates' files back and reloads again with the old ones.
     //    Commands are told apart by what runs: `systemctl reload nginx` is one command for
     //    every certificate, one naming `{label}` is one per certificate.
-    let mut reloaded: BTreeMap<String, Result<(), (String, String)>> = BTreeMap::new();
+    let mut reloaded: BTreeMap<String, Result<(), (String, String, Kind)>> = BTreeMap::new();
     for (c, _) in &live {
         let item = c.item();
         if let Some((cmd, shown)) = reload_cmd(c)
@@ -82,23 +87,28 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
             && !reloaded.contains_key(&key)
         {
             item.stage(reporter, Stage::Reload);
+            let cmd = reload_watched(ctx, c, cmd);
             let r = files::reload(item.conn.as_ref(), &cmd, &shown)
                 .await
-                .map_err(|e| (e.to_string(), e.hint().unwrap_or_default()));
+                .map_err(|e| (e.to_string(), e.hint().unwrap_or_default(), e.kind()));
             reloaded.insert(key, r);
         }
     }
     let mut verified = Vec::new();
     for (c, paths) in live {
         let item = c.item();
-        if let Some(Err((e, hint))) =
+        if let Some(Err((e, hint, kind))) =
             reload_cmd(&c).and_then(|(cmd, _)| reloaded.get(&cmd.render().unwrap_or_default()))
         {
-            let restored = restore(&c, &paths).await;
-            let again = reload_old(&c).await;
+            let (restored, back) = restore(&c, &paths).await;
+            let again = if back {
+                reload_old(ctx, &c).await
+            } else {
+                String::new()
+            };
             outcomes.push(item.fail_with(
                 Stage::Reload,
-                Kind::HostReloadFailed,
+                after_restore(Kind::HostReloadFailed, back, *kind),
                 format!("{e}{restored}{again}"),
                 hint.clone(),
             ));
@@ -133,11 +143,15 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
                     ),
                     Err(e) => e,
                 };
-                let restored = restore(&c, &paths).await;
-                let again = reload_old(&c).await;
+                let (restored, back) = restore(&c, &paths).await;
+                let again = if back {
+                    reload_old(ctx, &c).await
+                } else {
+                    String::new()
+                };
                 outcomes.push(item.fail_with(
                     Stage::Verify,
-                    Kind::HostVerifyFailed,
+                    after_restore(Kind::HostVerifyFailed, back, Kind::HostVerifyFailed),
                     format!("{what}{restored}{again}"),
                     "check that the service reads these paths and that its reload command makes it load them",
                 ));
@@ -191,13 +205,30 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
     outcomes
 }
 
-/// Puts the previous files back; says so (or why not) for the failure message.
-async fn restore(c: &Issued<'_>, paths: &[RemotePath]) -> String {
+/// Puts the previous files back; says so (or why not) for the failure message, and whether
+/// they are back.
+async fn restore(c: &Issued<'_>, paths: &[RemotePath]) -> (String, bool) {
     let t = c.item().conn.as_ref();
     let refs: Vec<&RemotePath> = paths.iter().collect();
     match files::rollback(t, &refs).await {
-        Ok(()) => "; the previous files are back in place".to_string(),
-        Err(e) => format!("; restoring the previous files failed too: {e}"),
+        Ok(()) => ("; the previous files are back in place".to_string(), true),
+        Err(e) => (
+            format!("; restoring the previous files failed too: {e}"),
+            false,
+        ),
+    }
+}
+
+/// The kind of a failure after the new files went live: `step`'s own when the previous files
+/// are back; when they could not be put back because the host went away (`cause`: the
+/// connection broke or a command hung), that kind, so the lifecycle stays at `deployed` and
+/// the next run finishes the check, reload and verify of the files that are live
+/// ([`super::record::keeps_in_flight`]).
+fn after_restore(step: Kind, back: bool, cause: Kind) -> Kind {
+    if !back && matches!(cause, Kind::SshConnectionLost | Kind::SshTimeout) {
+        cause
+    } else {
+        step
     }
 }
 
@@ -215,14 +246,45 @@ fn reload_cmd(c: &Issued<'_>) -> Option<(crate::host::sh::Cmd, String)> {
     })
 }
 
+/// An operator's check or reload (`written`, built as `cmd`) run under the host's timeout(1)
+/// ([`files::watched`]), so it is killed there when it hangs. Not a list-form command under
+/// `become`: the sudo or doas rule names its program, and a wrapper would run it through `sh`.
+fn watched(
+    ctx: &Ctx<'_>,
+    c: &Issued<'_>,
+    written: &crate::inventory::command::HostCommand,
+    cmd: crate::host::sh::Cmd,
+) -> crate::host::sh::Cmd {
+    let listed = matches!(written, crate::inventory::command::HostCommand::Argv(_));
+    if listed && c.item().host.become_via.is_some() {
+        cmd
+    } else {
+        files::watched(&cmd, ctx.inv.ssh.command_timeout)
+    }
+}
+
+/// The certificate's reload command `cmd`, watched as [`watched`] says.
+fn reload_watched(
+    ctx: &Ctx<'_>,
+    c: &Issued<'_>,
+    cmd: crate::host::sh::Cmd,
+) -> crate::host::sh::Cmd {
+    match &c.item().spec.reload {
+        Some(written) => watched(ctx, c, written, cmd),
+        None => cmd,
+    }
+}
+
 /// Reloads the service with the restored files.
-async fn reload_old(c: &Issued<'_>) -> String {
+async fn reload_old(ctx: &Ctx<'_>, c: &Issued<'_>) -> String {
     let item = c.item();
     match reload_cmd(c) {
-        Some((cmd, shown)) => match files::reload(item.conn.as_ref(), &cmd, &shown).await {
-            Ok(()) => " and the service reloaded with them".to_string(),
-            Err(e) => format!(", but reloading with them failed: {e}"),
-        },
+        Some((cmd, shown)) => {
+            match files::reload(item.conn.as_ref(), &reload_watched(ctx, c, cmd), &shown).await {
+                Ok(()) => " and the service reloaded with them".to_string(),
+                Err(e) => format!(", but reloading with them failed: {e}"),
+            }
+        }
         None => String::new(),
     }
 }

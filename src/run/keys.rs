@@ -23,7 +23,7 @@ pub(crate) async fn make<'a>(ctx: &Ctx<'_>, routed: Vec<Routed<'a>>) -> Vec<Keye
                     targets: r.targets,
                 });
             }
-            let csr = keygen::make_key_and_csr(item.conn.as_ref(), item.spec)
+            let csr = keygen::make_key_and_csr(item.conn.as_ref(), item.spec, &item.host.name)
                 .await
                 .map_err(|e| item.fail(Stage::Key, &e))?;
             // Recorded before the CSR goes anywhere: a killed run's key is found again.

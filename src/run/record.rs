@@ -12,9 +12,19 @@ use crate::state::{LastResult, Lifecycle, Phase};
 /// flight: its order was validated (`lifecycle` is at `validated` with an order) and then the
 /// CA did not answer, or answered with server errors, or asked to be left alone for a while.
 /// The order may yet be finalized, and the next run takes it up instead of ordering again.
+/// Likewise a certificate whose files went live (`deployed`) and whose host then went away
+/// before the service was reloaded and the files could be put back: the next run reloads and
+/// verifies what is live, instead of taking the unreloaded files for done.
 pub(crate) fn keeps_in_flight(kind: Kind, lifecycle: Option<&Lifecycle>) -> bool {
-    matches!(kind, Kind::CaUnreachable | Kind::CaUnavailable)
-        && lifecycle.is_some_and(|l| l.phase == Phase::Validated && l.order_url.is_some())
+    let validated = || {
+        matches!(kind, Kind::CaUnreachable | Kind::CaUnavailable)
+            && lifecycle.is_some_and(|l| l.phase == Phase::Validated && l.order_url.is_some())
+    };
+    let deployed = || {
+        matches!(kind, Kind::SshConnectionLost | Kind::SshTimeout)
+            && lifecycle.is_some_and(|l| l.phase == Phase::Deployed)
+    };
+    validated() || deployed()
 }
 
 /// Records every outcome and sorts them; a run whose results cannot be recorded says so and

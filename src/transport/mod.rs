@@ -175,6 +175,31 @@ impl Error {
     }
 }
 
+/// What to do about a host that did not finish the SSH login within `ssh.connect_timeout`
+/// (down, frozen, or too slow), on either transport.
+pub(crate) fn login_timeout_hint(address: &str) -> String {
+    format!(
+        "{address} does not finish the SSH login: check that the host is up, sshd runs and the address and port in the inventory are right, or raise ssh.connect_timeout"
+    )
+}
+
+/// What to do about a host key that differs from the one `file` lists for the host: never
+/// take it silently; check it out of band, then replace the old entry. Both transports give
+/// this hint, so the operator meets one procedure.
+pub(crate) fn changed_key_hint(address: &str, port: u16, file: &str) -> String {
+    let (name, keyscan) = if port == 22 {
+        (address.to_string(), format!("ssh-keyscan {address}"))
+    } else {
+        (
+            format!("[{address}]:{port}"),
+            format!("ssh-keyscan -p {port} {address}"),
+        )
+    };
+    format!(
+        "the host key of {address} is not the one {file} lists for it, and certorch does not take a changed key: if the host was reinstalled or its key replaced, compare `{keyscan} | ssh-keygen -lf -` with the fingerprint the host itself shows (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` on its console), then replace the old entry: `ssh-keygen -R {name} -f {file}` and `{keyscan} >> {file}`; if nobody changed the key, someone may be intercepting the connection"
+    )
+}
+
 /// The frame every transport's `run` shares: render `cmd` (a NUL byte cannot be sent), run
 /// the line with `exec`, and give up after `timeout` with [`Error::Timeout`] naming `address`.
 pub(crate) async fn bounded(

@@ -119,6 +119,8 @@ pub async fn connect(host: &Host, ssh: &SshConfig, control_dir: &Path) -> Result
             let reason = lines[lines.len().saturating_sub(3)..].join(" / ");
             Err(connect_error(
                 address,
+                host.port,
+                &text,
                 if reason.is_empty() {
                     "ssh exited without saying why".to_string()
                 } else {
@@ -136,19 +138,30 @@ pub async fn connect(host: &Host, ssh: &SshConfig, control_dir: &Path) -> Result
                 "Connection timed out: no SSH session within {}s (TCP connect, key exchange and login)",
                 ssh.connect_timeout.as_secs()
             ),
-            format!(
-                "{address} does not finish the SSH login: check that the host is up, sshd runs and the address and port in the inventory are right, or raise ssh.connect_timeout"
-            ),
+            super::login_timeout_hint(address),
             ConnectCause::Unreachable,
         )),
     }
 }
 
-/// Turns the ssh master's log into a reason and a next step.
-fn connect_error(address: &str, reason: String) -> Error {
+/// Turns the ssh master's log (`log`, its last lines `reason`) into a reason and a next step.
+fn connect_error(address: &str, port: u16, log: &str, reason: String) -> Error {
     // ssh(1) tells why only in its log text: this is the one place that reads it.
     let lower = reason.to_lowercase();
-    let (cause, hint) = if lower.contains("host key verification failed")
+    // A changed key: ssh names the known_hosts line that lists the old one
+    // ("Offending ED25519 key in FILE:LINE").
+    let offending = log.lines().find_map(|l| {
+        let (_, rest) = l.split_once("Offending ")?;
+        let (_, at) = rest.split_once(" key in ")?;
+        let (file, _line) = at.trim().rsplit_once(':')?;
+        Some(file.to_string())
+    });
+    let (cause, hint) = if let Some(file) = offending {
+        (
+            ConnectCause::HostKey,
+            super::changed_key_hint(address, port, &file),
+        )
+    } else if lower.contains("host key verification failed")
         || lower.contains("no matching host key")
         || lower.contains("host key for")
         || lower.contains("remote host identification has changed")
@@ -255,9 +268,15 @@ impl OpenSsh {
             }
         };
         tokio::try_join!(writing, reading_out, reading_err)?;
-        let status = child.wait().await.map_err(lost)?;
+        let code = match child.wait().await {
+            Ok(status) => status.code(),
+            // openssh turns exit 127 (the shell's "not found") into an error of its own; it is
+            // the command's exit status, as russh reports it.
+            Err(openssh::Error::Remote(e)) if e.kind() == std::io::ErrorKind::NotFound => Some(127),
+            Err(e) => return Err(lost(e)),
+        };
         Ok(Output {
-            code: status.code(),
+            code,
             stdout: out.into_inner(),
             stderr: String::from_utf8_lossy(&err.into_inner()).into_owned(),
         })

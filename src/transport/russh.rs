@@ -171,7 +171,7 @@ pub async fn connect(host: &Host, ssh: &SshConfig) -> Result<Russh, Error> {
                 "Connection timed out: no SSH session within {}s (TCP connect, key exchange and login)",
                 ssh.connect_timeout.as_secs()
             ),
-            unreachable_hint(host),
+            super::login_timeout_hint(address),
             ConnectCause::Unreachable,
         )),
     }
@@ -247,7 +247,7 @@ fn handshake_error(
                 "Host key verification failed: {address} presented an {what}, but {}:{line} lists another key for it",
                 file.display()
             ),
-            changed_hint,
+            super::changed_key_hint(address, host.port, &file.display().to_string()),
             ConnectCause::HostKey,
         ),
         Some((Verdict::Revoked { file, line }, what)) => (
@@ -464,6 +464,8 @@ impl Russh {
             let mut stderr = super::Capped::default();
             let mut refused = false;
             let mut within = true;
+            // RFC 4254 §6.10: a server that ran the command sends its exit status or signal.
+            let mut ended = false;
             while let Some(msg) = read.wait().await {
                 match msg {
                     ChannelMsg::Data { data } => within = stdout.push(&data),
@@ -471,7 +473,9 @@ impl Russh {
                     ChannelMsg::ExtendedData { data, ext: 1 } => within = stderr.push(&data),
                     ChannelMsg::ExitStatus { exit_status } => {
                         out.code = i32::try_from(exit_status).ok();
+                        ended = true;
                     }
+                    ChannelMsg::ExitSignal { .. } => ended = true,
                     ChannelMsg::Failure => refused = true,
                     ChannelMsg::Close => break,
                     _ => {}
@@ -482,13 +486,13 @@ impl Russh {
             }
             out.stdout = stdout.into_inner();
             out.stderr = String::from_utf8_lossy(&stderr.into_inner()).into_owned();
-            (out, refused, within)
+            (out, refused, within, ended)
         };
         // Once the channel closes the answer is complete; a writer still waiting for window
         // space (a command that exited without reading its input) is dropped then.
         tokio::pin!(writing, reading);
         let mut written = None;
-        let (out, refused, within) = loop {
+        let (out, refused, within, ended) = loop {
             tokio::select! {
                 w = &mut writing, if written.is_none() => written = Some(w),
                 r = &mut reading => break r,
@@ -515,6 +519,14 @@ impl Russh {
             return Err(Error::Command {
                 label: label.to_string(),
                 reason: format!("writing standard input: {e}"),
+            });
+        }
+        // Neither an exit status nor a signal: the connection went (a host that died), not
+        // the command; as OpenSSH reports it.
+        if !ended {
+            return Err(Error::Command {
+                label: label.to_string(),
+                reason: "the connection closed before the command's exit status arrived".into(),
             });
         }
         Ok(out)

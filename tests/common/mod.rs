@@ -282,6 +282,53 @@ dns:
         assert!(st.success(), "stop-host {i}");
     }
 
+    /// Starts host i again after [`Bed::stop_host`] or [`Bed::signal_host`] with `KILL`: a
+    /// fresh namespace over the same files, as after a reboot; returns once it answers SSH.
+    pub fn start_host(&self, i: usize) {
+        let out = Command::new("bash")
+            .arg(bed_script())
+            .args(["start-host", "--dir"])
+            .arg(&self.dir)
+            .args(["--host", &i.to_string()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "start-host {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Every process in host i's mount namespace: its sshd, SSH sessions, what they started.
+    pub fn host_pids(&self, i: usize) -> Vec<u32> {
+        let pidfile = self.dir.join(format!("run/host{i}.sshd.pid"));
+        let sshd =
+            fs::read_to_string(&pidfile).unwrap_or_else(|e| panic!("{}: {e}", pidfile.display()));
+        let ns = fs::read_link(format!("/proc/{}/ns/mnt", sshd.trim()))
+            .unwrap_or_else(|e| panic!("host{i}'s sshd ({}) is gone: {e}", sshd.trim()));
+        let mut pids: Vec<u32> = fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok_and(|n| n == ns))
+            .collect();
+        pids.sort_unstable();
+        assert!(!pids.is_empty(), "no process in host{i}'s namespace");
+        pids
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, `KILL`) to every process in host i's namespace: a host
+    /// that freezes, thaws, or dies with everything it runs.
+    pub fn signal_host(&self, i: usize, signal: &str) {
+        let pids: Vec<String> = self.host_pids(i).iter().map(u32::to_string).collect();
+        // A process that ended since the list was made is no failure.
+        Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(&pids)
+            .status()
+            .unwrap();
+    }
+
     /// Pebble's current issuing root, from its management API.
     pub fn pebble_root(&self) -> String {
         let url = format!("{}/roots/0", self.get("PEBBLE_MGMT"));
@@ -429,6 +476,22 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         } else if ft.is_file() {
             out.push(p);
         }
+    }
+    out
+}
+
+/// Every file and directory under `dir`, recursively (following no links).
+pub fn entries_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(entries_under(&p));
+        }
+        out.push(p);
     }
     out
 }
@@ -589,13 +652,16 @@ impl Bed {
     }
 
     /// Asserts that nothing staged or temporary (`*.certorch-new`, `*.certorch-new.<pid>`,
-    /// `*.certorch-tmp`) is left in host i's /etc/ssl.
+    /// `*.certorch-tmp`, a staging directory `.certorch.XXXXXXXXXX`) is left in host i's
+    /// /etc/ssl.
     pub fn assert_nothing_staged(&self, i: usize) {
-        let left: Vec<PathBuf> = files_under(&self.host_etc_ssl(i))
+        let left: Vec<PathBuf> = entries_under(&self.host_etc_ssl(i))
             .into_iter()
             .filter(|p| {
                 let name = p.file_name().unwrap_or_default().to_string_lossy();
-                name.contains(".certorch-new") || name.contains(".certorch-tmp")
+                name.contains(".certorch-new")
+                    || name.contains(".certorch-tmp")
+                    || name.starts_with(".certorch.")
             })
             .collect();
         assert!(left.is_empty(), "host{i}: staged files left: {left:?}");
