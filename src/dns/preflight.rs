@@ -36,13 +36,21 @@ pub enum RouteError {
         end: String,
         record: String,
     },
-    #[error("looking up {challenge} through the resolver {resolver}: {source}")]
+    #[error("looking up {challenge}{}: {source}", through(.resolver, .source))]
     Lookup {
         challenge: String,
         /// The recursive resolver asked (`dns.resolver`, else the system's).
         resolver: std::net::SocketAddr,
         source: Error,
     },
+}
+
+/// Names the resolver where it is at fault (no answer, an error), not for a CNAME loop.
+fn through(resolver: &std::net::SocketAddr, source: &Error) -> String {
+    match source {
+        Error::CnameLoop(_) | Error::Key(_) => String::new(),
+        _ => format!(" through the resolver {resolver}"),
+    }
 }
 
 impl Problem for RouteError {

@@ -213,3 +213,69 @@ async fn served(server: SocketAddr, name: &Name) -> Result<BTreeSet<String>, Err
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::txt::TxtRecord;
+
+    /// A server that takes the questions and never answers (a frozen daemon) is named as one
+    /// that did not answer, not as one lacking the values, and the hint says to check it runs.
+    #[tokio::test]
+    async fn a_server_that_does_not_answer_is_named_as_such() {
+        // Bound, never read: questions arrive and time out, as at a frozen server.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap();
+        let zone = Name::from_ascii("signing.test.").unwrap();
+        let mut set = TxtSet::new(60);
+        set.insert(TxtRecord {
+            zone: zone.clone(),
+            name: Name::from_ascii("a.signing.test.").unwrap(),
+            value: "v".into(),
+        });
+        let mut servers = BTreeMap::new();
+        servers.insert(zone, vec![addr]);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let progress = |s: &PropagationStatus| seen.lock().unwrap().push(s.to_string());
+        let err = wait_for(
+            &set,
+            &servers,
+            Duration::from_secs(1),
+            Duration::from_millis(100),
+            &progress,
+        )
+        .await
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "records are not on every name server after 1s: {addr} did not answer (no answer from {addr} within 4s"
+            )),
+            "{text}"
+        );
+        assert_eq!(
+            err.hint().unwrap(),
+            format!(
+                "{addr} did not answer: check that the name server runs and is reachable from this machine on UDP port 53 (the CA asks it too)"
+            )
+        );
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen[0].ends_with(&format!("(no answer from {addr})")),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn servers_are_listed_in_words() {
+        let a: SocketAddr = "192.0.2.1:53".parse().unwrap();
+        let b: SocketAddr = "192.0.2.2:53".parse().unwrap();
+        let c: SocketAddr = "192.0.2.3:53".parse().unwrap();
+        assert_eq!(list(&[a]), "192.0.2.1:53");
+        assert_eq!(list(&[a, b]), "192.0.2.1:53 and 192.0.2.2:53");
+        assert_eq!(
+            list(&[a, b, c]),
+            "192.0.2.1:53, 192.0.2.2:53 and 192.0.2.3:53"
+        );
+    }
+}

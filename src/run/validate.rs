@@ -433,18 +433,30 @@ fn record_presented(
 async fn served_hint(dns: &SigningZone, o: &Ordered<'_>, hint: Option<String>) -> String {
     let mut parts: Vec<String> = hint.into_iter().collect();
     let targets: BTreeSet<&Name> = o.keyed.targets.values().collect();
-    for target in targets {
-        match dns.served(target).await {
-            Some((values, ttl)) if !values.is_empty() => parts.push(format!(
+    // Asked at once: with a name server down, each question may take the lookup timeout.
+    let answers = futures::future::join_all(
+        targets
+            .iter()
+            .map(|t| async move { (*t, dns.served(t).await) }),
+    )
+    .await;
+    for (target, answer) in answers {
+        match answer {
+            Ok((values, ttl)) if !values.is_empty() => parts.push(format!(
                 "the resolver {} serves {} value(s) at {target} for another {ttl}s; run again after that",
                 dns.resolver(),
                 values.len()
             )),
-            Some(_) => parts.push(format!(
+            Ok(_) => parts.push(format!(
                 "the resolver {} serves no TXT value at {target} now",
                 dns.resolver()
             )),
-            None => {}
+            // The CA's lookups most likely failed the same way.
+            Err(e) => parts.push(format!(
+                "the resolver {} cannot look up {target} now either ({e}): a name server of {} may be down or not answering",
+                dns.resolver(),
+                dns.zone()
+            )),
         }
     }
     parts.join("; ")

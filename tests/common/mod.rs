@@ -645,8 +645,7 @@ impl Bed {
     /// The pid of the bed's running daemon `name` (from DIR/run/NAME.pid).
     pub fn daemon_pid(&self, name: &str) -> u32 {
         let path = self.dir.join("run").join(format!("{name}.pid"));
-        let text = fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         text.trim()
             .parse()
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -809,7 +808,10 @@ impl LiveRun {
 pub fn assert_no_key_on_bastion(bed: &Bed, n: usize, key: &str, runs: &[&Run]) {
     let mut bastion_files = files_under(&bed.state_dir());
     bastion_files.extend(files_under(&bed.certorch_tmp()));
-    assert!(!bastion_files.is_empty(), "the state dir should hold the account");
+    assert!(
+        !bastion_files.is_empty(),
+        "the state dir should hold the account"
+    );
     for i in 1..=n {
         let pem = bed.ssh_ok(i, &format!("cat {key}"));
         let body = pem_body(&pem);
@@ -829,6 +831,10 @@ pub fn assert_no_key_on_bastion(bed: &Bed, n: usize, key: &str, runs: &[&Run]) {
     }
     for f in &bastion_files {
         let text = String::from_utf8_lossy(&fs::read(f).unwrap()).into_owned();
-        assert!(!text.contains("PRIVATE KEY"), "a private key in {}", f.display());
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "a private key in {}",
+            f.display()
+        );
     }
 }
