@@ -105,7 +105,14 @@ pub enum Error {
     #[error("{zone} has no name servers that resolve to an address")]
     NoServers { zone: String },
     #[error("records are not on every name server after {secs}s: {lagging}")]
-    NotPropagated { secs: u64, lagging: String },
+    NotPropagated {
+        secs: u64,
+        lagging: String,
+        /// Servers that answered without every value.
+        lacking: Vec<SocketAddr>,
+        /// Servers that did not answer at all.
+        silent: Vec<SocketAddr>,
+    },
 }
 
 impl crate::problem::Problem for Error {
@@ -209,8 +216,20 @@ impl Error {
             }
             Error::CnameLoop(_) => "fix the CNAME records so the chain ends in the signing zone".to_string(),
             Error::NoServers { zone } => format!("check the NS records of {zone} and that their addresses resolve"),
-            Error::NotPropagated { .. } => {
-                "the lagging server does not receive the zone's changes: check NOTIFY and zone transfers from the primary, or raise dns.propagation_timeout".to_string()
+            Error::NotPropagated { lacking, silent, .. } => {
+                let mut parts = Vec::new();
+                if !lacking.is_empty() {
+                    let (does, it, lags) = if lacking.len() == 1 {
+                        ("does", "it", "it only lags")
+                    } else {
+                        ("do", "them", "they only lag")
+                    };
+                    parts.push(format!("{} {does} not receive the zone's changes: check NOTIFY and zone transfers from the primary to {it}, or raise dns.propagation_timeout if {lags}", propagation::list(lacking)));
+                }
+                if !silent.is_empty() {
+                    parts.push(format!("{} did not answer: check that the name server runs and is reachable from this machine on UDP port 53 (the CA asks it too)", propagation::list(silent)));
+                }
+                parts.join("; ")
             }
         })
     }

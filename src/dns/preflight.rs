@@ -36,8 +36,21 @@ pub enum RouteError {
         end: String,
         record: String,
     },
-    #[error("looking up {challenge}: {source}")]
-    Lookup { challenge: String, source: Error },
+    #[error("looking up {challenge}{}: {source}", through(.resolver, .source))]
+    Lookup {
+        challenge: String,
+        /// The recursive resolver asked (`dns.resolver`, else the system's).
+        resolver: std::net::SocketAddr,
+        source: Error,
+    },
+}
+
+/// Names the resolver where it is at fault (no answer, an error), not for a CNAME loop.
+fn through(resolver: &std::net::SocketAddr, source: &Error) -> String {
+    match source {
+        Error::CnameLoop(_) | Error::Key(_) => String::new(),
+        _ => format!(" through the resolver {resolver}"),
+    }
 }
 
 impl Problem for RouteError {
@@ -50,6 +63,10 @@ impl Problem for RouteError {
                 source: Error::CnameLoop(_),
                 ..
             } => Kind::DnsCnameLoop,
+            // The resolver itself does not answer: not a fault of the name's records.
+            RouteError::Lookup { source, .. } if source.kind() == Kind::DnsUnreachable => {
+                Kind::DnsUnreachable
+            }
             RouteError::Lookup { .. } => Kind::DnsLookupFailed,
         }
     }
@@ -65,6 +82,12 @@ impl Problem for RouteError {
                 )
             }
             RouteError::Outside { record, .. } => format!("replace it with: {record}"),
+            RouteError::Lookup {
+                resolver, source, ..
+            } if source.kind() == Kind::DnsUnreachable => format!(
+                "the resolver {resolver} that certorch asks (dns.resolver, else the first nameserver in /etc/resolv.conf) does not answer: check that it runs and is reachable from this machine on UDP and TCP port {}, or set dns.resolver to one that is",
+                resolver.port()
+            ),
             RouteError::Lookup { source, .. } => source.hint().unwrap_or_default(),
         })
     }
@@ -76,6 +99,7 @@ impl SigningZone {
         let challenge = Name::from_ascii(format!("{}.", name.challenge_name())).map_err(|e| {
             RouteError::Lookup {
                 challenge: name.challenge_name(),
+                resolver: self.resolver,
                 source: Error::Key(e.to_string()),
             }
         })?;
@@ -89,6 +113,7 @@ impl SigningZone {
                 .await
                 .map_err(|source| RouteError::Lookup {
                     challenge: challenge.to_string(),
+                    resolver: self.resolver,
                     source,
                 })?;
         let Some(end) = chain.last() else {

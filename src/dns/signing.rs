@@ -96,10 +96,8 @@ impl SigningZone {
 
     /// The TXT values the resolver serves at `name` now and for how much longer (the TTL it
     /// answers with counts down while it caches them): for a hint when the CA saw a wrong value.
-    pub async fn served(&self, name: &Name) -> Option<(Vec<String>, u32)> {
-        let m = lookup::query(self.resolver, name, RecordType::TXT, true)
-            .await
-            .ok()?;
+    pub async fn served(&self, name: &Name) -> Result<(Vec<String>, u32), Error> {
+        let m = lookup::query(self.resolver, name, RecordType::TXT, true).await?;
         let mut values = Vec::new();
         let mut ttl = 0;
         for r in &m.answers {
@@ -113,6 +111,6 @@ impl SigningZone {
                 ttl = ttl.max(r.ttl);
             }
         }
-        Some((values, ttl))
+        Ok((values, ttl))
     }
 }

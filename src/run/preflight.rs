@@ -80,11 +80,7 @@ pub(crate) async fn route<'a>(
                         .map(|p| p.to_string())
                         .collect::<Vec<_>>()
                         .join("; ");
-                    let hint = problems
-                        .iter()
-                        .filter_map(|p| p.hint())
-                        .collect::<Vec<_>>()
-                        .join("; ");
+                    let hint = distinct(problems.iter().filter_map(|p| p.hint())).join("; ");
                     Err(d.item.fail(
                         Stage::Preflight,
                         &Plain {
@@ -209,12 +205,17 @@ fn one_problem(problems: &[Plain]) -> Option<Plain> {
             .map(|p| p.to_string())
             .collect::<Vec<_>>()
             .join("; "),
-        hint: Some(
-            problems
-                .iter()
-                .filter_map(|p| p.hint.clone())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
+        hint: Some(distinct(problems.iter().filter_map(|p| p.hint.clone())).join("; ")),
     })
+}
+
+/// Each hint once, in order: names that failed for one reason (the resolver down) share a fix.
+fn distinct(hints: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for h in hints {
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    out
 }

@@ -86,15 +86,32 @@ async fn leftover_txt(
     match dns.withdraw(&set).await {
         Ok(()) => {
             let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-            let recorded = ctx.state.remove_txt(&ids).and_then(|()| {
-                ctx.state.audit(
-                    "*",
-                    "*",
-                    "repair",
-                    "ok",
-                    &format!("withdrew {} leftover TXT record(s)", rows.len()),
-                )
-            });
+            // Until this moment anyone could look the values up and cache them for their TTL
+            // (a resolver that kept asking for a CA that gave up fills its cache once the
+            // server is back): new values at these names wait that out, as after the CA looked.
+            let mut by_name: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+            for r in &rows {
+                by_name.entry(&r.name).or_default().push(r.value.clone());
+            }
+            let ttl = rows.iter().map(|r| r.ttl).max().unwrap_or(0);
+            let recorded = ctx
+                .state
+                .batch(|| {
+                    for (name, values) in &by_name {
+                        ctx.state.presented(name, values, ttl)?;
+                    }
+                    Ok(())
+                })
+                .and_then(|()| ctx.state.remove_txt(&ids))
+                .and_then(|()| {
+                    ctx.state.audit(
+                        "*",
+                        "*",
+                        "repair",
+                        "ok",
+                        &format!("withdrew {} leftover TXT record(s)", rows.len()),
+                    )
+                });
             match recorded {
                 Ok(()) => Vec::new(),
                 Err(e) => vec![format!(

@@ -283,13 +283,30 @@ async fn one_round(
             return ok;
         }
     };
-    if let Err(e) = dns.publish(set).await {
-        fail_all(ctx, taken, &mut ok, Stage::Publish, &e);
-        // A partial update is possible over several messages; withdraw is idempotent.
-        withdraw(ctx, dns, set, &ids, summary).await;
-        return ok;
-    }
+    let (set, ids, by_name) = match dns.publish(set).await {
+        Ok(()) => (set.clone(), ids, by_name),
+        // The server refuses part of the batch (an update-policy that leaves some names
+        // out): one update per order finds whose, and the others go on.
+        Err(e) if e.kind() == Kind::DnsUpdateRefused && taken.len() > 1 => {
+            let (published, ids) = publish_apart(ctx, dns, taken, &mut ok, set, &ids).await;
+            if published.is_empty() {
+                return ok;
+            }
+            let by_name = values_by_name(&published);
+            (published, ids, by_name)
+        }
+        Err(e) => {
+            fail_all(ctx, taken, &mut ok, Stage::Publish, &e);
+            // A partial update is possible over several messages; withdraw is idempotent.
+            withdraw(ctx, dns, set, &ids, summary).await;
+            return ok;
+        }
+    };
+    let set = &set;
     for (o, _) in taken.iter() {
+        if !ok.contains(&o.open.url) {
+            continue;
+        }
         if let Err(e) = o.keyed.item().phase(ctx.state, Phase::Published) {
             ok.remove(&o.open.url);
             ctx.fail(o.keyed.item().fail(Stage::Publish, &e));
@@ -317,22 +334,27 @@ async fn one_round(
         withdraw(ctx, dns, set, &ids, summary).await;
         return ok;
     }
-    let results: Vec<(String, Result<(), acme::Error>)> = futures::stream::iter(taken.iter_mut())
-        .map(|(o, identifiers)| async move {
-            o.keyed.item().stage(ctx.reporter, Stage::Validate);
-            let spec = o.keyed.item().spec;
-            let r = acme::order::validate(
-                &mut o.open.order,
-                ctx.directory(),
-                spec.challenge,
-                identifiers,
-            )
-            .await;
-            (o.open.url.clone(), r)
-        })
-        .buffer_unordered(ctx.concurrency.max(VALIDATE_PARALLEL))
-        .collect()
+    let asking = &ok;
+    let results: Vec<(String, Result<(), acme::Error>)> = futures::stream::iter(
+        taken
+            .iter_mut()
+            .filter(|(o, _)| asking.contains(&o.open.url)),
+    )
+    .map(|(o, identifiers)| async move {
+        o.keyed.item().stage(ctx.reporter, Stage::Validate);
+        let spec = o.keyed.item().spec;
+        let r = acme::order::validate(
+            &mut o.open.order,
+            ctx.directory(),
+            spec.challenge,
+            identifiers,
+        )
         .await;
+        (o.open.url.clone(), r)
+    })
+    .buffer_unordered(ctx.concurrency.max(VALIDATE_PARALLEL))
+    .collect()
+    .await;
     let recorded = record_presented(ctx, &by_name, dns.ttl);
     summary.timings.validate_ms += ms_since(t);
     for (url, r) in results {
@@ -365,6 +387,67 @@ async fn one_round(
     // 5. Withdrawn whatever happened.
     withdraw(ctx, dns, set, &ids, summary).await;
     ok
+}
+
+/// Publishes each order's records of `set` in an update of its own, after the server refused
+/// the whole batch: orders whose update is refused fail, the others' records are returned with
+/// their state ids. Records never published are forgotten by the state.
+async fn publish_apart(
+    ctx: &Ctx<'_>,
+    dns: &SigningZone,
+    taken: &[(Ordered<'_>, Vec<String>)],
+    ok: &mut BTreeSet<String>,
+    set: &TxtSet,
+    ids: &[i64],
+) -> (TxtSet, Vec<i64>) {
+    let mut published = TxtSet::new(set.ttl);
+    for (o, identifiers) in taken {
+        let mut mine = TxtSet::new(set.ttl);
+        for ch in o
+            .open
+            .challenges
+            .iter()
+            .filter(|c| identifiers.contains(&c.identifier))
+        {
+            let Some(target) = o.keyed.targets.get(ch.identifier.trim_start_matches("*.")) else {
+                continue;
+            };
+            for r in set
+                .iter()
+                .filter(|r| &r.name == target && r.value == ch.value)
+            {
+                mine.insert(r.clone());
+            }
+        }
+        match dns.publish(&mine).await {
+            Ok(()) => {
+                for r in mine.iter() {
+                    published.insert(r.clone());
+                }
+            }
+            Err(e) => {
+                if ok.remove(&o.open.url) {
+                    ctx.fail(o.keyed.item().fail(Stage::Publish, &e));
+                }
+            }
+        }
+    }
+    let mut kept = Vec::new();
+    let mut never = Vec::new();
+    for (r, id) in set.iter().zip(ids) {
+        if published.iter().any(|p| p == r) {
+            kept.push(*id);
+        } else {
+            never.push(*id);
+        }
+    }
+    if let Err(e) = ctx.state.remove_txt(&never) {
+        ctx.warn(format!(
+            "{} TXT record(s) the server refused stay recorded ({e}): the next run tries to withdraw them, harmlessly",
+            never.len()
+        ));
+    }
+    (published, kept)
 }
 
 /// The values of `set` per owner name.
@@ -433,18 +516,30 @@ fn record_presented(
 async fn served_hint(dns: &SigningZone, o: &Ordered<'_>, hint: Option<String>) -> String {
     let mut parts: Vec<String> = hint.into_iter().collect();
     let targets: BTreeSet<&Name> = o.keyed.targets.values().collect();
-    for target in targets {
-        match dns.served(target).await {
-            Some((values, ttl)) if !values.is_empty() => parts.push(format!(
+    // Asked at once: with a name server down, each question may take the lookup timeout.
+    let answers = futures::future::join_all(
+        targets
+            .iter()
+            .map(|t| async move { (*t, dns.served(t).await) }),
+    )
+    .await;
+    for (target, answer) in answers {
+        match answer {
+            Ok((values, ttl)) if !values.is_empty() => parts.push(format!(
                 "the resolver {} serves {} value(s) at {target} for another {ttl}s; run again after that",
                 dns.resolver(),
                 values.len()
             )),
-            Some(_) => parts.push(format!(
+            Ok(_) => parts.push(format!(
                 "the resolver {} serves no TXT value at {target} now",
                 dns.resolver()
             )),
-            None => {}
+            // The CA's lookups most likely failed the same way.
+            Err(e) => parts.push(format!(
+                "the resolver {} cannot look up {target} now either ({e}): a name server of {} may be down or not answering",
+                dns.resolver(),
+                dns.zone()
+            )),
         }
     }
     parts.join("; ")

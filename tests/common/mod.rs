@@ -678,3 +678,229 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+impl Bed {
+    fn daemon_command(&self, command: &str, name: &str) {
+        let out = Command::new("bash")
+            .arg(bed_script())
+            .args([command, "--dir"])
+            .arg(&self.dir)
+            .args(["--daemon", name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "bed {command} {name}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops one of the bed's daemons (`named`, the primary; `named2`; `unbound`; `pebble`...)
+    /// by its pid file, as if it had crashed.
+    pub fn stop_daemon(&self, name: &str) {
+        self.daemon_command("stop-daemon", name);
+    }
+
+    /// Starts `named`, `named2` or `unbound` again as the bed started it; returns once it
+    /// answers.
+    pub fn start_daemon(&self, name: &str) {
+        self.daemon_command("start-daemon", name);
+    }
+
+    /// The pid of the bed's running daemon `name` (from DIR/run/NAME.pid).
+    pub fn daemon_pid(&self, name: &str) -> u32 {
+        let path = self.dir.join("run").join(format!("{name}.pid"));
+        let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        text.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// Freezes the daemon `name` (SIGSTOP): it keeps its sockets, so queries and updates time
+    /// out instead of being refused. It runs again when the guard is thawed or dropped.
+    pub fn freeze(&self, name: &str) -> Frozen {
+        let pid = self.daemon_pid(name);
+        signal(pid, "STOP");
+        Frozen { pid, thawed: false }
+    }
+
+    /// Runs certorch in the background with its stderr read line by line as it comes, so a
+    /// test can act at a point of the run (with `-v`, e.g. a `propagation:` line).
+    pub fn certorch_live(&self, inventory: &Path, args: &[&str]) -> LiveRun {
+        use std::io::BufRead;
+        let mut child = self
+            .certorch_command(inventory, args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run certorch");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        LiveRun {
+            child: Killed(child),
+            lines: rx,
+            seen: Vec::new(),
+            reader: Some(reader),
+        }
+    }
+
+    /// Adds TXT records (name, value) on the second name server (`--second-ns`) with the bed's
+    /// admin key: what a zone transfer would have brought it.
+    pub fn copy_to_ns2(&self, records: &[(String, String)]) {
+        use std::io::Write;
+        let mut script = format!("server {} 53\nzone signing.test\n", self.get("NS2_ADDR"));
+        for (n, v) in records {
+            script.push_str(&format!("update add {n} 60 TXT \"{v}\"\n"));
+        }
+        script.push_str("send\n");
+        let mut child = Command::new("nsupdate")
+            .args(["-t", "10", "-k", self.get("ADMIN_TSIG_KEY_FILE")])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "nsupdate at ns2");
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args(["-s", sig, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success(), "kill -s {sig} {pid}");
+}
+
+/// A daemon frozen by [`Bed::freeze`]; thawed (SIGCONT) by [`Frozen::thaw`] or on drop.
+pub struct Frozen {
+    pid: u32,
+    thawed: bool,
+}
+
+impl Frozen {
+    pub fn thaw(mut self) {
+        signal(self.pid, "CONT");
+        self.thawed = true;
+    }
+}
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        if !self.thawed {
+            let _ = Command::new("kill")
+                .args(["-s", "CONT", &self.pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// A certorch run in progress (see [`Bed::certorch_live`]).
+pub struct LiveRun {
+    child: Killed,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LiveRun {
+    /// Waits (at most `secs`) for a line of stderr containing `needle` and returns it; panics
+    /// with everything seen so far if none comes.
+    pub fn wait_for_line(&mut self, needle: &str, secs: u64) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line with `{needle}` from certorch within {secs}s:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for the run to end (it gets `secs` at most) and returns it.
+    pub fn finish(mut self, secs: u64) -> Run {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let status = loop {
+            if let Some(st) = self.child.0.try_wait().unwrap() {
+                break st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "certorch still runs after {secs}s:\n{}",
+                self.seen.join("\n")
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.0.stdout.take() {
+            out.read_to_string(&mut stdout).unwrap();
+        }
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        self.seen.extend(self.lines.try_iter());
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr: self.seen.join("\n") + "\n",
+        }
+    }
+}
+
+/// Asserts that none of the private keys now on hosts 1..=n is anywhere on the bastion (the
+/// state directory, certorch's temporary directory) or in what `runs` printed.
+pub fn assert_no_key_on_bastion(bed: &Bed, n: usize, key: &str, runs: &[&Run]) {
+    let mut bastion_files = files_under(&bed.state_dir());
+    bastion_files.extend(files_under(&bed.certorch_tmp()));
+    assert!(
+        !bastion_files.is_empty(),
+        "the state dir should hold the account"
+    );
+    for i in 1..=n {
+        let pem = bed.ssh_ok(i, &format!("cat {key}"));
+        let body = pem_body(&pem);
+        assert!(body.len() > 100, "host{i}: {key} is no key");
+        let needle = &body[20..80];
+        for f in &bastion_files {
+            let data = fs::read(f).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&data).contains(needle),
+                "host{i}'s key material in {}",
+                f.display()
+            );
+        }
+        for r in runs {
+            assert!(!r.stdout.contains(needle) && !r.stderr.contains(needle));
+        }
+    }
+    for f in &bastion_files {
+        let text = String::from_utf8_lossy(&fs::read(f).unwrap()).into_owned();
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "a private key in {}",
+            f.display()
+        );
+    }
+}

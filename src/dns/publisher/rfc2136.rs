@@ -117,12 +117,29 @@ impl Rfc2136 {
                         server: self.server,
                         zone: zone_s,
                         key: self.key.name.clone(),
-                        rcode: answer.message.response_code.to_string().to_uppercase(),
+                        rcode: mnemonic(answer.message.response_code),
                     });
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// The RFC mnemonic of an answer's code (RFC 2136 §2.2, RFC 1035 §4.1.1), as servers log it.
+fn mnemonic(rc: ResponseCode) -> String {
+    match rc {
+        ResponseCode::FormErr => "FORMERR".into(),
+        ResponseCode::ServFail => "SERVFAIL".into(),
+        ResponseCode::NXDomain => "NXDOMAIN".into(),
+        ResponseCode::NotImp => "NOTIMP".into(),
+        ResponseCode::Refused => "REFUSED".into(),
+        ResponseCode::YXDomain => "YXDOMAIN".into(),
+        ResponseCode::YXRRSet => "YXRRSET".into(),
+        ResponseCode::NXRRSet => "NXRRSET".into(),
+        ResponseCode::NotAuth => "NOTAUTH".into(),
+        ResponseCode::NotZone => "NOTZONE".into(),
+        other => other.to_string().to_uppercase(),
     }
 }
 
