@@ -26,6 +26,11 @@ fn sessions(bed: &Bed, n: usize) -> Vec<usize> {
 fn counted(bed: &Bed, n: usize, f: impl FnOnce()) -> Vec<usize> {
     let before = sessions(bed, n);
     f();
+    after(bed, n, before)
+}
+
+/// Sessions each host's sshd logged since `before`.
+fn after(bed: &Bed, n: usize, before: Vec<usize>) -> Vec<usize> {
     // sshd writes its log line when it opens the session, before the command runs: by the
     // time certorch has exited every line is there.
     sessions(bed, n)
@@ -47,14 +52,20 @@ fn first_issue_renewal_and_noop_stay_within_their_ssh_sessions() {
     });
     assert_eq!(probe, vec![0, 1, 0]);
 
-    let first = counted(&bed, 3, || {
-        let run = bed.certorch(&inv, &["--json", "run"]);
-        run.expect_code(0);
-        let doc = run.json();
-        for o in doc["outcomes"].as_array().unwrap() {
-            assert_eq!(o["result"], "issued", "{o}");
-        }
-    });
+    let before = sessions(&bed, 3);
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    run.expect_code(0);
+    let doc = run.json();
+    for o in doc["outcomes"].as_array().unwrap() {
+        assert_eq!(o["result"], "issued", "{o}");
+    }
+    let first = after(&bed, 3, before);
+    // certorch's own count (`--json` ssh_sessions) is what the hosts saw.
+    assert_eq!(
+        doc["ssh_sessions"].as_u64(),
+        Some(first.iter().sum::<usize>() as u64),
+        "hosts logged {first:?}"
+    );
     for (i, n) in first.iter().enumerate() {
         // Survey, key and CSR, then files + read-back + reload in one command.
         assert!(
@@ -72,9 +83,11 @@ fn first_issue_renewal_and_noop_stay_within_their_ssh_sessions() {
     let noop = counted(&bed, 3, || {
         let run = bed.certorch(&inv, &["--json", "run"]);
         run.expect_code(0);
-        for o in run.json()["outcomes"].as_array().unwrap() {
+        let doc = run.json();
+        for o in doc["outcomes"].as_array().unwrap() {
             assert_eq!(o["result"], "current", "{o}");
         }
+        assert_eq!(doc["ssh_sessions"], 3, "{doc}");
     });
     assert_eq!(noop, vec![1, 1, 1], "a run with nothing to do");
 

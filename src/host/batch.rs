@@ -65,22 +65,31 @@ impl Step {
     }
 }
 
+/// What one step of a batch produced, or why it could not run (the `become` method refused
+/// it).
+pub type StepResult = Result<Output, transport::Error>;
+
 /// Runs `steps` in one remote command, `input` (text) given to the steps that ask for it.
 /// Returns the output of each step that ran, in order: fewer than `steps` when one failed and
-/// stopped the batch. One step runs as itself, without the wrapper.
+/// stopped the batch. One step runs as itself, without the wrapper. On a host with `become`,
+/// the wrapper runs as the login user and each step through sudo or doas on its own.
 pub async fn run(
     t: &dyn Transport,
     steps: &[Step],
     input: Option<&[u8]>,
-) -> Result<Vec<Output>, transport::Error> {
+) -> Result<Vec<StepResult>, transport::Error> {
     match steps {
         [] => return Ok(Vec::new()),
         [one] => {
-            let out = t.run(&one.cmd, input.filter(|_| one.input)).await?;
-            return Ok(vec![out]);
+            return match t.run(&one.cmd, input.filter(|_| one.input)).await {
+                Ok(out) => Ok(vec![Ok(out)]),
+                Err(e @ transport::Error::Become { .. }) => Ok(vec![Err(e)]),
+                Err(e) => Err(e),
+            };
         }
         _ => {}
     }
+    let elevation = t.elevation();
     let mark = marker();
     let feeds = input.is_some() && steps.iter().any(|s| s.input);
     let labels: Vec<&str> = steps.iter().map(|s| s.cmd.label()).collect();
@@ -88,16 +97,24 @@ pub async fn run(
         .arg(mark.clone())
         .arg(if feeds { "1" } else { "0" });
     for s in steps {
-        let line = s.cmd.render().map_err(|_| transport::Error::Nul {
-            label: s.cmd.label().to_string(),
-        })?;
+        let line = s
+            .cmd
+            .prefixed(elevation)
+            .render()
+            .map_err(|_| transport::Error::Nul {
+                label: s.cmd.label().to_string(),
+            })?;
         cmd = cmd
             .arg(if s.stop_on_failure { "1" } else { "0" })
             .arg(if s.input && feeds { "1" } else { "0" })
             .arg(line);
     }
-    let out = t.run(&cmd, input.filter(|_| feeds)).await?;
-    Ok(split(&mark, out, steps.len()))
+    let out = t.run_as_login(&cmd, input.filter(|_| feeds)).await?;
+    Ok(split(&mark, out, steps.len())
+        .into_iter()
+        .zip(steps)
+        .map(|(out, s)| t.refused(s.cmd.label(), out))
+        .collect())
 }
 
 /// A marker no step's output holds by chance.

@@ -440,29 +440,33 @@ async fn write(ctx: &Ctx<'_>, c: &Issued<'_>, tail: &Tail) -> Result<Written, Pl
     };
     for (i, role) in roles.iter().enumerate() {
         // A step the host never reached after one that succeeded: the command was cut short.
-        let cut;
+        let cut = crate::transport::Output {
+            code: None,
+            stdout: Vec::new(),
+            stderr: "the host's command ended before this step".into(),
+        };
         let out = match outs.get(i) {
-            Some(o) => o,
-            None if outs.last().is_some_and(|o| o.success()) => {
-                cut = crate::transport::Output {
-                    code: None,
-                    stdout: Vec::new(),
-                    stderr: "the host's command ended before this step".into(),
-                };
-                &cut
-            }
+            Some(Ok(o)) => Ok(o),
+            Some(Err(e)) => Err(HostError::from(e.clone())),
+            None if matches!(outs.last(), Some(Ok(o)) if o.success()) => Ok(&cut),
             None => break,
         };
-        let r = match role {
-            Role::Stage(files) => files::stage_many_judge(out, files),
-            Role::Combined(p) => files::stage_combined_judge(out, p),
-            Role::Store(s) => files::stage_store_judge(out, s),
-            Role::Commit => {
-                written.kept_previous = files::kept_previous(out, &key_bearing);
-                files::commit_judge(out)
+        let r = match (role, out) {
+            (Role::Check(shown), out) => {
+                written.check = Some(out.and_then(|o| files::check_judge(o, shown)));
+                continue;
             }
-            Role::Readback => {
-                if let Err(e) = inspect::live_is_judge(out) {
+            (Role::Reload(shown), out) => {
+                written.reload = Some(out.and_then(|o| files::reload_judge(o, shown)));
+                continue;
+            }
+            (Role::Forget, out) => {
+                written.forget =
+                    Some(out.and_then(|o| files::forget_previous_judge(o, &key_bearing)));
+                continue;
+            }
+            (Role::Readback, out) => {
+                if let Err(e) = out.and_then(inspect::live_is_judge) {
                     return Err(Plain::new(
                         Kind::HostReadbackFailed,
                         format!(
@@ -471,19 +475,15 @@ async fn write(ctx: &Ctx<'_>, c: &Issued<'_>, tail: &Tail) -> Result<Written, Pl
                         e.hint().unwrap_or_default(),
                     ));
                 }
-                Ok(())
-            }
-            Role::Check(shown) => {
-                written.check = Some(files::check_judge(out, shown));
                 continue;
             }
-            Role::Reload(shown) => {
-                written.reload = Some(files::reload_judge(out, shown));
-                continue;
-            }
-            Role::Forget => {
-                written.forget = Some(files::forget_previous_judge(out, &key_bearing));
-                continue;
+            (_, Err(e)) => Err(e),
+            (Role::Stage(files), Ok(o)) => files::stage_many_judge(o, files),
+            (Role::Combined(p), Ok(o)) => files::stage_combined_judge(o, p),
+            (Role::Store(s), Ok(o)) => files::stage_store_judge(o, s),
+            (Role::Commit, Ok(o)) => {
+                written.kept_previous = files::kept_previous(o, &key_bearing);
+                files::commit_judge(o)
             }
         };
         if let Err(e) = r {

@@ -108,7 +108,7 @@ pub(crate) async fn survey<'a>(
         }
     };
     let started = std::time::Instant::now();
-    let connected = hosts::connect_all(inv, targets, control, concurrency, reporter).await;
+    let connected = hosts::connect_all(inv, targets, control, concurrency, reporter, &ctx.sessions).await;
     let connect_ms = crate::report::ms_since(started);
     let mut items = Vec::new();
     for (target, conn) in connected {
@@ -168,7 +168,8 @@ pub(crate) async fn survey<'a>(
                         .enumerate()
                         .map(|(i, item)| {
                             let current = match outs.get(i) {
-                                Some(out) => inspect::inspect_judge(out),
+                                Some(Ok(out)) => inspect::inspect_judge(out),
+                                Some(Err(e)) => Err(e.clone().into()),
                                 None => Err(crate::host::Error::Rejected {
                                     step: "reading the deployed certificate",
                                     reason: "the host's command ended before this certificate was read".into(),
