@@ -114,3 +114,46 @@ fn first_issue_renewal_and_noop_stay_within_their_ssh_sessions() {
         assert!(!prev.status.success(), "host{i}: the previous key is still there");
     }
 }
+
+/// Two certificates on one host, sharing a reload command: a run with nothing to do still
+/// reads both in one session, and a first issue stays within 3 sessions per certificate.
+#[test]
+fn two_certificates_on_one_host_are_surveyed_in_one_session() {
+    let bed = Bed::up(1);
+    let mut text = bed.inventory_head(bed.get("TSIG_KEY_FILE")) + &bed.hosts_yaml(1);
+    text.push_str(
+        r#"      api:
+        names: [host1.example.test]
+        key: /etc/ssl/private/api.key
+        fullchain: /etc/ssl/certs/api.pem
+        reload: "touch /root/reloaded-www"
+"#,
+    );
+    let inv = bed.write_inventory("two.yaml", &text);
+
+    let first = counted(&bed, 1, || {
+        let run = bed.certorch(&inv, &["--json", "run"]);
+        run.expect_code(0);
+        let doc = run.json();
+        let outcomes = doc["outcomes"].as_array().unwrap();
+        assert_eq!(outcomes.len(), 2, "{doc}");
+        for o in outcomes {
+            assert_eq!(o["result"], "issued", "{o}");
+        }
+    });
+    // One survey, then key and deployment per certificate.
+    assert!(first[0] <= 2 * 3, "two certificates took {first:?} SSH sessions");
+    bed.assert_key_matches(1, "/etc/ssl/certs/api.pem", "/etc/ssl/private/api.key");
+    bed.assert_key_matches(1, "/etc/ssl/certs/www.pem", "/etc/ssl/private/www.key");
+
+    let noop = counted(&bed, 1, || {
+        let run = bed.certorch(&inv, &["--json", "run"]);
+        run.expect_code(0);
+        let doc = run.json();
+        for o in doc["outcomes"].as_array().unwrap() {
+            assert_eq!(o["result"], "current", "{o}");
+        }
+        assert_eq!(doc["ssh_sessions"], 1, "{doc}");
+    });
+    assert_eq!(noop, vec![1], "a run with nothing to do, two certificates on the host");
+}
