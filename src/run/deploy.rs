@@ -427,7 +427,27 @@ async fn write(ctx: &Ctx<'_>, c: &Issued<'_>, tail: &Tail) -> Result<Written, Pl
     let outs = match batch::run(t, &batch, Some(full.as_bytes())).await {
         Ok(o) => o,
         Err(e) => {
-            item.discard(ctx, &paths).await;
+            // Cut off (a timeout, a lost connection): how far the host got is not known. When
+            // the new certificate is live the commit ran, and the first step of the tail takes
+            // the failure, so the caller puts the previous files back (and reloads with them)
+            // as it would have had that step failed alone; else the staged files go.
+            let committed = matches!(
+                inspect::inspect(t, spec).await,
+                Ok(Current::Present(d)) if d.cert.fingerprint == c.leaf.fingerprint
+            );
+            if committed && (tail.check.is_some() || tail.reload.is_some()) {
+                let failed = || Some(Err(HostError::from(e.clone())));
+                return Ok(Written {
+                    paths: paths.iter().map(|p| (*p).clone()).collect(),
+                    kept_previous: true,
+                    check: tail.check.as_ref().and_then(|_| failed()),
+                    reload: if tail.check.is_none() { failed() } else { None },
+                    forget: None,
+                });
+            }
+            if !committed {
+                item.discard(ctx, &paths).await;
+            }
             return Err(fail(e.into()));
         }
     };
