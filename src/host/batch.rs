@@ -26,8 +26,9 @@ while [ $# -ge 3 ]; do
   printf '%s start %s\n' "$mark" "$k" >&2
   if [ "$feed" = 1 ]; then printf '%s' "$input" | (eval "$line"); else (eval "$line") </dev/null; fi
   code=$?
-  printf '\n%s end %s %s\n' "$mark" "$k" "$code"
-  printf '\n%s end %s %s\n' "$mark" "$k" "$code" >&2
+  # Nobody reading any more (certorch gave up on this command): no later step runs.
+  printf '\n%s end %s %s\n' "$mark" "$k" "$code" || exit 1
+  printf '\n%s end %s %s\n' "$mark" "$k" "$code" >&2 || exit 1
   if [ "$code" != 0 ] && [ "$stop" = 1 ]; then exit 0; fi
   k=$((k + 1))
 done
