@@ -8,7 +8,7 @@ use super::sh::Cmd;
 use super::{Error, PREVIOUS, STAGED};
 use crate::inventory::RemotePath;
 use crate::inventory::types::{AccountName, FileMode};
-use crate::transport::Transport;
+use crate::transport::{Output, Transport};
 
 /// `$1` path, `$2` mode, `$3` owner, `$4` group, `$5` staged suffix, `$6` a file on the host
 /// to put before the content (empty for none); content on stdin. With `$6` the combined PEM is
@@ -42,7 +42,10 @@ for dst in "$@"; do
 done
 for dst in "$@"; do
   rm -f -- "$dst$prev"
-  if [ -e "$dst" ]; then ln -- "$dst" "$dst$prev" 2>/dev/null || cp -p -- "$dst" "$dst$prev"; fi
+  if [ -e "$dst" ]; then
+    ln -- "$dst" "$dst$prev" 2>/dev/null || cp -p -- "$dst" "$dst$prev"
+    printf 'certorch:prev %s\n' "$dst"
+  fi
 done
 for dst in "$@"; do mv -f -- "$dst$new" "$dst"; done
 "#;
@@ -106,10 +109,10 @@ const STAGE_MANY: &str = concat!(
     "done\n",
 );
 
-/// Writes every file to `<path>.certorch-new` on the host, in one command. Public content
+/// The command that writes every file to `<path>.certorch-new` on the host. Public content
 /// only (certificates, chains): arguments show in the host's process list, so keys and other
 /// secrets go through [`stage`] on standard input.
-pub async fn stage_many(t: &dyn Transport, files: &[FileSpec<'_>]) -> Result<(), Error> {
+pub fn stage_many_cmd(files: &[FileSpec<'_>]) -> Cmd {
     let mut cmd = Cmd::script(STAGE_MANY, "certorch-stage").arg(STAGED);
     for f in files {
         cmd = cmd
@@ -119,40 +122,46 @@ pub async fn stage_many(t: &dyn Transport, files: &[FileSpec<'_>]) -> Result<(),
             .arg(f.group.map_or("", |g| g.as_str()))
             .arg(String::from_utf8_lossy(f.content).into_owned());
     }
-    super::run_ok(t, &cmd, "writing the certificate files", || {
+    cmd
+}
+
+/// What [`stage_many_cmd`]'s `out` means.
+pub fn stage_many_judge(out: &Output, files: &[FileSpec<'_>]) -> Result<(), Error> {
+    super::judge(out, "writing the certificate files", || {
         let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         format!(
             "check that {} are on a writable file system and the owner/group exist on the host",
             paths.join(", ")
         )
     })
-    .await
 }
 
-/// Stages `<path>` as the staged key followed by `fullchain`, assembled on the host.
-pub async fn stage_combined(
-    t: &dyn Transport,
+/// The command that stages `<path>` as the staged key followed by the full chain (on its
+/// standard input), assembled on the host.
+pub fn stage_combined_cmd(
     path: &RemotePath,
     key: &RemotePath,
-    fullchain: &[u8],
     mode: FileMode,
     owner: Option<&AccountName>,
     group: Option<&AccountName>,
-) -> Result<(), Error> {
-    let cmd = Cmd::script(STAGE, "certorch-combine")
+) -> Cmd {
+    Cmd::script(STAGE, "certorch-combine")
         .arg(path.as_str())
         .arg(mode.octal())
         .arg(owner.map_or("", |o| o.as_str()))
         .arg(group.map_or("", |g| g.as_str()))
         .arg(STAGED)
-        .arg(super::staged(key));
-    let out = t.run(&cmd, Some(fullchain)).await?;
+        .arg(super::staged(key))
+}
+
+/// What [`stage_combined_cmd`]'s `out` means.
+pub fn stage_combined_judge(out: &Output, path: &RemotePath) -> Result<(), Error> {
     if out.success() {
         Ok(())
     } else {
         Err(Error::failed(
             "assembling the combined key and chain file",
-            &out,
+            out,
             format!("check that {path} is on a writable file system"),
         ))
     }
@@ -165,17 +174,35 @@ pub async fn commit(
     paths: &[&RemotePath],
     pair: Option<(&RemotePath, &RemotePath)>,
 ) -> Result<(), Error> {
-    let cmd = Cmd::script(COMMIT, "certorch-commit")
+    let out = t.run(&commit_cmd(paths, pair), None).await?;
+    commit_judge(&out)
+}
+
+/// The command of [`commit`]. It prints `certorch:prev PATH` for each live file it kept as
+/// the previous one.
+pub fn commit_cmd(paths: &[&RemotePath], pair: Option<(&RemotePath, &RemotePath)>) -> Cmd {
+    Cmd::script(COMMIT, "certorch-commit")
         .arg(STAGED)
         .arg(PREVIOUS)
         .arg(pair.map_or("", |(k, _)| k.as_str()))
         .arg(pair.map_or("", |(_, c)| c.as_str()))
-        .args(paths.iter().map(|p| p.as_str()));
-    super::run_ok(t, &cmd, "putting the new files in place", || {
+        .args(paths.iter().map(|p| p.as_str()))
+}
+
+/// What [`commit`]'s command `out` means.
+pub fn commit_judge(out: &Output) -> Result<(), Error> {
+    super::judge(out, "putting the new files in place", || {
         "the previous files are still live; check the host's file system and run certorch again"
             .into()
     })
-    .await
+}
+
+/// Whether the commit that printed `out` kept a previous version of any of `paths`.
+pub fn kept_previous(out: &Output, paths: &[&RemotePath]) -> bool {
+    String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+        l.strip_prefix("certorch:prev ")
+            .is_some_and(|p| paths.iter().any(|k| k.as_str() == p))
+    })
 }
 
 /// Removes staged files that will not be committed. A staged file left behind is harmless
@@ -202,10 +229,20 @@ for dst in "$@"; do rm -f -- "$dst$prev"; done
 /// it) once the new certificate is live and verified: rollback is over, and an old private
 /// key left on disk is one more to leak.
 pub async fn forget_previous(t: &dyn Transport, paths: &[&RemotePath]) -> Result<(), Error> {
-    let cmd = Cmd::script(FORGET, "certorch-forget-prev")
+    let out = t.run(&forget_previous_cmd(paths), None).await?;
+    forget_previous_judge(&out, paths)
+}
+
+/// The command of [`forget_previous`].
+pub fn forget_previous_cmd(paths: &[&RemotePath]) -> Cmd {
+    Cmd::script(FORGET, "certorch-forget-prev")
         .arg(PREVIOUS)
-        .args(paths.iter().map(|p| p.as_str()));
-    super::run_ok(t, &cmd, "removing the previous key", || {
+        .args(paths.iter().map(|p| p.as_str()))
+}
+
+/// What [`forget_previous`]'s command `out` means.
+pub fn forget_previous_judge(out: &Output, paths: &[&RemotePath]) -> Result<(), Error> {
+    super::judge(out, "removing the previous key", || {
         format!(
             "remove {} by hand; the new certificate is live",
             paths
@@ -215,7 +252,6 @@ pub async fn forget_previous(t: &dyn Transport, paths: &[&RemotePath]) -> Result
                 .join(", ")
         )
     })
-    .await
 }
 
 /// Puts the previous files back after a failed check, reload or verify.
@@ -232,16 +268,26 @@ pub async fn rollback(t: &dyn Transport, paths: &[&RemotePath]) -> Result<(), Er
 /// Runs the service's check (`nginx -t`) with the new files in place; `shown` is the command
 /// as the operator wrote it, for messages.
 pub async fn check(t: &dyn Transport, cmd: &Cmd, shown: &str) -> Result<(), Error> {
-    super::run_ok(t, cmd, "the check command", || format!(
+    check_judge(&t.run(cmd, None).await?, shown)
+}
+
+/// What the check command's `out` means.
+pub fn check_judge(out: &Output, shown: &str) -> Result<(), Error> {
+    super::judge(out, "the check command", || format!(
                 "`{shown}` refused the new files; fix the service's configuration or the playbook, then run certorch again"
-            )).await
+            ))
 }
 
 /// Runs the service's reload command; `shown` is the command as the operator wrote it.
 pub async fn reload(t: &dyn Transport, cmd: &Cmd, shown: &str) -> Result<(), Error> {
-    super::run_ok(t, cmd, "the reload command", || format!(
+    reload_judge(&t.run(cmd, None).await?, shown)
+}
+
+/// What the reload command's `out` means.
+pub fn reload_judge(out: &Output, shown: &str) -> Result<(), Error> {
+    super::judge(out, "the reload command", || format!(
                 "`{shown}` failed; fix the service's configuration and reload it by hand, then run certorch again"
-            )).await
+            ))
 }
 
 /// `$1` seconds, then the command. Runs it under timeout(1) where the host has it (GNU and
@@ -268,7 +314,7 @@ pub fn shell_line(line: &str, name: &str) -> Cmd {
 }
 
 /// What kind of store to build on the host.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Store {
     Pkcs12,
     JavaKeystore,
@@ -293,46 +339,50 @@ esac
     super::sh_install_tmp!(),
 );
 
-/// Builds a PKCS#12 bundle or Java keystore on the host from `key`'s staged version (a new
-/// key, or the live one copied there when it is kept) and `fullchain`, staged at
-/// `<path>.certorch-new`.
-#[allow(clippy::too_many_arguments)]
-pub async fn stage_store(
-    t: &dyn Transport,
-    kind: Store,
-    path: &RemotePath,
-    key: &RemotePath,
-    fullchain: &[u8],
-    password_file: Option<&RemotePath>,
-    alias: &str,
-    mode: FileMode,
-    owner: Option<&AccountName>,
-    group: Option<&AccountName>,
-) -> Result<(), Error> {
-    let cmd = Cmd::script(STORE, "certorch-store")
-        .arg(path.as_str())
-        .arg(mode.octal())
-        .arg(owner.map_or("", |o| o.as_str()))
-        .arg(group.map_or("", |g| g.as_str()))
+/// A PKCS#12 bundle or Java keystore to build on the host.
+pub struct StoreSpec<'a> {
+    pub kind: Store,
+    pub path: &'a RemotePath,
+    pub key: &'a RemotePath,
+    pub password_file: Option<&'a RemotePath>,
+    pub alias: &'a str,
+    pub mode: FileMode,
+    pub owner: Option<&'a AccountName>,
+    pub group: Option<&'a AccountName>,
+}
+
+/// The command that builds a PKCS#12 bundle or Java keystore on the host from the key's staged
+/// version (a new key, or the live one copied there when it is kept) and the full chain (on its
+/// standard input), staged at `<path>.certorch-new`.
+pub fn stage_store_cmd(s: &StoreSpec<'_>) -> Cmd {
+    Cmd::script(STORE, "certorch-store")
+        .arg(s.path.as_str())
+        .arg(s.mode.octal())
+        .arg(s.owner.map_or("", |o| o.as_str()))
+        .arg(s.group.map_or("", |g| g.as_str()))
         .arg(STAGED)
-        .arg(super::staged(key))
-        .arg(match kind {
+        .arg(super::staged(s.key))
+        .arg(match s.kind {
             Store::Pkcs12 => "pkcs12",
             Store::JavaKeystore => "jks",
         })
-        .arg(password_file.map_or("", |p| p.as_str()))
-        .arg(alias);
-    let out = t.run(&cmd, Some(fullchain)).await?;
+        .arg(s.password_file.map_or("", |p| p.as_str()))
+        .arg(s.alias)
+}
+
+/// What [`stage_store_cmd`]'s `out` means.
+pub fn stage_store_judge(out: &Output, s: &StoreSpec<'_>) -> Result<(), Error> {
+    let path = s.path;
     if out.success() {
         Ok(())
     } else {
         Err(Error::failed(
-            match kind {
+            match s.kind {
                 Store::Pkcs12 => "building the PKCS#12 bundle",
                 Store::JavaKeystore => "building the Java keystore",
             },
-            &out,
-            match kind {
+            out,
+            match s.kind {
                 Store::Pkcs12 => format!(
                     "check that openssl works on the host and the password file is readable, and that {path}'s directory is writable"
                 ),

@@ -3,6 +3,7 @@
 //! reload. Private key bytes never come back from any of these.
 
 // Declared after the shell fragments they use.
+pub mod batch;
 pub mod files;
 pub mod inspect;
 pub mod keygen;
@@ -105,11 +106,20 @@ pub(crate) async fn run_ok(
     step: &'static str,
     hint: impl FnOnce() -> String,
 ) -> Result<(), Error> {
-    let out = t.run(cmd, None).await?;
+    judge(&t.run(cmd, None).await?, step, hint)
+}
+
+/// What a host script's `out` means when only its exit matters: a non-zero exit is `step`
+/// failing with the hint `hint` makes. [`run_ok`] alone, or one step of a [`batch`].
+pub(crate) fn judge(
+    out: &Output,
+    step: &'static str,
+    hint: impl FnOnce() -> String,
+) -> Result<(), Error> {
     if out.success() {
         Ok(())
     } else {
-        Err(Error::failed(step, &out, hint()))
+        Err(Error::failed(step, out, hint()))
     }
 }
 

@@ -133,6 +133,9 @@ pub struct RunSummary {
     pub record_failed: Option<String>,
     /// Wall-clock time of each stage of the run.
     pub timings: Timings,
+    /// Commands certorch ran on hosts, each one SSH session (a channel on the host's one
+    /// connection): a fork and a shell on the host.
+    pub ssh_sessions: usize,
 }
 
 /// Wall-clock milliseconds of each stage of a run, in pipeline order. The stages follow one

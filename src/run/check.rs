@@ -200,7 +200,15 @@ pub async fn check(
             return out;
         }
     };
-    let connected = hosts::connect_all(inv, targets, control.path(), concurrency, reporter).await;
+    let connected = hosts::connect_all(
+        inv,
+        targets,
+        control.path(),
+        concurrency,
+        reporter,
+        &Default::default(),
+    )
+    .await;
     let resolver = inv.dns.resolver.or_else(lookup::system_resolver);
     let identities = super::preflight::Identities::new(inv);
     let identities = &identities;

@@ -26,6 +26,8 @@ pub(crate) struct Ctx<'a> {
     failed: Mutex<Vec<Outcome>>,
     /// What failed no certificate but needs attention (a staged file left on a host).
     warnings: Mutex<Vec<String>>,
+    /// Commands run on hosts: SSH sessions, each a fork and a shell there.
+    pub sessions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl<'a> Ctx<'a> {
@@ -42,6 +44,7 @@ impl<'a> Ctx<'a> {
             concurrency,
             failed: Mutex::new(Vec::new()),
             warnings: Mutex::new(Vec::new()),
+            sessions: Default::default(),
         }
     }
 

@@ -8,8 +8,11 @@ use std::collections::BTreeMap;
 use futures::StreamExt;
 
 use super::{Ctx, Issued};
+use crate::host::Error as HostError;
+use crate::host::batch::{self, Step};
 use crate::host::files::{self, FileSpec};
 use crate::host::inspect::{self, Current};
+use crate::host::sh::Cmd;
 use crate::inventory::RemotePath;
 use crate::problem::{Kind, Plain, Problem};
 use crate::report::{Outcome, Stage};
@@ -37,13 +40,52 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
     let state = ctx.state;
     let reporter = ctx.reporter;
     let mut outcomes = Vec::new();
+    // Each SSH command costs the host a session: a certificate's files, its check, the reload
+    // and the removal of the previous key run as one command where their order allows. The
+    // reload goes with the last certificate that names it, after every earlier one is checked.
+    let reloads: Vec<Option<String>> = certs
+        .iter()
+        .map(|c| reload_cmd(ctx, c).map(|(cmd, _)| cmd.render().unwrap_or_default()))
+        .collect();
+    let last_with: BTreeMap<&String, usize> = reloads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.as_ref().map(|r| (r, i)))
+        .collect();
+    let mut reloaded: BTreeMap<String, Result<(), (String, String, Kind)>> = BTreeMap::new();
     // 1. Files in place, then the service's own check of them; a refused set goes back.
-    let mut live: Vec<(Issued, Vec<RemotePath>)> = Vec::new();
-    for c in certs {
+    let mut live: Vec<(Issued, Written)> = Vec::new();
+    for (i, c) in certs.into_iter().enumerate() {
         let item = c.item();
         item.stage(reporter, Stage::Deploy);
-        let paths = match write(ctx, &c).await {
-            Ok(p) => p,
+        let reload_here = reloads[i]
+            .as_ref()
+            .is_some_and(|r| last_with.get(r) == Some(&i));
+        let tail = Tail {
+            check: item.spec.check.as_ref().map(|check| {
+                (
+                    watched(
+                        ctx,
+                        &c,
+                        check,
+                        check.to_cmd(&item.spec.command_values(&item.host.name), "certorch-check"),
+                    ),
+                    check.to_string(),
+                )
+            }),
+            reload: if reload_here {
+                reload_cmd(ctx, &c)
+            } else {
+                None
+            },
+            // Without a serve check the certificate is done once reloaded: the previous key
+            // can go in the same command.
+            forget: !item.spec.keep_previous_key
+                && item.spec.verify_port.is_none()
+                && (reloads[i].is_none() || reload_here),
+        };
+        let mut written = match write(ctx, &c, &tail).await {
+            Ok(w) => w,
             Err(e) => {
                 outcomes.push(item.fail(Stage::Deploy, &e));
                 continue;
@@ -54,16 +96,14 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
             outcomes.push(item.fail(Stage::Deploy, &e));
             continue;
         }
-        if let Some(check) = &item.spec.check {
+        if let Some((cmd, shown)) = &tail.check {
             item.stage(reporter, Stage::Check);
-            let cmd = watched(
-                ctx,
-                &c,
-                check,
-                check.to_cmd(&item.spec.command_values(&item.host.name), "certorch-check"),
-            );
-            if let Err(e) = files::check(item.conn.as_ref(), &cmd, &check.to_string()).await {
-                let (restored, back) = restore(&c, &paths).await;
+            let checked = match written.check.take() {
+                Some(r) => r,
+                None => files::check(item.conn.as_ref(), cmd, shown).await,
+            };
+            if let Err(e) = checked {
+                let (restored, back) = restore(&c, &written.paths).await;
                 outcomes.push(item.fail_with(
                     Stage::Check,
                     after_restore(Kind::HostCheckFailed, back, e.kind()),
@@ -73,21 +113,26 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
                 continue;
             }
         }
-        live.push((c, paths));
+        if let (Some(r), Some(key)) = (written.reload.take(), &reloads[i]) {
+            item.stage(reporter, Stage::Reload);
+            reloaded.insert(
+                key.clone(),
+                r.map_err(|e| (e.to_string(), e.hint().unwrap_or_default(), e.kind())),
+            );
+        }
+        live.push((c, written));
     }
     // 2. One reload per distinct command: two certificates of one nginx need one reload. A
     //    failed reload takes its certificates' files back and reloads again with the old ones.
     //    Commands are told apart by what runs: `systemctl reload nginx` is one command for
     //    every certificate, one naming `{label}` is one per certificate.
-    let mut reloaded: BTreeMap<String, Result<(), (String, String, Kind)>> = BTreeMap::new();
     for (c, _) in &live {
         let item = c.item();
-        if let Some((cmd, shown)) = reload_cmd(c)
+        if let Some((cmd, shown)) = reload_cmd(ctx, c)
             && let key = cmd.render().unwrap_or_default()
             && !reloaded.contains_key(&key)
         {
             item.stage(reporter, Stage::Reload);
-            let cmd = reload_watched(ctx, c, cmd);
             let r = files::reload(item.conn.as_ref(), &cmd, &shown)
                 .await
                 .map_err(|e| (e.to_string(), e.hint().unwrap_or_default(), e.kind()));
@@ -95,12 +140,13 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
         }
     }
     let mut verified = Vec::new();
-    for (c, paths) in live {
+    for (c, written) in live {
+        let paths = &written.paths;
         let item = c.item();
-        if let Some(Err((e, hint, kind))) =
-            reload_cmd(&c).and_then(|(cmd, _)| reloaded.get(&cmd.render().unwrap_or_default()))
+        if let Some(Err((e, hint, kind))) = reload_cmd(ctx, &c)
+            .and_then(|(cmd, _)| reloaded.get(&cmd.render().unwrap_or_default()))
         {
-            let (restored, back) = restore(&c, &paths).await;
+            let (restored, back) = restore(&c, paths).await;
             let again = if back {
                 reload_old(ctx, &c).await
             } else {
@@ -114,10 +160,11 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
             ));
             continue;
         }
-        verified.push((c, paths));
+        verified.push((c, written));
     }
     // 3. What the service serves must be the new certificate.
-    for (c, paths) in verified {
+    for (c, written) in verified {
+        let paths = &written.paths;
         let item = c.item();
         if let Some(port) = item.spec.verify_port {
             item.stage(reporter, Stage::Verify);
@@ -143,7 +190,7 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
                     ),
                     Err(e) => e,
                 };
-                let (restored, back) = restore(&c, &paths).await;
+                let (restored, back) = restore(&c, paths).await;
                 let again = if back {
                     reload_old(ctx, &c).await
                 } else {
@@ -158,11 +205,17 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
                 continue;
             }
         }
-        // The durable point: the certificate is live, and served where that is checked.
-        if !item.spec.keep_previous_key
-            && let Err(e) =
+        // The durable point: the certificate is live, and served where that is checked. The
+        // previous key went with the reload where nothing was left to verify; on a first
+        // issue there is none.
+        let forgotten = match written.forget {
+            Some(r) => r,
+            None if !item.spec.keep_previous_key && written.kept_previous => {
                 files::forget_previous(item.conn.as_ref(), &item.spec.key_bearing_paths()).await
-        {
+            }
+            None => Ok(()),
+        };
+        if let Err(e) = forgotten {
             ctx.warn(format!(
                 "{}/{}: {e}; hint: {}",
                 item.host.name,
@@ -232,20 +285,6 @@ fn after_restore(step: Kind, back: bool, cause: Kind) -> Kind {
     }
 }
 
-/// The certificate's reload command for its host, and how the operator wrote it.
-fn reload_cmd(c: &Issued<'_>) -> Option<(crate::host::sh::Cmd, String)> {
-    let item = c.item();
-    item.spec.reload.as_ref().map(|r| {
-        (
-            r.to_cmd(
-                &item.spec.command_values(&item.host.name),
-                "certorch-reload",
-            ),
-            r.to_string(),
-        )
-    })
-}
-
 /// An operator's check or reload (`written`, built as `cmd`) run under the host's timeout(1)
 /// ([`files::watched`]), so it is killed there when it hangs. Not a list-form command under
 /// `become`: the sudo or doas rule names its program, and a wrapper would run it through `sh`.
@@ -253,8 +292,8 @@ fn watched(
     ctx: &Ctx<'_>,
     c: &Issued<'_>,
     written: &crate::inventory::command::HostCommand,
-    cmd: crate::host::sh::Cmd,
-) -> crate::host::sh::Cmd {
+    cmd: Cmd,
+) -> Cmd {
     let listed = matches!(written, crate::inventory::command::HostCommand::Argv(_));
     if listed && c.item().host.become_via.is_some() {
         cmd
@@ -263,44 +302,71 @@ fn watched(
     }
 }
 
-/// The certificate's reload command `cmd`, watched as [`watched`] says.
-fn reload_watched(
-    ctx: &Ctx<'_>,
-    c: &Issued<'_>,
-    cmd: crate::host::sh::Cmd,
-) -> crate::host::sh::Cmd {
-    match &c.item().spec.reload {
-        Some(written) => watched(ctx, c, written, cmd),
-        None => cmd,
-    }
+/// The certificate's reload command for its host (watched as [`watched`] says), and how the
+/// operator wrote it.
+fn reload_cmd(ctx: &Ctx<'_>, c: &Issued<'_>) -> Option<(Cmd, String)> {
+    let item = c.item();
+    item.spec.reload.as_ref().map(|r| {
+        let cmd = r.to_cmd(
+            &item.spec.command_values(&item.host.name),
+            "certorch-reload",
+        );
+        (watched(ctx, c, r, cmd), r.to_string())
+    })
 }
 
 /// Reloads the service with the restored files.
 async fn reload_old(ctx: &Ctx<'_>, c: &Issued<'_>) -> String {
     let item = c.item();
-    match reload_cmd(c) {
-        Some((cmd, shown)) => {
-            match files::reload(item.conn.as_ref(), &reload_watched(ctx, c, cmd), &shown).await {
-                Ok(()) => " and the service reloaded with them".to_string(),
-                Err(e) => format!(", but reloading with them failed: {e}"),
-            }
-        }
+    match reload_cmd(ctx, c) {
+        Some((cmd, shown)) => match files::reload(item.conn.as_ref(), &cmd, &shown).await {
+            Ok(()) => " and the service reloaded with them".to_string(),
+            Err(e) => format!(", but reloading with them failed: {e}"),
+        },
         None => String::new(),
     }
 }
 
-/// Stages the certificate files, commits them with the staged key, and verifies on the host.
-/// A certificate an interrupted run already put in place (the host serves it with its key) is
-/// not written again; leftovers staged beside it are removed.
-async fn write(ctx: &Ctx<'_>, c: &Issued<'_>) -> Result<Vec<RemotePath>, Plain> {
+/// What a certificate's deployment runs on its host after the files are in place, in the
+/// same command where it can.
+struct Tail {
+    check: Option<(Cmd, String)>,
+    reload: Option<(Cmd, String)>,
+    /// Remove the previous key-bearing files after the reload.
+    forget: bool,
+}
+
+/// What [`write`] did on the host.
+struct Written {
+    paths: Vec<RemotePath>,
+    /// A previous version of a key-bearing file was kept beside the new one (a renewal).
+    kept_previous: bool,
+    /// How the tail's steps went, where they ran with the files; `None`: not run yet.
+    check: Option<Result<(), HostError>>,
+    reload: Option<Result<(), HostError>>,
+    forget: Option<Result<(), HostError>>,
+}
+
+/// One step of the deployment command, and how to read its output.
+enum Role<'s> {
+    Stage(&'s [FileSpec<'s>]),
+    Combined(&'s RemotePath),
+    Store(files::StoreSpec<'s>),
+    Commit,
+    Readback,
+    Check(&'s str),
+    Reload(&'s str),
+    Forget,
+}
+
+/// Stages the certificate files, commits them with the staged key, and checks on the host that
+/// they are live, then runs `tail`: one command on the host. A certificate an interrupted run
+/// already put in place (the host serves it with its key) is not written again; leftovers
+/// staged beside it are removed, and the tail is left to the caller.
+async fn write(ctx: &Ctx<'_>, c: &Issued<'_>, tail: &Tail) -> Result<Written, Plain> {
     let item = c.item();
     let spec = item.spec;
     let t = item.conn.as_ref();
-    let readback = |e: &dyn Problem| Plain {
-        kind: Kind::HostReadbackFailed,
-        message: e.to_string(),
-        hint: e.hint(),
-    };
     if c.keyed.key_resumed
         && let Ok(Current::Present(d)) = inspect::inspect(t, spec).await
         && d.cert.fingerprint == c.leaf.fingerprint
@@ -308,7 +374,13 @@ async fn write(ctx: &Ctx<'_>, c: &Issued<'_>) -> Result<Vec<RemotePath>, Plain> 
     {
         let live = spec.files();
         item.discard(ctx, &live).await;
-        return Ok(live.into_iter().cloned().collect());
+        return Ok(Written {
+            paths: live.into_iter().cloned().collect(),
+            kept_previous: true,
+            check: None,
+            reload: None,
+            forget: None,
+        });
     }
     let leaf = x509::to_pem(&c.chain[..1]);
     let chain = x509::to_pem(&c.chain[1..]);
@@ -326,81 +398,168 @@ async fn write(ctx: &Ctx<'_>, c: &Issued<'_>) -> Result<Vec<RemotePath>, Plain> 
     for (p, content) in &c.extra {
         wanted.push((p, content));
     }
-    let mut paths: Vec<&RemotePath> = vec![&spec.key];
+    let files: Vec<FileSpec> = wanted
+        .iter()
+        .map(|(path, content)| FileSpec {
+            path,
+            content: content.as_bytes(),
+            mode: spec.mode,
+            owner: spec.owner.as_ref(),
+            group: spec.group.as_ref(),
+        })
+        .collect();
     // Every file staged beside its live path, then all renamed together; on any failure the
     // staged files (the new key among them) are removed and the live ones stay untouched.
-    let staged: Result<(), crate::host::Error> = async {
-        let files: Vec<FileSpec> = wanted
-            .iter()
-            .map(|(path, content)| FileSpec {
-                path,
-                content: content.as_bytes(),
-                mode: spec.mode,
-                owner: spec.owner.as_ref(),
-                group: spec.group.as_ref(),
-            })
-            .collect();
-        // Listed first, so a failure half-way discards what was staged.
-        paths.extend(wanted.iter().map(|(p, _)| *p));
-        if !files.is_empty() {
-            files::stage_many(t, &files).await?;
-        }
-        if let Some(combined) = &spec.combined {
-            files::stage_combined(
-                t,
-                combined,
-                &spec.key,
-                full.as_bytes(),
-                spec.key_mode,
-                spec.owner.as_ref(),
-                spec.group.as_ref(),
-            )
-            .await?;
-            paths.push(combined);
-        }
-        // Stores for JVM and PKCS#12 consumers, built on the host from the staged key.
-        for (kind, path) in [
-            (files::Store::Pkcs12, &spec.pkcs12),
-            (files::Store::JavaKeystore, &spec.keystore),
-        ] {
-            let Some(path) = path else { continue };
-            files::stage_store(
-                t,
-                kind,
-                path,
-                &spec.key,
-                full.as_bytes(),
-                spec.store_password_file.as_ref(),
-                &spec.label,
-                spec.key_mode,
-                spec.owner.as_ref(),
-                spec.group.as_ref(),
-            )
-            .await?;
-            paths.push(path);
-        }
-        // Never a key beside a certificate it does not match, not even for a moment.
-        files::commit(t, &paths, Some((&spec.key, spec.inspect_path()))).await
+    let mut paths: Vec<&RemotePath> = vec![&spec.key];
+    paths.extend(wanted.iter().map(|(p, _)| *p));
+    let mut steps: Vec<(Step, Role)> = Vec::new();
+    if !files.is_empty() {
+        steps.push((Step::new(files::stage_many_cmd(&files)), Role::Stage(&files)));
     }
-    .await;
-    if let Err(e) = staged {
-        item.discard(ctx, &paths).await;
-        return Err(Plain {
-            kind: e.kind(),
-            message: e.to_string(),
-            hint: e.hint(),
-        });
+    if let Some(combined) = &spec.combined {
+        let cmd = files::stage_combined_cmd(
+            combined,
+            &spec.key,
+            spec.key_mode,
+            spec.owner.as_ref(),
+            spec.group.as_ref(),
+        );
+        steps.push((Step::new(cmd).with_input(), Role::Combined(combined)));
+        paths.push(combined);
     }
-    // Read back what is live now: the certificate we issued, with its key.
-    match inspect::inspect(t, spec).await {
-        Ok(Current::Present(d)) if d.cert.fingerprint == c.leaf.fingerprint && d.key_matches => {
-            Ok(paths.into_iter().cloned().collect())
+    // Stores for JVM and PKCS#12 consumers, built on the host from the staged key.
+    for (kind, path) in [
+        (files::Store::Pkcs12, &spec.pkcs12),
+        (files::Store::JavaKeystore, &spec.keystore),
+    ] {
+        let Some(path) = path else { continue };
+        let store = files::StoreSpec {
+            kind,
+            path,
+            key: &spec.key,
+            password_file: spec.store_password_file.as_ref(),
+            alias: &spec.label,
+            mode: spec.key_mode,
+            owner: spec.owner.as_ref(),
+            group: spec.group.as_ref(),
+        };
+        steps.push((
+            Step::new(files::stage_store_cmd(&store)).with_input(),
+            Role::Store(store),
+        ));
+        paths.push(path);
+    }
+    // Never a key beside a certificate it does not match, not even for a moment.
+    let commit = files::commit_cmd(&paths, Some((&spec.key, spec.inspect_path())));
+    steps.push((Step::new(commit), Role::Commit));
+    // Read back what is live now, on the host: the certificate we issued, with its key. The
+    // check and reload below run only when it is.
+    steps.push((Step::new(inspect::live_is_cmd(spec, &leaf)), Role::Readback));
+    if let Some((cmd, shown)) = &tail.check {
+        steps.push((Step::new(cmd.clone()), Role::Check(shown)));
+    }
+    if let Some((cmd, shown)) = &tail.reload {
+        steps.push((Step::new(cmd.clone()), Role::Reload(shown)));
+    }
+    let key_bearing = spec.key_bearing_paths();
+    if tail.forget {
+        steps.push((
+            Step::new(files::forget_previous_cmd(&key_bearing)),
+            Role::Forget,
+        ));
+    }
+    let (batch, roles): (Vec<Step>, Vec<Role>) = steps.into_iter().unzip();
+    let fail = |e: HostError| Plain {
+        kind: e.kind(),
+        message: e.to_string(),
+        hint: e.hint(),
+    };
+    let outs = match batch::run(t, &batch, Some(full.as_bytes())).await {
+        Ok(o) => o,
+        Err(e) => {
+            // Cut off (a timeout, a lost connection): how far the host got is not known. When
+            // the new certificate is live the commit ran, and the first step of the tail takes
+            // the failure, so the caller puts the previous files back (and reloads with them)
+            // as it would have had that step failed alone; else the staged files go.
+            let committed = matches!(
+                inspect::inspect(t, spec).await,
+                Ok(Current::Present(d)) if d.cert.fingerprint == c.leaf.fingerprint
+            );
+            if committed && (tail.check.is_some() || tail.reload.is_some()) {
+                let failed = || Some(Err(HostError::from(e.clone())));
+                return Ok(Written {
+                    paths: paths.iter().map(|p| (*p).clone()).collect(),
+                    kept_previous: true,
+                    check: tail.check.as_ref().and_then(|_| failed()),
+                    reload: if tail.check.is_none() { failed() } else { None },
+                    forget: None,
+                });
+            }
+            if !committed {
+                item.discard(ctx, &paths).await;
+            }
+            return Err(fail(e.into()));
         }
-        Ok(_) => Err(Plain::new(
-            Kind::HostReadbackFailed,
-            "after writing, the host does not show the new certificate with its key",
-            "another process may have changed the files at the same time; check the paths and run certorch again",
-        )),
-        Err(e) => Err(readback(&e)),
+    };
+    let mut written = Written {
+        paths: paths.iter().map(|p| (*p).clone()).collect(),
+        kept_previous: false,
+        check: None,
+        reload: None,
+        forget: None,
+    };
+    for (i, role) in roles.iter().enumerate() {
+        // A step the host never reached after one that succeeded: the command was cut short.
+        let cut = crate::transport::Output {
+            code: None,
+            stdout: Vec::new(),
+            stderr: "the host's command ended before this step".into(),
+        };
+        let out = match outs.get(i) {
+            Some(Ok(o)) => Ok(o),
+            Some(Err(e)) => Err(HostError::from(e.clone())),
+            None if matches!(outs.last(), Some(Ok(o)) if o.success()) => Ok(&cut),
+            None => break,
+        };
+        let r = match (role, out) {
+            (Role::Check(shown), out) => {
+                written.check = Some(out.and_then(|o| files::check_judge(o, shown)));
+                continue;
+            }
+            (Role::Reload(shown), out) => {
+                written.reload = Some(out.and_then(|o| files::reload_judge(o, shown)));
+                continue;
+            }
+            (Role::Forget, out) => {
+                written.forget =
+                    Some(out.and_then(|o| files::forget_previous_judge(o, &key_bearing)));
+                continue;
+            }
+            (Role::Readback, out) => {
+                if let Err(e) = out.and_then(inspect::live_is_judge) {
+                    return Err(Plain::new(
+                        Kind::HostReadbackFailed,
+                        format!(
+                            "after writing, the host does not show the new certificate with its key: {e}"
+                        ),
+                        e.hint().unwrap_or_default(),
+                    ));
+                }
+                continue;
+            }
+            (_, Err(e)) => Err(e),
+            (Role::Stage(files), Ok(o)) => files::stage_many_judge(o, files),
+            (Role::Combined(p), Ok(o)) => files::stage_combined_judge(o, p),
+            (Role::Store(s), Ok(o)) => files::stage_store_judge(o, s),
+            (Role::Commit, Ok(o)) => {
+                written.kept_previous = files::kept_previous(o, &key_bearing);
+                files::commit_judge(o)
+            }
+        };
+        if let Err(e) = r {
+            item.discard(ctx, &paths).await;
+            return Err(fail(e));
+        }
     }
+    Ok(written)
 }

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use futures::StreamExt;
 
@@ -19,12 +20,14 @@ pub fn control_dir() -> std::io::Result<tempfile::TempDir> {
 }
 
 /// Opens one connection per selected host; results come back in target order.
+/// Every command run over them is added to `sessions`.
 pub async fn connect_all(
     inv: &Inventory,
     targets: &[Target],
     control: &Path,
     concurrency: usize,
     reporter: &dyn Reporter,
+    sessions: &Arc<AtomicUsize>,
 ) -> Vec<(Target, Connection)> {
     // Several targets can name the same host (two of its certificates): connect once.
     let mut hosts: Vec<usize> = targets.iter().map(|t| t.host).collect();
@@ -40,7 +43,10 @@ pub async fn connect_all(
             });
             let r = transport::connect(host, &inv.ssh, control)
                 .await
-                .map(Arc::<dyn Transport>::from)
+                .map(|c| {
+                    Arc::new(transport::counted::Counted::new(c, sessions.clone()))
+                        as Arc<dyn Transport>
+                })
                 .map(|c| match host.become_via {
                     Some(how) => {
                         Arc::new(transport::elevated::Elevated::new(c, how)) as Arc<dyn Transport>

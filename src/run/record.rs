@@ -116,6 +116,7 @@ pub(crate) fn finish(ctx: &Ctx<'_>, mut summary: RunSummary, started: Instant) -
     };
     summary.outcomes.sort_by_key(key);
     summary.timings.record_ms = ms_since(t);
+    summary.ssh_sessions = ctx.sessions.load(std::sync::atomic::Ordering::Relaxed);
     summary.timings.total_ms = ms_since(started);
     summary
 }

@@ -8,6 +8,7 @@ use instant_acme::Account;
 
 use super::{Ctx, Due, Item, hosts};
 use crate::acme::ari::{self, Window};
+use crate::host::batch::{self, Step};
 use crate::host::inspect::{self, Current};
 use crate::inventory::Target;
 use crate::plan::{self, Decision, Known, Reason};
@@ -107,7 +108,7 @@ pub(crate) async fn survey<'a>(
         }
     };
     let started = std::time::Instant::now();
-    let connected = hosts::connect_all(inv, targets, control, concurrency, reporter).await;
+    let connected = hosts::connect_all(inv, targets, control, concurrency, reporter, &ctx.sessions).await;
     let connect_ms = crate::report::ms_since(started);
     let mut items = Vec::new();
     for (target, conn) in connected {
@@ -139,15 +140,61 @@ pub(crate) async fn survey<'a>(
         .map(|r| ((r.host.as_str(), r.label.as_str()), r))
         .collect();
     let directory = &inv.acme.directory;
+    // One command per host reads every selected certificate of it: each SSH session costs
+    // the host a fork and a shell, and a run with nothing to do needs no more than this.
+    let mut by_host: Vec<Vec<Item>> = Vec::new();
+    for item in items {
+        match by_host
+            .iter_mut()
+            .find(|g| g[0].host.name == item.host.name)
+        {
+            Some(g) => g.push(item),
+            None => by_host.push(vec![item]),
+        }
+    }
+    let read: Vec<Vec<(Item, Result<Current, crate::host::Error>)>> =
+        futures::stream::iter(by_host)
+            .map(|group| async move {
+                for item in &group {
+                    item.stage(reporter, Stage::Inspect);
+                }
+                let steps: Vec<Step> = group
+                    .iter()
+                    .map(|item| Step::new(inspect::inspect_cmd(item.spec)).keep_going())
+                    .collect();
+                match batch::run(group[0].conn.as_ref(), &steps, None).await {
+                    Ok(outs) => group
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, item)| {
+                            let current = match outs.get(i) {
+                                Some(Ok(out)) => inspect::inspect_judge(out),
+                                Some(Err(e)) => Err(e.clone().into()),
+                                None => Err(crate::host::Error::Rejected {
+                                    step: "reading the deployed certificate",
+                                    reason: "the host's command ended before this certificate was read".into(),
+                                    hint: "check that the host has memory and processes to spare, then run certorch again".into(),
+                                }),
+                            };
+                            (item, current)
+                        })
+                        .collect(),
+                    Err(e) => group
+                        .into_iter()
+                        .map(|item| (item, Err(e.clone().into())))
+                        .collect(),
+                }
+            })
+            .buffered(concurrency)
+            .collect()
+            .await;
     let inspected: Vec<(Item, Result<Current, crate::host::Error>, Option<Window>)> =
-        futures::stream::iter(items)
-            .map(|item| {
+        futures::stream::iter(read.into_iter().flatten())
+            .map(|(item, current)| {
                 let rec = by_key
                     .get(&(item.host.name.as_str(), item.spec.label.as_str()))
                     .copied();
                 async move {
-                    item.stage(reporter, Stage::Inspect);
-                    let current = inspect::inspect(item.conn.as_ref(), item.spec).await;
                     // Ask the CA about the certificate only when it is the one certorch deployed.
                     let mut window = None;
                     if let (Ok(Current::Present(d)), Some(rec), Some(account)) =

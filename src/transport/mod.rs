@@ -2,6 +2,7 @@
 //! Everything certorch does on a host goes through [`Transport`], so each transport is a small
 //! implementation and every feature works on each.
 
+pub mod counted;
 pub mod elevated;
 pub mod known_hosts;
 pub mod openssh;
@@ -233,6 +234,29 @@ pub trait Transport: Send + Sync {
         cmd: &'a Cmd,
         stdin: Option<&'a [u8]>,
     ) -> BoxFuture<'a, Result<Output, Error>>;
+
+    /// The words (`sudo -n --`) every command on this host goes through. A command that carries
+    /// others (a [batch](crate::host::batch)) puts them before each of its steps, so each step
+    /// is allowed or refused by the sudo rule for it, as it would be alone.
+    fn elevation(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Runs `cmd` as the login user, past [`Transport::elevation`]: only for a command whose
+    /// steps carry the elevation themselves.
+    fn run_as_login<'a>(
+        &'a self,
+        cmd: &'a Cmd,
+        stdin: Option<&'a [u8]>,
+    ) -> BoxFuture<'a, Result<Output, Error>> {
+        self.run(cmd, stdin)
+    }
+
+    /// `out` of a step run through [`Transport::elevation`], or the elevation's refusal to run
+    /// the step `label`.
+    fn refused(&self, _label: &str, out: Output) -> Result<Output, Error> {
+        Ok(out)
+    }
 }
 
 /// Connects to `host` with the transport the inventory chose for it; `control_dir` is a

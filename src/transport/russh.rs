@@ -490,16 +490,23 @@ impl Russh {
         };
         // Once the channel closes the answer is complete; a writer still waiting for window
         // space (a command that exited without reading its input) is dropped then.
-        tokio::pin!(writing, reading);
-        let mut written = None;
-        let (out, refused, within, ended) = loop {
-            tokio::select! {
-                w = &mut writing, if written.is_none() => written = Some(w),
-                r = &mut reading => break r,
-            }
+        let (out, refused, within, ended, written) = {
+            tokio::pin!(writing, reading);
+            let mut written = None;
+            let (out, refused, within, ended) = loop {
+                tokio::select! {
+                    w = &mut writing, if written.is_none() => written = Some(w),
+                    r = &mut reading => break r,
+                }
+            };
+            (out, refused, within, ended, written)
         };
         if !within {
-            // The channel is dropped unread; russh closes it.
+            // Closed now, not when dropped: a command that goes on printing gets SIGPIPE, and
+            // a batch stops there instead of running its later steps (a reload).
+            if let Err(e) = write.close().await {
+                tracing::debug!("closing the channel of {label} on {}: {e}", self.address);
+            }
             return Err(Error::TooMuchOutput {
                 label: label.to_string(),
                 address: self.address.clone(),
