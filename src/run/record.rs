@@ -12,9 +12,12 @@ use crate::state::{LastResult, Lifecycle, Phase};
 /// flight: its order was validated (`lifecycle` is at `validated` with an order) and then the
 /// CA did not answer, or answered with server errors, or asked to be left alone for a while.
 /// The order may yet be finalized, and the next run takes it up instead of ordering again.
-/// Likewise a certificate whose files went live (`deployed`) and whose host then went away
-/// before the service was reloaded and the files could be put back: the next run reloads and
-/// verifies what is live, instead of taking the unreloaded files for done.
+/// Likewise a certificate whose chain was obtained (`finalized`) or whose files went live
+/// (`deployed`) and whose host then went away before the service was reloaded and the files
+/// could be put back (the files, their commit and the reload run as one command, so a host
+/// lost in it may hold either set): the next run deploys the recorded chain where it is not
+/// live yet, and reloads and verifies what is live, instead of taking the unreloaded files
+/// for drift and ordering again.
 pub(crate) fn keeps_in_flight(kind: Kind, lifecycle: Option<&Lifecycle>) -> bool {
     let validated = || {
         matches!(kind, Kind::CaUnreachable | Kind::CaUnavailable)
@@ -22,7 +25,7 @@ pub(crate) fn keeps_in_flight(kind: Kind, lifecycle: Option<&Lifecycle>) -> bool
     };
     let deployed = || {
         matches!(kind, Kind::SshConnectionLost | Kind::SshTimeout)
-            && lifecycle.is_some_and(|l| l.phase == Phase::Deployed)
+            && lifecycle.is_some_and(|l| matches!(l.phase, Phase::Finalized | Phase::Deployed))
     };
     validated() || deployed()
 }
