@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::{Cli, Command, exit};
 
 use crate::report::{Printer, Render};
-use crate::state::{Recorded, State, fmt_time};
+use crate::state::{Recorded, fmt_time};
 
 /// One line of `status`.
 #[derive(Debug, Serialize)]
@@ -39,8 +39,11 @@ pub async fn execute(cli: &Cli) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let state_dir = super::state_dir(cli);
-    let recorded = match State::open_read_only(&state_dir).and_then(|s| s.certificates()) {
+    let state = match super::state_location(cli, &inv).and_then(|l| super::open_state_read_only(&l)) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let recorded = match state.certificates() {
         Ok(r) => r,
         Err(e) => return super::state_error(&e),
     };
