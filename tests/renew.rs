@@ -7,7 +7,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Bed, digest_files, files_under};
+use common::Bed;
 
 fn serial(bed: &Bed, i: usize) -> String {
     bed.ssh_ok(i, "openssl x509 -in /etc/ssl/certs/www.pem -noout -serial")
@@ -116,10 +116,7 @@ fn plan_changes_nothing() {
     // Nothing exists yet: plan must not even create the state directory.
     let fresh = bed.certorch(&inv, &["--json", "plan"]);
     fresh.expect_code(0);
-    assert!(
-        !bed.state_dir().exists(),
-        "plan created the state directory"
-    );
+    assert!(!bed.state_exists(), "plan created the state");
     let doc = fresh.json();
     assert_eq!(doc["items"].as_array().unwrap().len(), 2);
     assert!(
@@ -133,8 +130,7 @@ fn plan_changes_nothing() {
 
     bed.certorch(&inv, &["run"]).expect_code(0);
     bed.ssh_ok(2, "rm /etc/ssl/certs/www.pem");
-    let state_files = files_under(&bed.state_dir());
-    let before_state = digest_files(&state_files);
+    let before_state = bed.state_snapshot();
     let host_files = "sha256sum /etc/ssl/private/www.key /etc/ssl/certs/www.crt /etc/ssl/certs/www.chain.pem; ls -la --time-style=full-iso /etc/ssl/private /etc/ssl/certs";
     let before_hosts: Vec<String> = (1..=2).map(|i| bed.ssh_ok(i, host_files)).collect();
 
@@ -145,12 +141,7 @@ fn plan_changes_nothing() {
     assert_eq!(items[0]["action"], "none");
     assert_eq!(items[1]["action"], "issue");
 
-    assert_eq!(files_under(&bed.state_dir()), state_files);
-    assert_eq!(
-        digest_files(&state_files),
-        before_state,
-        "plan changed the state"
-    );
+    assert_eq!(bed.state_snapshot(), before_state, "plan changed the state");
     let after_hosts: Vec<String> = (1..=2).map(|i| bed.ssh_ok(i, host_files)).collect();
     assert_eq!(after_hosts, before_hosts, "plan changed a host");
 }

@@ -234,6 +234,114 @@ dns:
             .unwrap_or_else(|| panic!("no row from {sql}"))
     }
 
+    /// Whether certorch has made its state: the state directory, or its schema in the bed's
+    /// PostgreSQL.
+    pub fn state_exists(&self) -> bool {
+        match state_backend() {
+            StateBackend::Sqlite => self.state_dir().exists(),
+            StateBackend::Postgres => {
+                self.psql("SELECT to_regclass('certorch_schema') IS NOT NULL")
+                    .trim()
+                    == "t"
+            }
+        }
+    }
+
+    /// The files that hold certorch's state, to search them for what must not be there: the
+    /// state directory's, or a fresh dump of the bed's PostgreSQL database.
+    pub fn state_files(&self) -> Vec<PathBuf> {
+        match state_backend() {
+            StateBackend::Sqlite => files_under(&self.state_dir()),
+            StateBackend::Postgres => {
+                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let dump = self.scratch("pg-dump").join(format!("state-{n}.sql"));
+                fs::write(&dump, self.pg_dump(&[])).unwrap();
+                vec![dump]
+            }
+        }
+    }
+
+    /// What certorch's state holds now, to compare before and after a command that must not
+    /// change it: each state file's name and digest, or the database's data.
+    pub fn state_snapshot(&self) -> String {
+        match state_backend() {
+            StateBackend::Sqlite => format!("{:?}", digest_files(&files_under(&self.state_dir()))),
+            StateBackend::Postgres => self.pg_dump(&["--data-only"]),
+        }
+    }
+
+    /// Forgets certorch's state, as if the bastion were new.
+    pub fn forget_state(&self) {
+        match state_backend() {
+            StateBackend::Sqlite => fs::remove_dir_all(self.state_dir()).unwrap(),
+            StateBackend::Postgres => {
+                self.psql(
+                    "DROP SCHEMA public CASCADE; CREATE SCHEMA public; \
+                     DROP SCHEMA IF EXISTS certorch_dry_run CASCADE",
+                );
+            }
+        }
+    }
+
+    /// Holds certorch's run lock as another run would, until the guard is dropped: the state
+    /// directory's lock file, or the advisory lock in a psql session.
+    pub fn hold_state_lock(&self) -> StateLock {
+        match state_backend() {
+            StateBackend::Sqlite => {
+                fs::create_dir_all(self.state_dir()).unwrap();
+                let f = fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(self.state_dir().join("lock"))
+                    .unwrap();
+                f.lock().unwrap();
+                StateLock::File(f)
+            }
+            StateBackend::Postgres => {
+                use std::io::{BufRead, Write};
+                // certorch's key for the default schema (state/postgres.rs: lock_key).
+                let key = {
+                    use sha2::{Digest, Sha256};
+                    let d = Sha256::digest(b"certorch run lock ");
+                    i64::from_be_bytes(d[..8].try_into().unwrap())
+                };
+                let mut child = Command::new(self.get("PG_PSQL"))
+                    .args(["-X", "-q", "-A", "-t", "-h", self.get("PG_SOCKET_DIR")])
+                    .args(["-U", "certorch", "-d", "certorch"])
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut stdin = child.stdin.take().unwrap();
+                writeln!(stdin, "SELECT pg_advisory_lock({key});\n\\echo locked").unwrap();
+                let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+                assert!(
+                    lines.any(|l| l.unwrap() == "locked"),
+                    "psql never took the lock"
+                );
+                StateLock::Session(stdin, Killed(child))
+            }
+        }
+    }
+
+    /// pg_dump of the bed's database, with `args`.
+    fn pg_dump(&self, args: &[&str]) -> String {
+        let out = Command::new(Path::new(self.get("PG_PSQL")).with_file_name("pg_dump"))
+            .args(["-h", self.get("PG_SOCKET_DIR"), "-U", "certorch"])
+            .args(args)
+            .arg("certorch")
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// Runs `sql` with psql on the bed's PostgreSQL (over its socket, as the superuser
     /// `certorch`); unaligned output, fields separated by 0x1f, rows by 0x1e. Panics on an error.
     pub fn psql(&self, sql: &str) -> String {
@@ -707,6 +815,12 @@ impl Bed {
             .collect();
         assert!(left.is_empty(), "host{i}: staged files left: {left:?}");
     }
+}
+
+/// The run lock held by the test (see [`Bed::hold_state_lock`]).
+pub enum StateLock {
+    File(fs::File),
+    Session(std::process::ChildStdin, Killed),
 }
 
 /// A spawned process killed (SIGKILL) and reaped when dropped, so a failing test leaves
