@@ -22,7 +22,7 @@ pub mod exit {
     pub const SOME_FAILED: u8 = 1;
     /// The inventory or the command line is wrong; nothing was touched.
     pub const USAGE: u8 = 2;
-    /// Another run holds the state directory's lock.
+    /// Another run holds the run lock (the state directory's, or the PostgreSQL advisory lock).
     pub const LOCKED: u8 = 3;
 }
 
