@@ -58,8 +58,8 @@ fn rollover_changes_the_key_keeps_the_account_and_the_next_issue_uses_the_new_ke
     let after = bed.certorch(&inv, &["--json", "account", "show"]).json();
     assert_eq!(after["account_url"], url.as_str(), "{after}");
     assert_eq!(after["key_thumbprint"], new.as_str(), "{after}");
-    let audit =
-        bed.state_value("SELECT detail FROM audit WHERE action = 'account' ORDER BY id DESC LIMIT 1");
+    let audit = bed
+        .state_value("SELECT detail FROM audit WHERE action = 'account' ORDER BY id DESC LIMIT 1");
     assert_eq!(
         audit,
         format!("key rolled over for {url}: thumbprint {old} -> {new}")

@@ -102,7 +102,11 @@ fn three_hosts_get_certificates_and_a_second_run_orders_nothing() {
         .arg("certorch")
         .output()
         .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         bastion_files.push(dump);
     }
     bastion_files.extend(files_under(&bed.certorch_tmp()));

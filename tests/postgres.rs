@@ -120,13 +120,20 @@ fn two_bastions_one_runs_and_the_other_finishes_the_work_of_a_dead_one() {
     }
     running.0.kill().unwrap(); // SIGKILL
     running.0.wait().unwrap();
-    assert!(!bed.signing_zone_txt().is_empty(), "the killed run published");
+    assert!(
+        !bed.signing_zone_txt().is_empty(),
+        "the killed run published"
+    );
     assert!(count(&bed, "SELECT count(*) FROM txt_records") >= 1);
     assert!(count(&bed, "SELECT count(*) FROM orders WHERE status = 'open'") >= 1);
 
     // The server ends the dead bastion's session when its socket closes; with it goes the lock.
     let start = Instant::now();
-    while count(&bed, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") > 0 {
+    while count(
+        &bed,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'",
+    ) > 0
+    {
         assert!(
             start.elapsed() < Duration::from_secs(20),
             "the killed run's advisory lock outlived its connection"
@@ -141,7 +148,12 @@ fn two_bastions_one_runs_and_the_other_finishes_the_work_of_a_dead_one() {
     // The other bastion's next cron run.
     let next = run(&bed, &inv, &["--json", "run"]);
     next.expect_code(0);
-    assert_eq!(next.json()["outcomes"][0]["result"], "issued", "{}", next.stdout);
+    assert_eq!(
+        next.json()["outcomes"][0]["result"],
+        "issued",
+        "{}",
+        next.stdout
+    );
     bed.assert_www_valid(
         1,
         &bed.pebble_root(),
@@ -164,7 +176,10 @@ fn two_bastions_one_runs_and_the_other_finishes_the_work_of_a_dead_one() {
     );
     // And the lock is free again once it has finished.
     assert_eq!(
-        count(&bed, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"),
+        count(
+            &bed,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
+        ),
         0
     );
 }
@@ -183,7 +198,8 @@ fn a_newer_schema_is_refused() {
         let r = run(&bed, &inv, args);
         r.expect_code(2);
         assert!(
-            r.stderr.contains("has schema version 99; this certorch knows up to 4"),
+            r.stderr
+                .contains("has schema version 99; this certorch knows up to 4"),
             "{}",
             r.stderr
         );
@@ -277,7 +293,10 @@ fn the_password_never_appears() {
     let mut stdin = holder.0.stdin.take().unwrap();
     writeln!(stdin, "SELECT pg_advisory_lock({key});\n\\echo locked").unwrap();
     let mut lines = std::io::BufReader::new(holder.0.stdout.take().unwrap()).lines();
-    assert!(lines.any(|l| l.unwrap() == "locked"), "psql never took the lock");
+    assert!(
+        lines.any(|l| l.unwrap() == "locked"),
+        "psql never took the lock"
+    );
     let r = run(&bed, &inv, &["--json", "run"]);
     r.expect_code(3);
     assert!(

@@ -245,7 +245,10 @@ fn a_killed_run_is_repaired_by_the_next() {
     );
     assert!(key_matches(&bed, 1));
     let count = |sql: &str| -> i64 { bed.state_value(sql).parse().unwrap() };
-    assert_eq!(count("SELECT count(*) FROM orders WHERE status = 'open'"), 0);
+    assert_eq!(
+        count("SELECT count(*) FROM orders WHERE status = 'open'"),
+        0
+    );
     assert_eq!(count("SELECT count(*) FROM txt_records"), 0);
     let repairs: Vec<String> = bed
         .state_query("SELECT detail FROM audit WHERE action = 'repair' ORDER BY id")

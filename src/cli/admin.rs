@@ -360,8 +360,7 @@ pub async fn revoke(cli: &Cli) -> u8 {
         Ok(None) => {
             eprintln!(
                 "error: no account for {} in {}",
-                inv.acme.directory,
-                state_dir
+                inv.acme.directory, state_dir
             );
             return exit::USAGE;
         }

@@ -11,7 +11,8 @@ pub async fn execute(cli: &Cli) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let state = match super::state_location(cli, &inv).and_then(|l| super::open_state_read_only(&l)) {
+    let state = match super::state_location(cli, &inv).and_then(|l| super::open_state_read_only(&l))
+    {
         Ok(s) => s,
         Err(code) => return code,
     };

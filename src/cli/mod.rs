@@ -288,10 +288,7 @@ pub(crate) fn open_state_read_only(location: &Location) -> Result<crate::state::
 
 /// Where the state is: --state (or CERTORCH_STATE), else the inventory's `state:`, else the
 /// default directory. A bad URL is a usage error, printed here.
-pub(crate) fn state_location(
-    cli: &Cli,
-    inv: &crate::inventory::Inventory,
-) -> Result<Location, u8> {
+pub(crate) fn state_location(cli: &Cli, inv: &crate::inventory::Inventory) -> Result<Location, u8> {
     match &cli.state {
         Some(s) => Location::parse(s).map_err(|e| {
             eprintln!("error: --state: {e}");

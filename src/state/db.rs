@@ -293,7 +293,10 @@ mod tests {
             vals![7i64, "x", &b"\x00\xff"[..], None::<String>],
         )
         .unwrap();
-        let r = db.query_opt("SELECT i, s, b, n FROM t", &[]).unwrap().unwrap();
+        let r = db
+            .query_opt("SELECT i, s, b, n FROM t", &[])
+            .unwrap()
+            .unwrap();
         assert_eq!(r.int(0).unwrap(), 7);
         assert_eq!(r.text(1).unwrap(), "x");
         assert_eq!(r.blob(2).unwrap(), vec![0, 255]);

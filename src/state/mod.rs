@@ -493,9 +493,7 @@ impl State {
 
     /// Runs a write; its failure is [`Error::Write`], which stops the step.
     fn exec(&self, sql: &str, params: &[Value]) -> Result<u64, Error> {
-        self.db
-            .execute(sql, params)
-            .map_err(|e| self.write_err(e))
+        self.db.execute(sql, params).map_err(|e| self.write_err(e))
     }
 
     fn run_id(&self) -> Option<i64> {
@@ -554,7 +552,11 @@ impl State {
                 "INSERT INTO runs (command, pid, started_at) VALUES (?1, ?2, ?3) RETURNING id",
                 vals![command, std::process::id(), now()],
             )
-            .and_then(|r| r.first().ok_or_else(|| "no id returned".to_string())?.int(0))
+            .and_then(|r| {
+                r.first()
+                    .ok_or_else(|| "no id returned".to_string())?
+                    .int(0)
+            })
             .map_err(|e| self.write_err(e))?;
         *self.run_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
         Ok(id)
@@ -651,7 +653,11 @@ impl State {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
                     vals![id, server, zone, name, value, ttl, now()],
                 )
-                .and_then(|r| r.first().ok_or_else(|| "no id returned".to_string())?.int(0))
+                .and_then(|r| {
+                    r.first()
+                        .ok_or_else(|| "no id returned".to_string())?
+                        .int(0)
+                })
                 .map_err(|e| self.write_err(e))?;
             ids.push(row);
         }
@@ -895,11 +901,9 @@ impl State {
 
     /// The internal CA's certificate (PEM), if one was made; not its key.
     pub fn internal_ca_cert(&self) -> Result<Option<String>, Error> {
-        self.row(
-            "SELECT cert_pem FROM internal_ca WHERE id = 1",
-            &[],
-            |r| r.text(0),
-        )
+        self.row("SELECT cert_pem FROM internal_ca WHERE id = 1", &[], |r| {
+            r.text(0)
+        })
     }
 
     /// The intermediates certorch received from each ACME directory: (directory, DER).

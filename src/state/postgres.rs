@@ -178,7 +178,10 @@ impl Url {
         let mut c = self.config()?;
         if let Some(f) = &self.password_file {
             let pw = std::fs::read_to_string(f).map_err(|e| {
-                format!("cannot read the PostgreSQL password file {}: {e}", f.display())
+                format!(
+                    "cannot read the PostgreSQL password file {}: {e}",
+                    f.display()
+                )
             })?;
             c.password(pw.trim_end_matches(['\n', '\r']));
         } else if self.url.password().is_none()
@@ -426,7 +429,10 @@ mod tests {
             c.get_hosts(),
             [postgres::config::Host::Unix(p)] if p == std::path::Path::new("/run/postgresql")
         ));
-        assert_eq!(u.password_file.as_deref(), Some(std::path::Path::new("/etc/certorch/pg.pass")));
+        assert_eq!(
+            u.password_file.as_deref(),
+            Some(std::path::Path::new("/etc/certorch/pg.pass"))
+        );
         assert_ne!(u.lock_key(), u.dry_run().lock_key());
     }
 }

@@ -346,7 +346,19 @@ dns:
     /// `certorch`); unaligned output, fields separated by 0x1f, rows by 0x1e. Panics on an error.
     pub fn psql(&self, sql: &str) -> String {
         let out = Command::new(self.get("PG_PSQL"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-F", "\x1f", "-R", "\x1e", "-h"])
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-F",
+                "\x1f",
+                "-R",
+                "\x1e",
+                "-h",
+            ])
             .arg(self.get("PG_SOCKET_DIR"))
             .args(["-p", "5432", "-U", "certorch", "-d", "certorch", "-c", sql])
             .output()
@@ -688,8 +700,8 @@ impl Bed {
         c.arg("--inventory").arg(inventory);
         // On PostgreSQL the inventory's `state:` line says where (the helpers write it); an
         // inventory a test wrote by hand without it gets the URL with --state.
-        let has_state_line = fs::read_to_string(inventory)
-            .is_ok_and(|t| t.lines().any(|l| l.starts_with("state:")));
+        let has_state_line =
+            fs::read_to_string(inventory).is_ok_and(|t| t.lines().any(|l| l.starts_with("state:")));
         match state_backend() {
             StateBackend::Sqlite => {
                 c.arg("--state").arg(self.state_dir());
