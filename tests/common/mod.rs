@@ -193,8 +193,14 @@ dns:
     pub fn state_query(&self, sql: &str) -> Vec<Vec<String>> {
         match state_backend() {
             StateBackend::Sqlite => {
-                let db = self.state_db();
-                let mut st = db.prepare(sql).unwrap();
+                // Read-write (never created): a run killed inside a write leaves a hot journal
+                // that a read-only connection may not roll back (SQLITE_READONLY_ROLLBACK).
+                let db = rusqlite::Connection::open_with_flags(
+                    self.state_dir().join("state.db"),
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+                )
+                .unwrap();
+                let mut st = db.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
                 let n = st.column_count();
                 st.query_map([], |r| {
                     (0..n)
