@@ -25,7 +25,7 @@ function __fish_certorch_using_subcommand
 end
 
 complete -c certorch -n "__fish_certorch_needs_command" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_needs_command" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_needs_command" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_needs_command" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_needs_command" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_needs_command" -s v -l verbose -d 'Print each step as it happens'
@@ -45,7 +45,7 @@ complete -c certorch -n "__fish_certorch_needs_command" -f -a "revoke" -d 'Revok
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "generate" -d 'Write man pages or shell completions into a directory (for packagers)'
 complete -c certorch -n "__fish_certorch_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certorch -n "__fish_certorch_using_subcommand run" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand run" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand run" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand run" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand run" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand run" -l dry-run -d 'Prove the inventory works without touching production: issue every selected certificate from the staging CA (acme.staging) with a separate account, into dry_run_root on each host, without reloads; TXT records are published and removed as for real'
@@ -54,7 +54,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand run" -s q -l quiet -d 
 complete -c certorch -n "__fish_certorch_using_subcommand run" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand run" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand issue" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand issue" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -s v -l verbose -d 'Print each step as it happens'
@@ -62,7 +62,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand issue" -s q -l quiet -
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand issue" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand plan" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand plan" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s v -l verbose -d 'Print each step as it happens'
@@ -70,7 +70,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand plan" -s q -l quiet -d
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand plan" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand check" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand check" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand check" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand check" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand check" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand check" -s v -l verbose -d 'Print each step as it happens'
@@ -79,7 +79,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand check" -l json -d 'Pri
 complete -c certorch -n "__fish_certorch_using_subcommand check" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand status" -l prometheus -d 'Also write the metrics for node_exporter\'s textfile collector to this file' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand status" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand status" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand status" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s v -l verbose -d 'Print each step as it happens'
@@ -87,7 +87,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand status" -s q -l quiet 
 complete -c certorch -n "__fish_certorch_using_subcommand status" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand status" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand init" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand init" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand init" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand init" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand init" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand init" -s v -l verbose -d 'Print each step as it happens'
@@ -96,7 +96,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand init" -l json -d 'Prin
 complete -c certorch -n "__fish_certorch_using_subcommand init" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l dir -d 'The directory of your own playbooks; default: `playbooks:` of the inventory' -r -F
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s v -l verbose -d 'Print each step as it happens'
@@ -104,7 +104,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s q -l qui
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand playbooks" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -s v -l verbose -d 'Print each step as it happens'
@@ -117,7 +117,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fis
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -f -a "deactivate" -d 'Deactivate the account at the CA; final'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and not __fish_seen_subcommand_from show register rollover deactivate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print each step as it happens'
@@ -125,7 +125,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_se
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s v -l verbose -d 'Print each step as it happens'
@@ -133,7 +133,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_se
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from register" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -s v -l verbose -d 'Print each step as it happens'
@@ -141,7 +141,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_se
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from rollover" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand account; and __fish_seen_subcommand_from deactivate" -l yes -d 'Confirm: the CA refuses the account from then on'
@@ -160,7 +160,7 @@ superseded\t''
 cessation-of-operation\t''
 affiliation-changed\t''"
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s v -l verbose -d 'Print each step as it happens'
@@ -168,7 +168,7 @@ complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s q -l quiet 
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -l json -d 'Print the result as one JSON document on stdout'
 complete -c certorch -n "__fish_certorch_using_subcommand revoke" -s h -l help -d 'Print help'
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s i -l inventory -d 'The host inventory (YAML)' -r -F
-complete -c certorch -n "__fish_certorch_using_subcommand generate" -l state -d 'State directory: ACME accounts and the run lock [default: /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r -F
+complete -c certorch -n "__fish_certorch_using_subcommand generate" -l state -d 'Where the state lives: a directory (ACME accounts, records, the run lock) or a PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several bastions share [default: the inventory\'s `state:`, else /var/lib/certorch as root, else $XDG_STATE_HOME/certorch]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -l concurrency -d 'How many hosts to work on at once, 1 to 1000 [default: the inventory\'s `concurrency`, else 20]' -r
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s l -l limit -d 'Only these hosts, groups, or host/cert (repeatable; `*` globs host names, `all` is everything)' -r
 complete -c certorch -n "__fish_certorch_using_subcommand generate" -s v -l verbose -d 'Print each step as it happens'

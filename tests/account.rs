@@ -9,10 +9,7 @@ use common::Bed;
 /// The stored account key (base64 PKCS#8) as it stands in the state, to check it is never
 /// printed.
 fn stored_key(bed: &Bed) -> String {
-    let json: String = bed
-        .state_db()
-        .query_row("SELECT credentials FROM accounts", [], |r| r.get(0))
-        .unwrap();
+    let json = bed.state_value("SELECT credentials FROM accounts");
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     v["key_pkcs8"].as_str().unwrap().to_string()
 }
@@ -61,14 +58,8 @@ fn rollover_changes_the_key_keeps_the_account_and_the_next_issue_uses_the_new_ke
     let after = bed.certorch(&inv, &["--json", "account", "show"]).json();
     assert_eq!(after["account_url"], url.as_str(), "{after}");
     assert_eq!(after["key_thumbprint"], new.as_str(), "{after}");
-    let audit: String = bed
-        .state_db()
-        .query_row(
-            "SELECT detail FROM audit WHERE action = 'account' ORDER BY id DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let audit = bed
+        .state_value("SELECT detail FROM audit WHERE action = 'account' ORDER BY id DESC LIMIT 1");
     assert_eq!(
         audit,
         format!("key rolled over for {url}: thumbprint {old} -> {new}")

@@ -43,7 +43,7 @@ fn check_passes_on_a_clean_setup() {
         "{whats:?}"
     );
     // check orders nothing and writes no state.
-    assert!(!bed.state_dir().exists());
+    assert!(!bed.state_exists());
     assert!(
         !bed.ssh(1, "test -e /etc/ssl/certs/www.pem")
             .status

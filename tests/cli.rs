@@ -64,11 +64,7 @@ fn exit_codes_per_situation() {
     );
 
     // 3: another run holds the lock.
-    let lock = fs::OpenOptions::new()
-        .write(true)
-        .open(bed.state_dir().join("lock"))
-        .unwrap();
-    lock.lock().unwrap();
+    let lock = bed.hold_state_lock();
     let locked = bed.certorch(&inv, &["run"]);
     locked.expect_code(3);
     assert!(
@@ -136,11 +132,24 @@ fn a_dry_run_leaves_production_untouched() {
             "{live_path} was touched"
         );
     }
-    assert!(
-        !bed.state_dir().join("state.db").exists(),
-        "the dry run wrote production state"
-    );
-    assert!(bed.state_dir().join("dry-run/state.db").exists());
+    match common::state_backend() {
+        common::StateBackend::Sqlite => {
+            assert!(
+                !bed.state_dir().join("state.db").exists(),
+                "the dry run wrote production state"
+            );
+            assert!(bed.state_dir().join("dry-run/state.db").exists())
+        }
+        // A dry run's state is a schema of its own in the same database.
+        common::StateBackend::Postgres => {
+            assert!(!bed.state_exists(), "the dry run wrote production state");
+            assert_eq!(
+                bed.psql("SELECT to_regclass('certorch_dry_run.certorch_schema') IS NOT NULL")
+                    .trim(),
+                "t"
+            )
+        }
+    }
     assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
 
     // Without a staging CA in a non-Let's-Encrypt inventory, a dry run refuses to start.

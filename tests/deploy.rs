@@ -170,7 +170,8 @@ fn a_combined_pem_is_assembled_on_the_host() {
     );
     // The key never reached the bastion.
     let needle = &common::pem_body(&key)[20..80];
-    for f in common::files_under(&bed.state_dir())
+    for f in bed
+        .state_files()
         .into_iter()
         .chain(common::files_under(&bed.certorch_tmp()))
     {
@@ -396,7 +397,8 @@ fn a_shared_key_label_ends_with_one_certificate_on_every_member() {
         bed.assert_key_matches(i, "/etc/ssl/certs/www.pem", "/etc/ssl/private/www.key");
     }
     let needle = &common::pem_body(&key)[20..80];
-    for f in common::files_under(&bed.state_dir())
+    for f in bed
+        .state_files()
         .into_iter()
         .chain(common::files_under(&bed.certorch_tmp()))
     {

@@ -993,7 +993,7 @@ fn hostile_inventories_are_refused_before_anything_is_touched() {
     let etc_ssl = bed.host_etc_ssl(1);
     let before = digest_files(&files_under(&etc_ssl));
     let state = bed.state_dir();
-    assert!(!state.exists(), "the state dir exists before the table");
+    assert!(!bed.state_exists(), "the state exists before the table");
     let mut failed = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let path = dir.join(format!("{i:02}.yaml"));
@@ -1029,7 +1029,7 @@ fn hostile_inventories_are_refused_before_anything_is_touched() {
         bed.signing_zone_txt()
     );
     assert!(
-        !state.exists(),
+        !bed.state_exists(),
         "the state directory was created, so some case got as far as the run: {:?}",
         files_under(&state)
     );

@@ -156,7 +156,7 @@ fn certificates_signed_by_an_adopted_intermediate_are_kept_until_due() {
     let inv = bed.standard_inventory(1);
     bed.certorch(&inv, &["run"]).expect_code(0);
     let issued = fingerprint(&bed, 1, CERT);
-    std::fs::remove_dir_all(bed.state_dir()).unwrap();
+    bed.forget_state();
 
     let plan = bed.certorch(&inv, &["plan"]);
     plan.expect_code(0);

@@ -7,7 +7,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{Bed, digest_files, files_under};
+use common::Bed;
 
 fn serial(bed: &Bed, i: usize) -> String {
     bed.ssh_ok(i, "openssl x509 -in /etc/ssl/certs/www.pem -noout -serial")
@@ -99,14 +99,10 @@ fn drift_on_a_host_is_detected_and_repaired() {
             .unwrap()
             .replace(':', "")
             .to_lowercase();
-        let recorded: String = bed
-            .state_db()
-            .query_row(
-                "SELECT fingerprint FROM certificates WHERE host = ?1",
-                [bed.host_name(i)],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let recorded = bed.state_value(&format!(
+            "SELECT fingerprint FROM certificates WHERE host = '{}'",
+            bed.host_name(i)
+        ));
         assert_eq!(live, recorded, "host{i}");
     }
     bed.certorch(&inv, &["--json", "run"]).expect_code(0);
@@ -120,10 +116,7 @@ fn plan_changes_nothing() {
     // Nothing exists yet: plan must not even create the state directory.
     let fresh = bed.certorch(&inv, &["--json", "plan"]);
     fresh.expect_code(0);
-    assert!(
-        !bed.state_dir().exists(),
-        "plan created the state directory"
-    );
+    assert!(!bed.state_exists(), "plan created the state");
     let doc = fresh.json();
     assert_eq!(doc["items"].as_array().unwrap().len(), 2);
     assert!(
@@ -137,8 +130,7 @@ fn plan_changes_nothing() {
 
     bed.certorch(&inv, &["run"]).expect_code(0);
     bed.ssh_ok(2, "rm /etc/ssl/certs/www.pem");
-    let state_files = files_under(&bed.state_dir());
-    let before_state = digest_files(&state_files);
+    let before_state = bed.state_snapshot();
     let host_files = "sha256sum /etc/ssl/private/www.key /etc/ssl/certs/www.crt /etc/ssl/certs/www.chain.pem; ls -la --time-style=full-iso /etc/ssl/private /etc/ssl/certs";
     let before_hosts: Vec<String> = (1..=2).map(|i| bed.ssh_ok(i, host_files)).collect();
 
@@ -149,12 +141,7 @@ fn plan_changes_nothing() {
     assert_eq!(items[0]["action"], "none");
     assert_eq!(items[1]["action"], "issue");
 
-    assert_eq!(files_under(&bed.state_dir()), state_files);
-    assert_eq!(
-        digest_files(&state_files),
-        before_state,
-        "plan changed the state"
-    );
+    assert_eq!(bed.state_snapshot(), before_state, "plan changed the state");
     let after_hosts: Vec<String> = (1..=2).map(|i| bed.ssh_ok(i, host_files)).collect();
     assert_eq!(after_hosts, before_hosts, "plan changed a host");
 }
@@ -242,20 +229,11 @@ fn a_killed_run_is_repaired_by_the_next() {
         "the killed run's records are still there"
     );
     let open: i64 = bed
-        .state_db()
-        .query_row(
-            "SELECT count(*) FROM orders WHERE status = 'open'",
-            [],
-            |r| r.get(0),
-        )
+        .state_value("SELECT count(*) FROM orders WHERE status = 'open'")
+        .parse()
         .unwrap();
     assert!(open >= 1, "the killed run's order is recorded as open");
-    let killed_order: String = bed
-        .state_db()
-        .query_row("SELECT url FROM orders WHERE status = 'open'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let killed_order = bed.state_value("SELECT url FROM orders WHERE status = 'open'");
 
     bed.admin_update(&format!(
         "update delete signing.test NS ns2.signing.test.\nupdate delete ns2.signing.test A {dead}"
@@ -272,36 +250,23 @@ fn a_killed_run_is_repaired_by_the_next() {
         "TXT records left behind"
     );
     assert!(key_matches(&bed, 1));
-    let db = bed.state_db();
-    let open: i64 = db
-        .query_row(
-            "SELECT count(*) FROM orders WHERE status = 'open'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(open, 0);
-    let leftover: i64 = db
-        .query_row("SELECT count(*) FROM txt_records", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(leftover, 0);
-    let repairs: Vec<String> = db
-        .prepare("SELECT detail FROM audit WHERE action = 'repair' ORDER BY id")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
+    let count = |sql: &str| -> i64 { bed.state_value(sql).parse().unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM orders WHERE status = 'open'"),
+        0
+    );
+    assert_eq!(count("SELECT count(*) FROM txt_records"), 0);
+    let repairs: Vec<String> = bed
+        .state_query("SELECT detail FROM audit WHERE action = 'repair' ORDER BY id")
+        .into_iter()
+        .map(|r| r[0].clone())
         .collect();
     // Resumed, not abandoned: the CA still held the killed run's order, so no new one was
     // opened, and that order is the one that issued.
     assert_eq!(next.json()["orders"], 0, "{}", next.stdout);
-    let status: String = db
-        .query_row(
-            "SELECT status FROM orders WHERE url = ?1",
-            [&killed_order],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let status = bed.state_value(&format!(
+        "SELECT status FROM orders WHERE url = '{killed_order}'"
+    ));
     assert_eq!(status, "issued");
     assert!(
         repairs
@@ -359,8 +324,8 @@ fn two_concurrent_runs_never_both_issue() {
             .starts_with("error: another certorch run holds the lock on ")
     );
     let orders: i64 = bed
-        .state_db()
-        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
+        .state_value("SELECT count(*) FROM orders")
+        .parse()
         .unwrap();
     assert_eq!(orders, 2, "exactly one run ordered");
 }

@@ -8,7 +8,7 @@ use rustls_pki_types::CertificateDer;
 use super::{AccountAction, Cli, Command, RevokeReason, exit};
 use crate::acme;
 use crate::report::{Printer, Render};
-use crate::state::{LastResult, State};
+use crate::state::LastResult;
 
 /// The starter inventory `init` writes: the commented production example.
 const STARTER: &str = include_str!("../../inventory/example.yaml");
@@ -174,13 +174,16 @@ pub async fn account(cli: &Cli) -> u8 {
     let Ok(inv) = super::load_inventory(cli) else {
         return exit::USAGE;
     };
-    let state_dir = super::state_dir(cli);
+    let state_dir = match super::state_location(cli, &inv) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     let directory = inv.acme.directory.clone();
     match action {
         AccountAction::Show => {
-            let state = match State::open_read_only(&state_dir) {
+            let state = match super::open_state_read_only(cli, &state_dir) {
                 Ok(s) => s,
-                Err(e) => return super::state_error(cli, &e),
+                Err(code) => return code,
             };
             let created = state.account_created(&directory).ok().flatten();
             let account = match acme::account::load(&inv, &state).await {
@@ -223,7 +226,7 @@ pub async fn account(cli: &Cli) -> u8 {
                 Ok(None) => {
                     eprintln!(
                         "error: there is no account for {directory} in {}",
-                        state_dir.display()
+                        state_dir
                     );
                     eprintln!("  hint: `certorch account register` creates one");
                     return exit::USAGE;
@@ -269,7 +272,7 @@ pub async fn account(cli: &Cli) -> u8 {
                 Ok(None) => {
                     eprintln!(
                         "error: there is no account for {directory} in {}",
-                        state_dir.display()
+                        state_dir
                     );
                     return exit::USAGE;
                 }
@@ -318,7 +321,10 @@ pub async fn revoke(cli: &Cli) -> u8 {
         eprintln!("error: {e}");
         return exit::USAGE;
     }
-    let state_dir = super::state_dir(cli);
+    let state_dir = match super::state_location(cli, &inv) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     let (_lock, state) = match super::open_state_locked(cli, &state_dir) {
         Ok(x) => x,
         Err(code) => return code,
@@ -354,8 +360,7 @@ pub async fn revoke(cli: &Cli) -> u8 {
         Ok(None) => {
             eprintln!(
                 "error: no account for {} in {}",
-                inv.acme.directory,
-                state_dir.display()
+                inv.acme.directory, state_dir
             );
             return exit::USAGE;
         }

@@ -5,16 +5,16 @@ use std::io::IsTerminal;
 use super::{Cli, exit};
 use crate::report::{Printer, Progress};
 use crate::run::check;
-use crate::state::State;
 
 pub async fn execute(cli: &Cli) -> u8 {
     let (inv, targets) = match super::load_targets(cli, &cli.limit) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let state = match State::open_read_only(&super::state_dir(cli)) {
+    let state = match super::state_location(cli, &inv).and_then(|l| super::open_state_read_only(cli, &l))
+    {
         Ok(s) => s,
-        Err(e) => return super::state_error(cli, &e),
+        Err(code) => return code,
     };
     let progress = Progress::new(
         cli.verbose,

@@ -50,7 +50,19 @@ pub fn completions(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-const EXIT_STATUS_ROFF: &str = r#".SH "EXIT STATUS"
+const EXIT_STATUS_ROFF: &str = r#".SH "SHARED STATE"
+With \fB\-\-state postgresql://\fR\fI...\fR (or \fBstate:\fR in the inventory) two or more
+bastions share one PostgreSQL database and run the same cron line. A run takes a session\-level
+advisory lock on its database connection before it touches anything and holds it to the end:
+at most one run works at a time, and another exits 3 at once. When the running bastion dies, its
+connection closes and PostgreSQL frees the lock; the next run on any bastion takes it, withdraws
+the TXT records, resumes the orders and deploys that the dead one left (as after a killed run on
+one bastion). A bastion whose connection is cut without a close (power loss, network split)
+holds the lock until the server drops that connection: set the server's
+\fBtcp_keepalives_idle\fR low. If certorch loses its connection mid\-run, its writes fail and the
+run stops; what it had not recorded is resumed by the next run. A dry run uses the schema
+\fBcertorch_dry_run\fR and a lock of its own.
+.SH "EXIT STATUS"
 .TP
 \fB0\fR
 Every selected certificate is in order, or deferred by the CA's rate limits to a later run.
@@ -64,7 +76,8 @@ ordered, and the error names the file and what to do.
 The inventory or the command line is wrong; nothing was touched.
 .TP
 \fB3\fR
-Another run holds the lock on the state directory.
+Another run holds the run lock: the state directory's lock file, or on PostgreSQL the advisory
+lock.
 "#;
 
 #[cfg(test)]

@@ -133,6 +133,17 @@ certificates (a member whose deploy failed). Selecting one member selects all.
 A directory of the operator's playbooks, \fINAME\fR\fB.yaml\fR, replacing or adding to the
 built\-in ones (\fBcertorch playbooks\fR lists them).
 .TP
+\fBstate\fR
+Where the state lives (\fB\-\-state\fR and \fBCERTORCH_STATE\fR win over it): a directory
+(SQLite, the default), or a PostgreSQL database that several bastions share,
+\fBpostgresql://\fR\fIUSER\fR\fB@\fR\fIHOST\fR\fB:\fR\fIPORT\fR\fB/\fR\fIDB\fR with the
+parameters \fBhost\fR (a Unix socket directory), \fBport\fR, \fBuser\fR, \fBdbname\fR,
+\fBsslmode\fR (\fBdisable\fR, \fBallow\fR or \fBprefer\fR: no TLS, so use a socket, loopback or
+a tunnel), \fBpassword_file\fR (a file holding the password), \fBconnect_timeout\fR and
+\fBapplication_name\fR. The password comes from \fBpassword_file\fR, else the URL, else
+\fBPGPASSWORD\fR; certorch never prints it. The run lock is then a PostgreSQL advisory lock on
+certorch's connection (see \fBcertorch\fR(1)).
+.TP
 \fBgroups\fR
 A map from group name to a list of host names, for \fB\-\-limit\fR and \fBissue\fR.
 .SH CERTIFICATES

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::state::Location;
+
 /// Exit codes, documented in the man page.
 pub mod exit {
     /// Everything selected is in order.
@@ -20,7 +22,7 @@ pub mod exit {
     pub const SOME_FAILED: u8 = 1;
     /// The inventory or the command line is wrong; nothing was touched.
     pub const USAGE: u8 = 2;
-    /// Another run holds the state directory's lock.
+    /// Another run holds the run lock (the state directory's, or the PostgreSQL advisory lock).
     pub const LOCKED: u8 = 3;
 }
 
@@ -45,10 +47,12 @@ pub struct Cli {
     )]
     pub inventory: PathBuf,
 
-    /// State directory: ACME accounts and the run lock [default: /var/lib/certorch as root,
+    /// Where the state lives: a directory (ACME accounts, records, the run lock) or a
+    /// PostgreSQL database, postgresql://USER@HOST/DB?password_file=FILE, that several
+    /// bastions share [default: the inventory's `state:`, else /var/lib/certorch as root,
     /// else $XDG_STATE_HOME/certorch].
-    #[arg(long, global = true, env = "CERTORCH_STATE")]
-    pub state: Option<PathBuf>,
+    #[arg(long, global = true, env = "CERTORCH_STATE", value_name = "DIR|URL")]
+    pub state: Option<String>,
 
     /// How many hosts to work on at once, 1 to 1000 [default: the inventory's `concurrency`,
     /// else 20].
@@ -250,21 +254,62 @@ pub(crate) fn load_targets(
     }
 }
 
-/// Takes the lock and opens the state for writing.
+/// Takes the run lock and opens the state for writing. The lock is the returned file's in a
+/// state directory; on PostgreSQL it is the state's own connection's (an advisory lock), so
+/// there is no file.
 pub(crate) fn open_state_locked(
     cli: &Cli,
-    dir: &std::path::Path,
-) -> Result<(std::fs::File, crate::state::State), u8> {
-    let lock = lock(cli, dir)?;
-    match crate::state::State::open(dir) {
-        Ok(s) => Ok((lock, s)),
-        Err(e) => Err(state_error(cli, &e)),
+    location: &Location,
+) -> Result<(Option<std::fs::File>, crate::state::State), u8> {
+    match location {
+        Location::Dir(dir) => {
+            let lock = lock(cli, dir)?;
+            match crate::state::State::open(dir) {
+                Ok(s) => Ok((Some(lock), s)),
+                Err(e) => Err(state_error(cli, &e)),
+            }
+        }
+        Location::Postgres(url) => match crate::state::State::open_postgres(url) {
+            Ok(Some(s)) => Ok((None, s)),
+            Ok(None) => {
+                let (code, error, hint) = held(location);
+                eprintln!("error: {error}");
+                eprintln!("  hint: {hint}");
+                Err(code)
+            }
+            Err(e) => Err(state_error(cli, &e)),
+        },
     }
 }
 
-/// The state directory from --state or the default.
-pub(crate) fn state_dir(cli: &Cli) -> PathBuf {
-    cli.state.clone().unwrap_or_else(default_state_dir)
+/// Opens the state to read (`plan`, `status`, `check`): no lock, nothing created.
+pub(crate) fn open_state_read_only(
+    cli: &Cli,
+    location: &Location,
+) -> Result<crate::state::State, u8> {
+    match location {
+        Location::Dir(dir) => crate::state::State::open_read_only(dir),
+        Location::Postgres(url) => crate::state::State::open_postgres_read_only(url),
+    }
+    .map_err(|e| state_error(cli, &e))
+}
+
+/// Where the state is: --state (or CERTORCH_STATE), else the inventory's `state:`, else the
+/// default directory. A bad URL is a usage error, printed here.
+pub(crate) fn state_location(cli: &Cli, inv: &crate::inventory::Inventory) -> Result<Location, u8> {
+    match &cli.state {
+        Some(s) => Location::parse(s).map_err(|e| {
+            eprintln!("error: --state: {e}");
+            eprintln!(
+                "  hint: give a directory, or postgresql://USER@HOST/DB with the password in password_file= or PGPASSWORD"
+            );
+            exit::USAGE
+        }),
+        None => Ok(inv
+            .state
+            .clone()
+            .unwrap_or_else(|| Location::Dir(default_state_dir()))),
+    }
 }
 
 /// Prints a state error with its hint; returns the exit code: 1, as for a certificate that
@@ -365,6 +410,15 @@ fn unusable(state: &std::path::Path, e: &std::io::Error) -> crate::problem::Plai
     )
 }
 
+/// Another run holds the lock on `location`: exit 3, and why.
+fn held(location: &Location) -> (u8, String, String) {
+    (
+        exit::LOCKED,
+        format!("another certorch run holds the lock on {location}"),
+        "wait for it to finish; cron runs that overlap are skipped safely".into(),
+    )
+}
+
 /// What taking the lock came to: only `WouldBlock` means another run holds it; any other
 /// error (a file system without locks, an I/O error) is that error, exit 1.
 fn locked(
@@ -373,11 +427,7 @@ fn locked(
 ) -> Result<(), (u8, String, String)> {
     match r {
         Ok(()) => Ok(()),
-        Err(std::fs::TryLockError::WouldBlock) => Err((
-            exit::LOCKED,
-            format!("another certorch run holds the lock on {}", state.display()),
-            "wait for it to finish; cron runs that overlap are skipped safely".into(),
-        )),
+        Err(std::fs::TryLockError::WouldBlock) => Err(held(&Location::Dir(state.to_path_buf()))),
         Err(std::fs::TryLockError::Error(e)) => Err((
             exit::SOME_FAILED,
             format!(

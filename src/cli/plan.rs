@@ -6,7 +6,6 @@ use std::io::IsTerminal;
 
 use crate::report::{Printer, Progress};
 use crate::run;
-use crate::state::State;
 
 pub async fn execute(cli: &Cli) -> u8 {
     let limit = &cli.limit;
@@ -14,10 +13,10 @@ pub async fn execute(cli: &Cli) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let state_dir = super::state_dir(cli);
-    let state = match State::open_read_only(&state_dir) {
+    let state = match super::state_location(cli, &inv).and_then(|l| super::open_state_read_only(cli, &l))
+    {
         Ok(s) => s,
-        Err(e) => return super::state_error(cli, &e),
+        Err(code) => return code,
     };
     let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);
     let progress = Progress::new(

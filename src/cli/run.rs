@@ -29,12 +29,15 @@ pub async fn execute(cli: Cli) -> u8 {
     } else {
         inv
     };
-    let mut state_dir = super::state_dir(&cli);
+    let mut location = match super::state_location(&cli, &inv) {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     // A dry run keeps its own account, records and lock: production state never sees it.
     if dry_run {
-        state_dir = state_dir.join("dry-run");
+        location = location.dry_run();
     }
-    let (_lock, state) = match super::open_state_locked(&cli, &state_dir) {
+    let (_lock, state) = match super::open_state_locked(&cli, &location) {
         Ok(x) => x,
         Err(code) => return code,
     };

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::{Cli, Command, exit};
 
 use crate::report::{Printer, Render};
-use crate::state::{LastResult, Recorded, State, fmt_time};
+use crate::state::{LastResult, Recorded, fmt_time};
 
 /// One line of `status`.
 #[derive(Debug, Serialize)]
@@ -42,9 +42,13 @@ pub async fn execute(cli: &Cli) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let state_dir = super::state_dir(cli);
-    let read =
-        State::open_read_only(&state_dir).and_then(|s| Ok((s.certificates()?, s.deferrals()?)));
+    let state = match super::state_location(cli, &inv)
+        .and_then(|l| super::open_state_read_only(cli, &l))
+    {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let read = state.certificates().and_then(|r| Ok((r, state.deferrals()?)));
     let (recorded, deferrals) = match read {
         Ok(r) => r,
         Err(e) => return super::state_error(cli, &e),

@@ -42,6 +42,8 @@ pub struct Inventory {
     pub warnings: Vec<String>,
     /// The operator's playbook directory, if any.
     pub playbooks: Option<PathBuf>,
+    /// `state:`, a directory or a PostgreSQL database; --state and CERTORCH_STATE win.
+    pub state: Option<crate::state::Location>,
 }
 
 /// How a non-root login becomes root for certorch's steps on a host.
@@ -879,6 +881,16 @@ impl Builder<'_> {
 
         let d = &raw.defaults;
         let playbooks = raw.playbooks.map(|p| self.resolve(p));
+        let state = match raw.state {
+            None => None,
+            Some(s) => match crate::state::Location::parse(&s.value) {
+                Ok(crate::state::Location::Dir(d)) => {
+                    Some(crate::state::Location::Dir(self.resolve(d)))
+                }
+                Ok(l) => Some(l),
+                Err(e) => return Err(self.err(s.referenced, format!("state: {e}"))),
+            },
+        };
         let default_become = self.become_of(d.become_via.clone())?;
         let mut hosts = Vec::new();
         for (name, host) in raw.hosts {
@@ -1043,6 +1055,7 @@ impl Builder<'_> {
             groups,
             playbooks,
             warnings,
+            state,
         })
     }
 

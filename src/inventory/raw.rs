@@ -36,6 +36,8 @@ pub struct RawInventory {
     pub shared: BTreeMap<String, Spanned<RawShared>>,
     /// A directory of the operator's playbooks (`NAME.yaml`), overriding the built-in ones.
     pub playbooks: Option<PathBuf>,
+    /// Where the state lives: a directory, or a `postgresql://` URL (--state wins).
+    pub state: Option<Spanned<String>>,
 }
 
 /// One key and certificate for several hosts.

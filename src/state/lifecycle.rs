@@ -2,9 +2,9 @@
 //! acme-chief's one status per certificate): a run killed anywhere is resumed by the next from
 //! what was recorded, and nothing already obtained at the CA is ordered again.
 
-use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 
+use super::db::{Row, vals};
 use super::{Error, State, now, parse_time};
 
 /// Where a certificate is in its issuance. Recorded before the step it names is taken remotely
@@ -108,26 +108,26 @@ impl State {
     ) -> Result<(), Error> {
         let run = self.run_id();
         let names = serde_json::to_string(names).unwrap_or_default();
-        self.write(|c| {
-            c.execute(
-                "INSERT OR REPLACE INTO lifecycle (host, label, phase, run_id, directory, names, csr, order_url,
-                    fingerprint, chain_pem, kind, updated_at)
-                 VALUES (?1, ?2, 'keyed', ?3, ?4, ?5, ?6, NULL, NULL, NULL, NULL, ?7)",
-                params![host, label, run, directory, names, csr, now()],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "INSERT INTO lifecycle (host, label, phase, run_id, directory, names, csr, order_url,
+                fingerprint, chain_pem, kind, updated_at)
+             VALUES (?1, ?2, 'keyed', ?3, ?4, ?5, ?6, NULL, NULL, NULL, NULL, ?7)
+             ON CONFLICT (host, label) DO UPDATE SET phase = excluded.phase, run_id = excluded.run_id,
+                directory = excluded.directory, names = excluded.names, csr = excluded.csr,
+                order_url = NULL, fingerprint = NULL, chain_pem = NULL, kind = NULL,
+                updated_at = excluded.updated_at",
+            vals![host, label, run, directory, names, csr, now()],
+        )
+        .map(|_| ())
     }
 
     /// Moves `host/label` to `phase`, keeping what earlier phases recorded.
     pub fn set_phase(&self, host: &str, label: &str, phase: Phase) -> Result<(), Error> {
-        self.write(|c| {
-            c.execute(
-                "UPDATE lifecycle SET phase = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
-                params![phase.as_str(), now(), host, label],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "UPDATE lifecycle SET phase = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
+            vals![phase.as_str(), now(), host, label],
+        )
+        .map(|_| ())
     }
 
     /// The CA accepted the order at `url` for `host/label` (recorded in the order log too).
@@ -135,13 +135,11 @@ impl State {
         let row = self.lifecycle(host, label)?;
         let (directory, names) = row.map(|r| (r.directory, r.names)).unwrap_or_default();
         self.record_order(url, &directory, host, label, &names)?;
-        self.write(|c| {
-            c.execute(
-                "UPDATE lifecycle SET phase = 'ordered', order_url = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
-                params![url, now(), host, label],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "UPDATE lifecycle SET phase = 'ordered', order_url = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
+            vals![url, now(), host, label],
+        )
+        .map(|_| ())
     }
 
     /// The CA issued `chain_pem` (leaf `fingerprint`) for `host/label`; its intermediates are
@@ -162,50 +160,44 @@ impl State {
                 .filter(|i| i.is_ca)
                 .collect();
         let t = now();
-        self.write(|c| {
-            c.execute(
-                "UPDATE lifecycle SET phase = 'finalized', fingerprint = ?1, chain_pem = ?2, updated_at = ?3
-                 WHERE host = ?4 AND label = ?5",
-                params![fingerprint, chain_pem, t, host, label],
-            )?;
-            let directory: Option<String> = c
-                .query_row(
-                    "SELECT directory FROM lifecycle WHERE host = ?1 AND label = ?2",
-                    [host, label],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if let Some(d) = directory {
-                for i in &intermediates {
-                    super::insert_issuer(c, &d, i, &t)?;
-                }
+        self.exec(
+            "UPDATE lifecycle SET phase = 'finalized', fingerprint = ?1, chain_pem = ?2, updated_at = ?3
+             WHERE host = ?4 AND label = ?5",
+            vals![fingerprint, chain_pem, t.as_str(), host, label],
+        )?;
+        let directory: Option<String> = self
+            .db
+            .query_opt(
+                "SELECT directory FROM lifecycle WHERE host = ?1 AND label = ?2",
+                vals![host, label],
+            )
+            .and_then(|r| r.map(|r| r.text(0)).transpose())
+            .map_err(|e| self.write_err(e))?;
+        if let Some(d) = directory {
+            for i in &intermediates {
+                super::insert_issuer(&self.db, &d, i, &t).map_err(|e| self.write_err(e))?;
             }
-            Ok(())
-        })
+        }
+        Ok(())
     }
 
     /// The attempt for `host/label` failed with `kind`; nothing of it is in flight any more.
     pub fn failed(&self, host: &str, label: &str, kind: &str) -> Result<(), Error> {
-        self.write(|c| {
-            c.execute(
-                "UPDATE lifecycle SET phase = 'failed', kind = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
-                params![kind, now(), host, label],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "UPDATE lifecycle SET phase = 'failed', kind = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
+            vals![kind, now(), host, label],
+        )
+        .map(|_| ())
     }
 
     /// The lifecycle row of `host/label`.
     pub fn lifecycle(&self, host: &str, label: &str) -> Result<Option<Lifecycle>, Error> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT host, label, phase, directory, names, csr, order_url, fingerprint, chain_pem, kind, updated_at
-                 FROM lifecycle WHERE host = ?1 AND label = ?2",
-                [host, label],
-                row,
-            )
-            .optional()
-        })
+        self.row(
+            "SELECT host, label, phase, directory, names, csr, order_url, fingerprint, chain_pem, kind, updated_at
+             FROM lifecycle WHERE host = ?1 AND label = ?2",
+            vals![host, label],
+            row,
+        )
     }
 
     /// Every certificate with something in flight (a killed run's work).
@@ -213,13 +205,12 @@ impl State {
         if self.version < super::LIFECYCLE_VERSION {
             return Ok(Vec::new());
         }
-        self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT host, label, phase, directory, names, csr, order_url, fingerprint, chain_pem, kind, updated_at
-                 FROM lifecycle WHERE phase NOT IN ('done', 'failed', 'abandoned') ORDER BY host, label",
-            )?;
-            st.query_map([], row)?.collect()
-        })
+        self.rows(
+            "SELECT host, label, phase, directory, names, csr, order_url, fingerprint, chain_pem, kind, updated_at
+             FROM lifecycle WHERE phase NOT IN ('done', 'failed', 'abandoned') ORDER BY host, label",
+            &[],
+            row,
+        )
     }
 
     /// Records that the CA is asked to look at `name` while `values` are published there.
@@ -229,49 +220,43 @@ impl State {
         let at = OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_else(|_| now());
-        self.write(|c| {
-            c.execute(
-                "INSERT OR REPLACE INTO presentations (name, vals, ttl, asked_at) VALUES (?1, ?2, ?3, ?4)",
-                params![name, vals, ttl, at],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "INSERT INTO presentations (name, vals, ttl, asked_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE SET vals = excluded.vals, ttl = excluded.ttl,
+                asked_at = excluded.asked_at",
+            vals![name, vals, ttl, at],
+        )
+        .map(|_| ())
     }
 
     /// The last time the CA was asked to look at `name`, with what was published there; the
     /// caller decides whether a resolver may still cache it.
     pub fn presentation(&self, name: &str) -> Result<Option<Presentation>, Error> {
-        let p: Option<Presentation> = self.with(|c| {
-            c.query_row(
-                "SELECT name, vals, ttl, asked_at FROM presentations WHERE name = ?1",
-                [name],
-                |r| {
-                    let vals: String = r.get(1)?;
-                    Ok(Presentation {
-                        name: r.get(0)?,
-                        values: serde_json::from_str(&vals).unwrap_or_default(),
-                        ttl: r.get(2)?,
-                        asked_at: parse_time(&r.get::<_, String>(3)?),
-                    })
-                },
-            )
-            .optional()
-        })?;
-        Ok(p)
+        self.row(
+            "SELECT name, vals, ttl, asked_at FROM presentations WHERE name = ?1",
+            vals![name],
+            |r| {
+                Ok(Presentation {
+                    name: r.text(0)?,
+                    values: serde_json::from_str(&r.text(1)?).unwrap_or_default(),
+                    ttl: u32::try_from(r.int(2)?).map_err(|e| e.to_string())?,
+                    asked_at: parse_time(&r.text(3)?),
+                })
+            },
+        )
     }
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Lifecycle> {
-    let names: String = r.get(4)?;
+fn row(r: &Row) -> Result<Lifecycle, String> {
     Ok(Lifecycle {
-        host: r.get(0)?,
-        label: r.get(1)?,
-        phase: Phase::parse(&r.get::<_, String>(2)?),
-        directory: r.get(3)?,
-        names: serde_json::from_str(&names).unwrap_or_default(),
-        csr: r.get(5)?,
-        order_url: r.get(6)?,
-        chain_pem: r.get(8)?,
+        host: r.text(0)?,
+        label: r.text(1)?,
+        phase: Phase::parse(&r.text(2)?),
+        directory: r.text(3)?,
+        names: serde_json::from_str(&r.text(4)?).unwrap_or_default(),
+        csr: r.opt_blob(5)?,
+        order_url: r.opt_text(6)?,
+        chain_pem: r.opt_text(8)?,
     })
 }
 

@@ -1,23 +1,31 @@
-//! Durable state in one SQLite file (`state.db`, mode 0600) in the state directory: ACME
-//! accounts, the certificates certorch manages, orders and TXT records in flight (written
-//! before they exist remotely, so a killed run is repaired by the next), an append-only audit
-//! log and an archive of issued chains. Public material and account credentials only: never a
-//! host's private key.
+//! Durable state: ACME accounts, the certificates certorch manages, orders and TXT records in
+//! flight (written before they exist remotely, so a killed run is repaired by the next), an
+//! append-only audit log and an archive of issued chains. Public material and account
+//! credentials only: never a host's private key.
+//!
+//! By default one SQLite file (`state.db`, mode 0600) in the state directory; optionally a
+//! PostgreSQL database (`postgresql://…`), shared by several bastions. Both sit behind the
+//! small façade in `db.rs`, with the same SQL and the same migrations.
 
+mod db;
 mod lifecycle;
+mod postgres;
 mod schema;
 
 pub use lifecycle::{Lifecycle, Phase, Presentation};
+pub use postgres::Url as PostgresUrl;
 
 use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+
+use db::{Db, Row, Value, vals};
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "state.db";
@@ -44,7 +52,21 @@ pub enum Error {
 impl Error {
     /// What the operator should do next.
     pub fn hint(&self) -> String {
+        let on_postgres = match self {
+            Error::Db { path, .. }
+            | Error::Write { path, .. }
+            | Error::Corrupt { path, .. }
+            | Error::TooNew { path, .. } => PostgresUrl::is_postgres(&path.to_string_lossy()),
+        };
         match self {
+            Error::Db { .. } if on_postgres => {
+                "check that PostgreSQL is up and reachable at this URL, and the user's password (password_file= or PGPASSWORD) and rights on the database"
+                    .into()
+            }
+            Error::Write { .. } if on_postgres => {
+                "check that PostgreSQL is up and has space, then run certorch again: what is not recorded is not lost at the CA, the next run resumes it"
+                    .into()
+            }
             Error::Db { .. } => {
                 "check the state directory's permissions and free space (--state to use another)"
                     .into()
@@ -193,9 +215,48 @@ pub struct OrderRow {
     pub label: String,
 }
 
+/// Where the state lives: a directory holding `state.db` and the lock file, or a PostgreSQL
+/// database (`postgresql://…`) whose connection holds the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Dir(PathBuf),
+    Postgres(PostgresUrl),
+}
+
+impl Location {
+    /// A `postgresql://` URL, else a directory.
+    pub fn parse(s: &str) -> Result<Location, String> {
+        if PostgresUrl::is_postgres(s) {
+            PostgresUrl::parse(s).map(Location::Postgres)
+        } else {
+            Ok(Location::Dir(PathBuf::from(s)))
+        }
+    }
+
+    /// Where a dry run keeps its own account, records and lock, apart from production's: a
+    /// subdirectory, or a schema of its own in the same database.
+    pub fn dry_run(&self) -> Location {
+        match self {
+            Location::Dir(d) => Location::Dir(d.join("dry-run")),
+            Location::Postgres(u) => Location::Postgres(u.dry_run()),
+        }
+    }
+}
+
+/// The directory, or the URL without its password.
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Dir(d) => write!(f, "{}", d.display()),
+            Location::Postgres(u) => write!(f, "{u}"),
+        }
+    }
+}
+
 /// The open database. Writes are short and never held across an await.
 pub struct State {
-    conn: Mutex<Connection>,
+    db: Db,
+    /// The database file, or the PostgreSQL URL without its password: what errors name.
     path: PathBuf,
     run_id: Mutex<Option<i64>>,
     /// The schema version of the open database: a read-only one is not migrated.
@@ -230,14 +291,13 @@ fn parse_time(s: &str) -> OffsetDateTime {
 }
 
 /// Records the intermediates of every archived ACME chain as issuers of its order's directory.
-fn issuers_from_archive(c: &Connection) -> rusqlite::Result<()> {
-    let mut st = c.prepare(
+fn issuers_from_archive(db: &Db) -> Result<(), String> {
+    let rows = db.query(
         "SELECT o.directory, a.chain_pem, a.issued_at FROM archive a JOIN orders o ON o.url = a.order_url",
+        &[],
     )?;
-    let rows: Vec<(String, String, String)> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (directory, chain_pem, issued_at) in rows {
+    for r in rows {
+        let (directory, chain_pem, issued_at) = (r.text(0)?, r.text(1)?, r.text(2)?);
         let ders = crate::x509::pem_certificates(chain_pem.as_bytes()).unwrap_or_default();
         for i in ders
             .iter()
@@ -245,7 +305,7 @@ fn issuers_from_archive(c: &Connection) -> rusqlite::Result<()> {
             .filter_map(|d| crate::x509::issuer_cert(d).ok())
             .filter(|i| i.is_ca)
         {
-            insert_issuer(c, &directory, &i, &issued_at)?;
+            insert_issuer(db, &directory, &i, &issued_at)?;
         }
     }
     Ok(())
@@ -273,7 +333,7 @@ fn create(path: &Path) -> Result<(), Error> {
         .open(&fresh)
         .map_err(|e| err(&e))?;
     let conn = Connection::open(&fresh).map_err(|e| err(&e))?;
-    drop(State::setup(conn, fresh.clone(), true)?);
+    drop(State::setup_sqlite(conn, fresh.clone(), true)?);
     fs::rename(&fresh, path).map_err(|e| err(&e))
 }
 
@@ -319,20 +379,20 @@ fn intact(conn: &Connection, path: &Path) -> Result<(), Error> {
 }
 
 fn insert_issuer(
-    c: &Connection,
+    db: &Db,
     directory: &str,
     i: &crate::x509::IssuerCert,
     seen: &str,
-) -> rusqlite::Result<()> {
-    c.execute(
-        "INSERT OR IGNORE INTO issuers (directory, fingerprint, subject_dn, ski, der, first_seen)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
+) -> Result<(), String> {
+    db.execute(
+        "INSERT INTO issuers (directory, fingerprint, subject_dn, ski, der, first_seen)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+        vals![
             directory,
             crate::x509::hex(&Sha256::digest(&i.der)),
-            i.subject_dn,
+            i.subject_dn.as_str(),
             i.ski.as_deref().map(crate::x509::hex),
-            i.der,
+            &i.der,
             seen
         ],
     )
@@ -370,7 +430,7 @@ impl State {
         }
         refuse_empty(&path)?;
         let conn = Connection::open(&path).map_err(|e| err(&e))?;
-        Self::setup(conn, path, true)
+        Self::setup_sqlite(conn, path, true)
     }
 
     /// Opens the database read-only (`plan`, `status`): nothing is created or changed. A
@@ -383,25 +443,66 @@ impl State {
         };
         if !path.exists() {
             let conn = Connection::open_in_memory().map_err(|e| err(&e))?;
-            return Self::setup(conn, path, true);
+            return Self::setup_sqlite(conn, path, true);
         }
         refuse_empty(&path)?;
         let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| err(&e))?;
-        Self::setup(conn, path, false)
+        Self::setup_sqlite(conn, path, false)
     }
 
-    fn setup(mut conn: Connection, path: PathBuf, migrate: bool) -> Result<State, Error> {
-        let err = |e: rusqlite::Error| Error::Db {
+    /// Connects to the PostgreSQL state at `url`, takes the run lock (a session-level advisory
+    /// lock, held until this `State` is dropped or the process dies) and applies migrations.
+    /// `Ok(None)`: another certorch holds the lock.
+    pub fn open_postgres(url: &PostgresUrl) -> Result<Option<State>, Error> {
+        let path = PathBuf::from(url.to_string());
+        let err = |detail: String| Error::Db {
             path: path.clone(),
-            detail: e.to_string(),
+            detail,
         };
+        let db = Db::Postgres(postgres::Client::connect(url, true).map_err(err)?);
+        let locked = db
+            .query("SELECT pg_try_advisory_lock(?1)", vals![url.lock_key()])
+            .and_then(|r| r.first().ok_or_else(|| "no answer".to_string())?.int(0))
+            .map_err(|e| err(format!("cannot take the run lock: {e}")))?;
+        if locked == 0 {
+            return Ok(None);
+        }
+        Self::setup(db, path, true).map(Some)
+    }
+
+    /// Connects to the PostgreSQL state at `url` to read (`plan`, `status`): no lock, nothing
+    /// created or changed. A database certorch never wrote reads as empty.
+    pub fn open_postgres_read_only(url: &PostgresUrl) -> Result<State, Error> {
+        let path = PathBuf::from(url.to_string());
+        let err = |detail: String| Error::Db {
+            path: path.clone(),
+            detail,
+        };
+        let db = Db::Postgres(postgres::Client::connect(url, false).map_err(err)?);
+        if db.schema_version().map_err(err)? == 0 {
+            let conn = Connection::open_in_memory().map_err(|e| err(e.to_string()))?;
+            return Self::setup_sqlite(conn, path, true);
+        }
+        Self::setup(db, path, false)
+    }
+
+    fn setup_sqlite(conn: Connection, path: PathBuf, migrate: bool) -> Result<State, Error> {
         conn.busy_timeout(std::time::Duration::from_secs(10))
-            .map_err(err)?;
+            .map_err(|e| Error::Db {
+                path: path.clone(),
+                detail: e.to_string(),
+            })?;
         intact(&conn, &path)?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(err)?;
+        Self::setup(Db::Sqlite(Mutex::new(conn)), path, migrate)
+    }
+
+    fn setup(db: Db, path: PathBuf, migrate: bool) -> Result<State, Error> {
+        let err = |detail: String| Error::Db {
+            path: path.clone(),
+            detail,
+        };
+        let version = db.schema_version().map_err(err)?;
         if version as usize > schema::MIGRATIONS.len() {
             return Err(Error::TooNew {
                 path,
@@ -411,44 +512,79 @@ impl State {
         }
         let mut version = version as usize;
         if migrate && version < schema::MIGRATIONS.len() {
-            let tx = conn.transaction().map_err(err)?;
-            for m in &schema::MIGRATIONS[version..] {
-                tx.execute_batch(m).map_err(err)?;
+            let migrated = db.begin().and_then(|()| {
+                for m in &schema::MIGRATIONS[version..] {
+                    if db.is_postgres() {
+                        db.batch(&schema::postgres(m))?;
+                    } else {
+                        db.batch(m)?;
+                    }
+                }
+                if version < ISSUERS_VERSION {
+                    // Parsing PEM is not SQL's: the intermediates of chains archived before
+                    // migration 3 are recorded here, once.
+                    issuers_from_archive(&db)?;
+                }
+                db.set_schema_version(schema::MIGRATIONS.len() as i64)?;
+                db.batch("COMMIT")
+            });
+            if let Err(e) = migrated {
+                // Nothing of the migrations is kept; the error is the migration's.
+                if let Err(r) = db.batch("ROLLBACK") {
+                    tracing::debug!("rollback after a failed migration: {r}");
+                }
+                return Err(err(e));
             }
-            if version < ISSUERS_VERSION {
-                // Parsing PEM is not SQL's: the intermediates of chains archived before
-                // migration 3 are recorded here, once.
-                issuers_from_archive(&tx).map_err(err)?;
-            }
-            tx.pragma_update(None, "user_version", schema::MIGRATIONS.len() as i64)
-                .map_err(err)?;
-            tx.commit().map_err(err)?;
             version = schema::MIGRATIONS.len();
         }
         Ok(State {
-            conn: Mutex::new(conn),
+            db,
             path,
             run_id: Mutex::new(None),
             version,
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
-        // A poisoned lock means a panic mid-write; SQLite's transaction left the file intact.
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn).map_err(|e| Error::Db {
+    fn read_err(&self, detail: String) -> Error {
+        Error::Db {
             path: self.path.clone(),
-            detail: e.to_string(),
-        })
+            detail,
+        }
     }
 
-    /// Like `with`, for a write: its failure is [`Error::Write`], which stops the step.
-    fn write<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, Error> {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        f(&conn).map_err(|e| Error::Write {
+    fn write_err(&self, detail: String) -> Error {
+        Error::Write {
             path: self.path.clone(),
-            detail: e.to_string(),
-        })
+            detail,
+        }
+    }
+
+    /// The rows of a query, each made into a `T` by `f`.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        params: &[Value],
+        f: impl Fn(&Row) -> Result<T, String>,
+    ) -> Result<Vec<T>, Error> {
+        self.db
+            .query(sql, params)
+            .and_then(|rows| rows.iter().map(&f).collect())
+            .map_err(|e| self.read_err(e))
+    }
+
+    /// The first row of a query, made into a `T` by `f`.
+    fn row<T>(
+        &self,
+        sql: &str,
+        params: &[Value],
+        f: impl Fn(&Row) -> Result<T, String>,
+    ) -> Result<Option<T>, Error> {
+        Ok(self.rows(sql, params, f)?.into_iter().next())
+    }
+
+    /// Runs a write; its failure is [`Error::Write`], which stops the step.
+    fn exec(&self, sql: &str, params: &[Value]) -> Result<u64, Error> {
+        self.db.execute(sql, params).map_err(|e| self.write_err(e))
     }
 
     fn run_id(&self) -> Option<i64> {
@@ -457,14 +593,11 @@ impl State {
 
     /// The stored credentials (JSON) of the account at `directory`.
     pub fn account(&self, directory: &str) -> Result<Option<String>, Error> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT credentials FROM accounts WHERE directory = ?1",
-                [directory],
-                |r| r.get(0),
-            )
-            .optional()
-        })
+        self.row(
+            "SELECT credentials FROM accounts WHERE directory = ?1",
+            vals![directory],
+            |r| r.text(0),
+        )
     }
 
     /// Stores a new account's credentials.
@@ -475,13 +608,13 @@ impl State {
         contact: &[String],
     ) -> Result<(), Error> {
         let contact = serde_json::to_string(contact).unwrap_or_default();
-        self.write(|c| {
-            c.execute(
-                "INSERT OR REPLACE INTO accounts (directory, credentials, contact, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![directory, credentials, contact, now()],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "INSERT INTO accounts (directory, credentials, contact, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (directory) DO UPDATE SET credentials = excluded.credentials,
+                contact = excluded.contact, created_at = excluded.created_at",
+            vals![directory, credentials, contact, now()],
+        )
+        .map(|_| ())
     }
 
     /// Replaces the stored credentials of the account at `directory` (after a key rollover),
@@ -491,27 +624,31 @@ impl State {
         directory: &str,
         credentials: &str,
     ) -> Result<(), Error> {
-        self.write(|c| {
-            c.execute(
-                "UPDATE accounts SET credentials = ?2 WHERE directory = ?1",
-                params![directory, credentials],
-            )
-            .and_then(|n| match n {
-                1 => Ok(()),
-                _ => Err(rusqlite::Error::QueryReturnedNoRows),
-            })
-        })
+        match self.exec(
+            "UPDATE accounts SET credentials = ?2 WHERE directory = ?1",
+            vals![directory, credentials],
+        )? {
+            1 => Ok(()),
+            n => Err(self.write_err(format!(
+                "{n} accounts for {directory} where there should be one"
+            ))),
+        }
     }
 
     /// Records the start of a run.
     pub fn begin_run(&self, command: &str) -> Result<i64, Error> {
-        let id = self.write(|c| {
-            c.execute(
-                "INSERT INTO runs (command, pid, started_at) VALUES (?1, ?2, ?3)",
-                params![command, std::process::id(), now()],
-            )?;
-            Ok(c.last_insert_rowid())
-        })?;
+        let id = self
+            .db
+            .query(
+                "INSERT INTO runs (command, pid, started_at) VALUES (?1, ?2, ?3) RETURNING id",
+                vals![command, std::process::id(), now()],
+            )
+            .and_then(|r| {
+                r.first()
+                    .ok_or_else(|| "no id returned".to_string())?
+                    .int(0)
+            })
+            .map_err(|e| self.write_err(e))?;
         *self.run_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
         Ok(id)
     }
@@ -519,13 +656,11 @@ impl State {
     /// Records the end of the current run.
     pub fn finish_run(&self, result: &str) -> Result<(), Error> {
         let id = self.run_id();
-        self.write(|c| {
-            c.execute(
-                "UPDATE runs SET finished_at = ?1, result = ?2 WHERE id = ?3",
-                params![now(), result, id],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "UPDATE runs SET finished_at = ?1, result = ?2 WHERE id = ?3",
+            vals![now(), result, id],
+        )
+        .map(|_| ())
     }
 
     /// Appends to the audit log.
@@ -538,13 +673,11 @@ impl State {
         detail: &str,
     ) -> Result<(), Error> {
         let id = self.run_id();
-        self.write(|c| {
-            c.execute(
-                "INSERT INTO audit (at, run_id, host, label, action, result, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![now(), id, host, label, action, result, detail],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "INSERT INTO audit (at, run_id, host, label, action, result, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            vals![now(), id, host, label, action, result, detail],
+        )
+        .map(|_| ())
     }
 
     /// Records an order before its challenges are answered.
@@ -558,34 +691,40 @@ impl State {
     ) -> Result<(), Error> {
         let id = self.run_id().unwrap_or(0);
         let names = serde_json::to_string(names).unwrap_or_default();
-        self.write(|c| {
-            c.execute(
-                "INSERT OR REPLACE INTO orders (url, run_id, directory, host, label, names, status, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7)",
-                params![url, id, directory, host, label, names, now()],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "INSERT INTO orders (url, run_id, directory, host, label, names, status, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7)
+             ON CONFLICT (url) DO UPDATE SET run_id = excluded.run_id, directory = excluded.directory,
+                host = excluded.host, label = excluded.label, names = excluded.names,
+                status = excluded.status, created_at = excluded.created_at, updated_at = excluded.updated_at",
+            vals![url, id, directory, host, label, names, now()],
+        )
+        .map(|_| ())
     }
 
     /// Marks an order `issued` or `abandoned`.
     pub fn set_order_status(&self, url: &str, status: &str) -> Result<(), Error> {
-        self.write(|c| {
-            c.execute(
-                "UPDATE orders SET status = ?1, updated_at = ?2 WHERE url = ?3",
-                params![status, now(), url],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "UPDATE orders SET status = ?1, updated_at = ?2 WHERE url = ?3",
+            vals![status, now(), url],
+        )
+        .map(|_| ())
     }
 
     /// Orders a previous run opened and never finished.
     pub fn open_orders(&self) -> Result<Vec<OrderRow>, Error> {
-        self.with(|c| {
-            let mut st = c.prepare("SELECT url, directory, host, label FROM orders WHERE status = 'open' ORDER BY created_at")?;
-            st.query_map([], |r| Ok(OrderRow { url: r.get(0)?, directory: r.get(1)?, host: r.get(2)?, label: r.get(3)? }))?
-                .collect()
-        })
+        self.rows(
+            "SELECT url, directory, host, label FROM orders WHERE status = 'open' ORDER BY created_at",
+            &[],
+            |r| {
+                Ok(OrderRow {
+                    url: r.text(0)?,
+                    directory: r.text(1)?,
+                    host: r.text(2)?,
+                    label: r.text(3)?,
+                })
+            },
+        )
     }
 
     /// Records TXT records before they are published; returns their row ids.
@@ -596,46 +735,49 @@ impl State {
         ttl: u32,
     ) -> Result<Vec<i64>, Error> {
         let id = self.run_id().unwrap_or(0);
-        self.write(|c| {
-            let mut ids = Vec::new();
-            for (zone, name, value) in rows {
-                c.execute(
-                    "INSERT INTO txt_records (run_id, server, zone, name, value, ttl, published_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                    params![id, server, zone, name, value, ttl, now()],
-                )?;
-                ids.push(c.last_insert_rowid());
-            }
-            Ok(ids)
-        })
+        let mut ids = Vec::new();
+        for (zone, name, value) in rows {
+            let row = self
+                .db
+                .query(
+                    "INSERT INTO txt_records (run_id, server, zone, name, value, ttl, published_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                    vals![id, server, zone, name, value, ttl, now()],
+                )
+                .and_then(|r| {
+                    r.first()
+                        .ok_or_else(|| "no id returned".to_string())?
+                        .int(0)
+                })
+                .map_err(|e| self.write_err(e))?;
+            ids.push(row);
+        }
+        Ok(ids)
     }
 
     /// Forgets TXT records once withdrawn.
     pub fn remove_txt(&self, ids: &[i64]) -> Result<(), Error> {
-        self.write(|c| {
-            for id in ids {
-                c.execute("DELETE FROM txt_records WHERE id = ?1", [id])?;
-            }
-            Ok(())
-        })
+        for id in ids {
+            self.exec("DELETE FROM txt_records WHERE id = ?1", vals![*id])?;
+        }
+        Ok(())
     }
 
     /// TXT records a previous run published and never withdrew.
     pub fn leftover_txt(&self) -> Result<Vec<TxtRow>, Error> {
-        self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT id, server, zone, name, value, ttl FROM txt_records ORDER BY id",
-            )?;
-            st.query_map([], |r| {
+        self.rows(
+            "SELECT id, server, zone, name, value, ttl FROM txt_records ORDER BY id",
+            &[],
+            |r| {
                 Ok(TxtRow {
-                    id: r.get(0)?,
-                    zone: r.get(2)?,
-                    name: r.get(3)?,
-                    value: r.get(4)?,
-                    ttl: r.get(5)?,
+                    id: r.int(0)?,
+                    zone: r.text(2)?,
+                    name: r.text(3)?,
+                    value: r.text(4)?,
+                    ttl: u32::try_from(r.int(5)?).map_err(|e| e.to_string())?,
                 })
-            })?
-            .collect()
-        })
+            },
+        )
     }
 
     /// Records a deployed certificate and archives its chain. Who signed it follows from
@@ -665,51 +807,55 @@ impl State {
                 .filter_map(|der| crate::x509::issuer_cert(der).ok())
                 .filter(|i| i.is_ca)
                 .collect();
-        self.write(|c| {
-            let (issuer, directory): (&str, Option<String>) = match order_url {
-                SELF_SIGNED_ORDER => ("self-signed", None),
-                INTERNAL_ORDER => ("internal", None),
-                url => (
-                    "acme",
-                    c.query_row(
-                        "SELECT directory FROM orders WHERE url = ?1",
-                        [url],
-                        |r| r.get(0),
-                    )
-                    .optional()?,
-                ),
-            };
-            c.execute(
-                "INSERT OR REPLACE INTO certificates (host, label, names, key_type, serial, fingerprint, not_before, not_after,
-                    ari_start, ari_end, ari_checked, deployed_to, last_result, updated_at, issuer, directory)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, ?9, 'issued', ?10, ?11, ?12)",
-                params![host, label, names_json, key_type, leaf.serial, leaf.fingerprint, nb, na, deployed, t, issuer, directory],
-            )?;
-            if let Some(d) = &directory {
-                for i in &intermediates {
-                    insert_issuer(c, d, i, &t)?;
-                }
+        let (issuer, directory): (&str, Option<String>) = match order_url {
+            SELF_SIGNED_ORDER => ("self-signed", None),
+            INTERNAL_ORDER => ("internal", None),
+            url => (
+                "acme",
+                self.db
+                    .query_opt("SELECT directory FROM orders WHERE url = ?1", vals![url])
+                    .and_then(|r| r.map(|r| r.text(0)).transpose())
+                    .map_err(|e| self.write_err(e))?,
+            ),
+        };
+        self.exec(
+            "INSERT INTO certificates (host, label, names, key_type, serial, fingerprint, not_before, not_after,
+                ari_start, ari_end, ari_checked, deployed_to, last_result, updated_at, issuer, directory)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, ?9, 'issued', ?10, ?11, ?12)
+             ON CONFLICT (host, label) DO UPDATE SET names = excluded.names, key_type = excluded.key_type,
+                serial = excluded.serial, fingerprint = excluded.fingerprint,
+                not_before = excluded.not_before, not_after = excluded.not_after,
+                ari_start = NULL, ari_end = NULL, ari_checked = NULL,
+                deployed_to = excluded.deployed_to, last_result = excluded.last_result,
+                updated_at = excluded.updated_at, issuer = excluded.issuer, directory = excluded.directory",
+            vals![host, label, names_json.as_str(), key_type, leaf.serial.as_str(), leaf.fingerprint.as_str(), nb, na,
+                deployed, t.as_str(), issuer, directory.as_deref()],
+        )?;
+        if let Some(d) = &directory {
+            for i in &intermediates {
+                insert_issuer(&self.db, d, i, &t).map_err(|e| self.write_err(e))?;
             }
-            c.execute(
-                "INSERT OR IGNORE INTO archive (fingerprint, host, label, serial, names, not_before, not_after, order_url, chain_pem, issued_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![leaf.fingerprint, host, label, leaf.serial, names_json, nb, na, order_url, chain_pem, t],
-            )?;
-            Ok(())
-        })
+        }
+        self.exec(
+            "INSERT INTO archive (fingerprint, host, label, serial, names, not_before, not_after, order_url, chain_pem, issued_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
+            vals![leaf.fingerprint.as_str(), host, label, leaf.serial.as_str(), names_json, fmt_time(leaf.not_before),
+                fmt_time(leaf.not_after), order_url, chain_pem, t],
+        )?;
+        Ok(())
     }
 
     /// Runs `f` in one transaction: many small writes (a run's outcomes) with one sync to disk
     /// instead of one each. `f` must not open a transaction of its own. Nothing is kept unless
     /// every write in `f` succeeded and the commit did.
     pub fn batch<T>(&self, f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
-        self.write(|c| c.execute_batch("BEGIN IMMEDIATE"))?;
+        self.db.begin().map_err(|e| self.write_err(e))?;
         let out = f();
         let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        let ended = self.write(|c| c.execute_batch(end));
+        let ended = self.db.batch(end).map_err(|e| self.write_err(e));
         if ended.is_err() && out.is_ok() {
             // A failed COMMIT leaves the transaction open: roll it back so the connection is usable.
-            self.write(|c| c.execute_batch("ROLLBACK"))?;
+            self.db.batch("ROLLBACK").map_err(|e| self.write_err(e))?;
         }
         let out = out?;
         ended?;
@@ -718,13 +864,11 @@ impl State {
 
     /// Sets the last result of a recorded certificate (`current`, `failed at …`).
     pub fn set_result(&self, host: &str, label: &str, result: &LastResult) -> Result<(), Error> {
-        self.write(|c| {
-            c.execute(
-                "UPDATE certificates SET last_result = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
-                params![result.to_string(), now(), host, label],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "UPDATE certificates SET last_result = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
+            vals![result.to_string(), now(), host, label],
+        )
+        .map(|_| ())
     }
 
     /// Stores the CA's suggested renewal window (RFC 9773).
@@ -735,46 +879,40 @@ impl State {
         start: OffsetDateTime,
         end: OffsetDateTime,
     ) -> Result<(), Error> {
-        self.write(|c| {
-            c.execute(
-                "UPDATE certificates SET ari_start = ?1, ari_end = ?2, ari_checked = ?3 WHERE host = ?4 AND label = ?5",
-                params![fmt_time(start), fmt_time(end), now(), host, label],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "UPDATE certificates SET ari_start = ?1, ari_end = ?2, ari_checked = ?3 WHERE host = ?4 AND label = ?5",
+            vals![fmt_time(start), fmt_time(end), now(), host, label],
+        )
+        .map(|_| ())
     }
 
     /// Every recorded certificate, by host and label.
     pub fn certificates(&self) -> Result<Vec<Recorded>, Error> {
-        self.with(|c| {
-            let mut st = c.prepare(
-                &format!("SELECT host, label, names, key_type, serial, fingerprint, not_before, not_after, ari_start, ari_end,
-                        deployed_to, last_result, updated_at, {} FROM certificates ORDER BY host, label",
-                    if self.version >= ISSUERS_VERSION { "issuer, directory" } else { "NULL, NULL" }),
-            )?;
-            st.query_map([], |r| {
-                let names: String = r.get(2)?;
-                let deployed: String = r.get(10)?;
+        self.rows(
+            &format!("SELECT host, label, names, key_type, serial, fingerprint, not_before, not_after, ari_start, ari_end,
+                    deployed_to, last_result, updated_at, {} FROM certificates ORDER BY host, label",
+                if self.version >= ISSUERS_VERSION { "issuer, directory" } else { "NULL, NULL" }),
+            &[],
+            |r| {
                 Ok(Recorded {
-                    host: r.get(0)?,
-                    label: r.get(1)?,
-                    names: serde_json::from_str(&names).unwrap_or_default(),
-                    key_type: r.get(3)?,
-                    serial: r.get(4)?,
-                    fingerprint: r.get(5)?,
-                    not_before: parse_time(&r.get::<_, String>(6)?),
-                    not_after: parse_time(&r.get::<_, String>(7)?),
-                    ari_start: r.get::<_, Option<String>>(8)?.map(|s| parse_time(&s)),
-                    ari_end: r.get::<_, Option<String>>(9)?.map(|s| parse_time(&s)),
-                    deployed_to: serde_json::from_str(&deployed).unwrap_or_default(),
-                    last_result: LastResult::parse(&r.get::<_, String>(11)?),
-                    updated_at: parse_time(&r.get::<_, String>(12)?),
-                    issuer: r.get(13)?,
-                    directory: r.get(14)?,
+                    host: r.text(0)?,
+                    label: r.text(1)?,
+                    names: serde_json::from_str(&r.text(2)?).unwrap_or_default(),
+                    key_type: r.text(3)?,
+                    serial: r.text(4)?,
+                    fingerprint: r.text(5)?,
+                    not_before: parse_time(&r.text(6)?),
+                    not_after: parse_time(&r.text(7)?),
+                    ari_start: r.opt_text(8)?.map(|s| parse_time(&s)),
+                    ari_end: r.opt_text(9)?.map(|s| parse_time(&s)),
+                    deployed_to: serde_json::from_str(&r.text(10)?).unwrap_or_default(),
+                    last_result: LastResult::parse(&r.text(11)?),
+                    updated_at: parse_time(&r.text(12)?),
+                    issuer: r.opt_text(13)?,
+                    directory: r.opt_text(14)?,
                 })
-            })?
-            .collect()
-        })
+            },
+        )
     }
 
     /// When each order at `directory` was opened, since `since`, oldest first.
@@ -783,15 +921,11 @@ impl State {
         directory: &str,
         since: OffsetDateTime,
     ) -> Result<Vec<OffsetDateTime>, Error> {
-        self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT created_at FROM orders WHERE directory = ?1 AND created_at >= ?2 ORDER BY created_at",
-            )?;
-            st.query_map(params![directory, fmt_time(since)], |r| {
-                Ok(parse_time(&r.get::<_, String>(0)?))
-            })?
-            .collect()
-        })
+        self.rows(
+            "SELECT created_at FROM orders WHERE directory = ?1 AND created_at >= ?2 ORDER BY created_at",
+            vals![directory, fmt_time(since)],
+            |r| Ok(parse_time(&r.text(0)?)),
+        )
     }
 
     /// When each certificate ordered at `directory` was issued since `since`, with its names
@@ -801,32 +935,27 @@ impl State {
         directory: &str,
         since: OffsetDateTime,
     ) -> Result<Vec<(OffsetDateTime, Vec<String>)>, Error> {
-        self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT a.issued_at, a.names FROM archive a JOIN orders o ON o.url = a.order_url
-                 WHERE o.directory = ?1 AND a.issued_at >= ?2",
-            )?;
-            st.query_map(params![directory, fmt_time(since)], |r| {
-                let s: String = r.get(1)?;
-                let mut v: Vec<String> = serde_json::from_str(&s).unwrap_or_default();
+        self.rows(
+            "SELECT a.issued_at, a.names FROM archive a JOIN orders o ON o.url = a.order_url
+             WHERE o.directory = ?1 AND a.issued_at >= ?2",
+            vals![directory, fmt_time(since)],
+            |r| {
+                let mut v: Vec<String> = serde_json::from_str(&r.text(1)?).unwrap_or_default();
                 v.sort();
-                Ok((parse_time(&r.get::<_, String>(0)?), v))
-            })?
-            .collect()
-        })
+                Ok((parse_time(&r.text(0)?), v))
+            },
+        )
     }
 
     /// Certificates whose latest entry in the audit log is a deferral, with its detail
     /// (`until <time>: <limit>`).
     pub fn deferrals(&self) -> Result<Vec<(String, String, String)>, Error> {
-        self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT host, label, detail FROM audit a WHERE action = 'defer'
-                 AND id = (SELECT max(id) FROM audit b WHERE b.host = a.host AND b.label = a.label)",
-            )?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect()
-        })
+        self.rows(
+            "SELECT host, label, detail FROM audit a WHERE action = 'defer'
+             AND id = (SELECT max(id) FROM audit b WHERE b.host = a.host AND b.label = a.label)",
+            &[],
+            |r| Ok((r.text(0)?, r.text(1)?, r.text(2)?)),
+        )
     }
 
     /// Failed validations per host/label since `since` (from the audit log).
@@ -834,72 +963,57 @@ impl State {
         &self,
         since: OffsetDateTime,
     ) -> Result<Vec<(String, String)>, Error> {
-        self.with(|c| {
-            let mut st = c.prepare("SELECT host, label FROM audit WHERE action = 'validate' AND result = 'failed' AND at >= ?1")?;
-            st.query_map([fmt_time(since)], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
-        })
+        self.rows(
+            "SELECT host, label FROM audit WHERE action = 'validate' AND result = 'failed' AND at >= ?1",
+            vals![fmt_time(since)],
+            |r| Ok((r.text(0)?, r.text(1)?)),
+        )
     }
 }
 
 impl State {
     /// The archived chain (PEM) of the certificate with `fingerprint`.
     pub fn archived_chain(&self, fingerprint: &str) -> Result<Option<String>, Error> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT chain_pem FROM archive WHERE fingerprint = ?1",
-                [fingerprint],
-                |r| r.get(0),
-            )
-            .optional()
-        })
+        self.row(
+            "SELECT chain_pem FROM archive WHERE fingerprint = ?1",
+            vals![fingerprint],
+            |r| r.text(0),
+        )
     }
 
     /// Forgets the account at `directory` (after it was deactivated at the CA).
     pub fn delete_account(&self, directory: &str) -> Result<(), Error> {
-        self.write(|c| {
-            c.execute("DELETE FROM accounts WHERE directory = ?1", [directory])
-                .map(|_| ())
-        })
+        self.exec(
+            "DELETE FROM accounts WHERE directory = ?1",
+            vals![directory],
+        )
+        .map(|_| ())
     }
 
     /// When the account at `directory` was registered.
     pub fn account_created(&self, directory: &str) -> Result<Option<String>, Error> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT created_at FROM accounts WHERE directory = ?1",
-                [directory],
-                |r| r.get(0),
-            )
-            .optional()
-        })
+        self.row(
+            "SELECT created_at FROM accounts WHERE directory = ?1",
+            vals![directory],
+            |r| r.text(0),
+        )
     }
 }
 
 impl State {
     /// The internal CA's certificate and key (PEM), if one was made.
     pub fn internal_ca(&self) -> Result<Option<(String, crate::secret::Secret<String>)>, Error> {
-        self.with(|c| {
-            c.query_row(
-                "SELECT cert_pem, key_pem FROM internal_ca WHERE id = 1",
-                [],
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        crate::secret::Secret::new(r.get::<_, String>(1)?),
-                    ))
-                },
-            )
-            .optional()
-        })
+        self.row(
+            "SELECT cert_pem, key_pem FROM internal_ca WHERE id = 1",
+            &[],
+            |r| Ok((r.text(0)?, crate::secret::Secret::new(r.text(1)?))),
+        )
     }
 
     /// The internal CA's certificate (PEM), if one was made; not its key.
     pub fn internal_ca_cert(&self) -> Result<Option<String>, Error> {
-        self.with(|c| {
-            c.query_row("SELECT cert_pem FROM internal_ca WHERE id = 1", [], |r| {
-                r.get(0)
-            })
-            .optional()
+        self.row("SELECT cert_pem FROM internal_ca WHERE id = 1", &[], |r| {
+            r.text(0)
         })
     }
 
@@ -909,10 +1023,11 @@ impl State {
             // A read-only database from before migration 3: none recorded yet.
             return Ok(Vec::new());
         }
-        self.with(|c| {
-            let mut st = c.prepare("SELECT directory, der FROM issuers ORDER BY first_seen")?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
-        })
+        self.rows(
+            "SELECT directory, der FROM issuers ORDER BY first_seen",
+            &[],
+            |r| Ok((r.text(0)?, r.blob(1)?)),
+        )
     }
 
     /// Stores a new internal CA.
@@ -921,19 +1036,18 @@ impl State {
         cert_pem: &str,
         key_pem: &crate::secret::Secret<String>,
     ) -> Result<(), Error> {
-        self.write(|c| {
-            c.execute(
-                "INSERT INTO internal_ca (id, cert_pem, key_pem, created_at) VALUES (1, ?1, ?2, ?3)",
-                params![cert_pem, key_pem.expose(), now()],
-            )
-            .map(|_| ())
-        })
+        self.exec(
+            "INSERT INTO internal_ca (id, cert_pem, key_pem, created_at) VALUES (1, ?1, ?2, ?3)",
+            vals![cert_pem, key_pem.expose().as_str(), now()],
+        )
+        .map(|_| ())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::params;
 
     /// Issue 12: a state write whose result is dropped let a run on a full disk report success.
     /// No `let _ =` and no `unwrap_or_default()`/`.ok()` may swallow a call into the state.

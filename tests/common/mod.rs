@@ -31,6 +31,26 @@ pub fn transport() -> Transport {
     }
 }
 
+/// Where certorch keeps its state in the tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateBackend {
+    /// SQLite in the bed's state directory.
+    Sqlite,
+    /// The bed's own PostgreSQL (`bed up --postgres`).
+    Postgres,
+}
+
+/// The state backend under test: `CERTORCH_TEST_STATE=postgres` starts PostgreSQL in every bed
+/// and writes its `state:` line into every inventory the helpers make; unset or `sqlite`, the
+/// state directory. Anything else is a mistake in the CI script, not a skip.
+pub fn state_backend() -> StateBackend {
+    match std::env::var("CERTORCH_TEST_STATE").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => StateBackend::Sqlite,
+        Ok("postgres") => StateBackend::Postgres,
+        Ok(other) => panic!("CERTORCH_TEST_STATE={other}: write sqlite or postgres"),
+    }
+}
+
 /// A running bed; everything it started is stopped when this is dropped.
 pub struct Bed {
     pub dir: PathBuf,
@@ -77,12 +97,16 @@ impl Bed {
     pub fn up_env(hosts: usize, extra: &[&str], env: &[(&str, &str)]) -> Bed {
         let (net, lock) = claim_net();
         let dir = std::env::temp_dir().join(format!("certorch-bed-{net}"));
+        let postgres = (state_backend() == StateBackend::Postgres
+            && !extra.contains(&"--postgres"))
+        .then_some("--postgres");
         let out = Command::new("bash")
             .arg(bed_script())
             .args(["up", "--dir"])
             .arg(&dir)
             .args(["--net", &net.to_string(), "--hosts", &hosts.to_string()])
             .args(extra)
+            .args(postgres)
             .envs(env.iter().copied())
             .output()
             .expect("run testbed/bed");
@@ -131,7 +155,7 @@ impl Bed {
     /// and a test that re-presents at a name should not wait out certorch's 60 s default.
     /// Tests about caching replace `  ttl: 2\n` with their own (see [`Bed::with_ttl`]).
     pub fn inventory_head(&self, tsig_file: &str) -> String {
-        format!(
+        let head = format!(
             r#"acme:
   directory: {dir}
   contact: [mailto:ops@example.test]
@@ -151,7 +175,213 @@ dns:
             bind = self.get("BIND_ADDR"),
             tsig = tsig_file,
             ssh = self.ssh_block(transport()),
-        )
+        );
+        head + &self.state_line()
+    }
+
+    /// The inventory's `state:` line for the backend under test: the bed's PostgreSQL, or
+    /// nothing (the tests pass the state directory with --state).
+    pub fn state_line(&self) -> String {
+        match state_backend() {
+            StateBackend::Sqlite => String::new(),
+            StateBackend::Postgres => format!("state: \"{}\"\n", self.get("PG_URL")),
+        }
+    }
+
+    /// A query on certorch's state, whichever the backend: each row's columns as text (NULL
+    /// as ""). For checks of what was recorded, not for certorch's own reads.
+    pub fn state_query(&self, sql: &str) -> Vec<Vec<String>> {
+        match state_backend() {
+            StateBackend::Sqlite => {
+                // Read-write (never created): a run killed inside a write leaves a hot journal
+                // that a read-only connection may not roll back (SQLITE_READONLY_ROLLBACK).
+                let db = rusqlite::Connection::open_with_flags(
+                    self.state_dir().join("state.db"),
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+                )
+                .unwrap();
+                let mut st = db.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let n = st.column_count();
+                st.query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                rusqlite::types::ValueRef::Null => String::new(),
+                                rusqlite::types::ValueRef::Integer(i) => i.to_string(),
+                                rusqlite::types::ValueRef::Real(f) => f.to_string(),
+                                rusqlite::types::ValueRef::Text(t)
+                                | rusqlite::types::ValueRef::Blob(t) => {
+                                    String::from_utf8_lossy(t).into_owned()
+                                }
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+            }
+            StateBackend::Postgres => self
+                .psql(sql)
+                .trim_end_matches('\n')
+                .split('\x1e')
+                .filter(|r| !r.is_empty())
+                .map(|r| r.split('\x1f').map(str::to_string).collect())
+                .collect(),
+        }
+    }
+
+    /// The first column of the first row of [`Bed::state_query`].
+    pub fn state_value(&self, sql: &str) -> String {
+        self.state_query(sql)
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .unwrap_or_else(|| panic!("no row from {sql}"))
+    }
+
+    /// Whether certorch has made its state: the state directory, or its schema in the bed's
+    /// PostgreSQL.
+    pub fn state_exists(&self) -> bool {
+        match state_backend() {
+            StateBackend::Sqlite => self.state_dir().exists(),
+            StateBackend::Postgres => {
+                self.psql("SELECT to_regclass('certorch_schema') IS NOT NULL")
+                    .trim()
+                    == "t"
+            }
+        }
+    }
+
+    /// The files that hold certorch's state, to search them for what must not be there: the
+    /// state directory's, or a fresh dump of the bed's PostgreSQL database.
+    pub fn state_files(&self) -> Vec<PathBuf> {
+        match state_backend() {
+            StateBackend::Sqlite => files_under(&self.state_dir()),
+            StateBackend::Postgres => {
+                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let dump = self.scratch("pg-dump").join(format!("state-{n}.sql"));
+                fs::write(&dump, self.pg_dump(&[])).unwrap();
+                vec![dump]
+            }
+        }
+    }
+
+    /// What certorch's state holds now, to compare before and after a command that must not
+    /// change it: each state file's name and digest, or the database's data.
+    pub fn state_snapshot(&self) -> String {
+        match state_backend() {
+            StateBackend::Sqlite => format!("{:?}", digest_files(&files_under(&self.state_dir()))),
+            // pg_dump brackets its output with \restrict and \unrestrict lines that carry a
+            // random key of each dump's own: not data.
+            StateBackend::Postgres => self
+                .pg_dump(&["--data-only"])
+                .lines()
+                .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    }
+
+    /// Forgets certorch's state, as if the bastion were new.
+    pub fn forget_state(&self) {
+        match state_backend() {
+            StateBackend::Sqlite => fs::remove_dir_all(self.state_dir()).unwrap(),
+            StateBackend::Postgres => {
+                self.psql(
+                    "DROP SCHEMA public CASCADE; CREATE SCHEMA public; \
+                     DROP SCHEMA IF EXISTS certorch_dry_run CASCADE",
+                );
+            }
+        }
+    }
+
+    /// Holds certorch's run lock as another run would, until the guard is dropped: the state
+    /// directory's lock file, or the advisory lock in a psql session.
+    pub fn hold_state_lock(&self) -> StateLock {
+        match state_backend() {
+            StateBackend::Sqlite => {
+                fs::create_dir_all(self.state_dir()).unwrap();
+                let f = fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(self.state_dir().join("lock"))
+                    .unwrap();
+                f.lock().unwrap();
+                StateLock::File(f)
+            }
+            StateBackend::Postgres => {
+                use std::io::{BufRead, Write};
+                // certorch's key for the default schema (state/postgres.rs: lock_key).
+                let key = {
+                    use sha2::{Digest, Sha256};
+                    let d = Sha256::digest(b"certorch run lock ");
+                    i64::from_be_bytes(d[..8].try_into().unwrap())
+                };
+                let mut child = Command::new(self.get("PG_PSQL"))
+                    .args(["-X", "-q", "-A", "-t", "-h", self.get("PG_SOCKET_DIR")])
+                    .args(["-U", "certorch", "-d", "certorch"])
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                let mut stdin = child.stdin.take().unwrap();
+                writeln!(stdin, "SELECT pg_advisory_lock({key});\n\\echo locked").unwrap();
+                let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+                assert!(
+                    lines.any(|l| l.unwrap() == "locked"),
+                    "psql never took the lock"
+                );
+                StateLock::Session(stdin, Killed(child))
+            }
+        }
+    }
+
+    /// pg_dump of the bed's database, with `args`.
+    fn pg_dump(&self, args: &[&str]) -> String {
+        let out = Command::new(Path::new(self.get("PG_PSQL")).with_file_name("pg_dump"))
+            .args(["-h", self.get("PG_SOCKET_DIR"), "-U", "certorch"])
+            .args(args)
+            .arg("certorch")
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs `sql` with psql on the bed's PostgreSQL (over its socket, as the superuser
+    /// `certorch`); unaligned output, fields separated by 0x1f, rows by 0x1e. Panics on an error.
+    pub fn psql(&self, sql: &str) -> String {
+        let out = Command::new(self.get("PG_PSQL"))
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-F",
+                "\x1f",
+                "-R",
+                "\x1e",
+                "-h",
+            ])
+            .arg(self.get("PG_SOCKET_DIR"))
+            .args(["-p", "5432", "-U", "certorch", "-d", "certorch", "-c", sql])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
     }
 
     /// The inventory's `ssh:` block for `transport`: OpenSSH through the bed's ssh_config;
@@ -543,11 +773,21 @@ impl Bed {
     /// A command for the certorch binary with the bed's state directory, not yet run.
     pub fn certorch_command(&self, inventory: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_certorch"));
-        c.arg("--inventory")
-            .arg(inventory)
-            .arg("--state")
-            .arg(self.state_dir())
-            .args(args)
+        c.arg("--inventory").arg(inventory);
+        // On PostgreSQL the inventory's `state:` line says where (the helpers write it); an
+        // inventory a test wrote by hand without it gets the URL with --state.
+        let has_state_line =
+            fs::read_to_string(inventory).is_ok_and(|t| t.lines().any(|l| l.starts_with("state:")));
+        match state_backend() {
+            StateBackend::Sqlite => {
+                c.arg("--state").arg(self.state_dir());
+            }
+            StateBackend::Postgres if !has_state_line => {
+                c.arg("--state").arg(self.get("PG_URL"));
+            }
+            StateBackend::Postgres => {}
+        }
+        c.args(args)
             .env("TMPDIR", self.certorch_tmp())
             .env_remove("CERTORCH_INVENTORY")
             .env_remove("CERTORCH_STATE")
@@ -666,6 +906,12 @@ impl Bed {
             .collect();
         assert!(left.is_empty(), "host{i}: staged files left: {left:?}");
     }
+}
+
+/// The run lock held by the test (see [`Bed::hold_state_lock`]).
+pub enum StateLock {
+    File(fs::File),
+    Session(std::process::ChildStdin, Killed),
 }
 
 /// A spawned process killed (SIGKILL) and reaped when dropped, so a failing test leaves
