@@ -93,6 +93,12 @@ fn nothing_left(bed: &Bed, hosts: usize) {
 /// again the next run does what the refused one would have.
 #[test]
 fn a_read_only_state_directory_stops_before_anything_is_ordered() {
+    if common::state_backend() == common::StateBackend::Postgres {
+        // A read-only state directory is SQLite's: on PostgreSQL the server owns its files (an unreachable or
+        // refusing server is tests/postgres.rs's).
+        eprintln!("skipped: the state is on PostgreSQL, not in a directory");
+        return;
+    }
     let bed = Bed::up(2);
     let tmpfs = Tmpfs::mount(&bed.state_dir());
     let inv = bed.standard_inventory(2);
@@ -158,6 +164,12 @@ fn a_read_only_state_directory_stops_before_anything_is_ordered() {
 /// ordered. Moving it aside, as the hint says, lets the next run start afresh.
 #[test]
 fn a_damaged_state_database_is_refused_and_left_as_it_is() {
+    if common::state_backend() == common::StateBackend::Postgres {
+        // A damaged state.db file is SQLite's: on PostgreSQL the server owns its files (an unreachable or
+        // refusing server is tests/postgres.rs's).
+        eprintln!("skipped: the state is on PostgreSQL, not in a directory");
+        return;
+    }
     let bed = Bed::up(1);
     let inv = bed.standard_inventory(1);
     bed.certorch(&inv, &["run"]).expect_code(0);

@@ -410,7 +410,8 @@ fn json_documents_match_the_documented_schema() {
             "warnings",
             "dry_run",
             "record_failed",
-            "timings"
+            "timings",
+            "ssh_sessions"
         ])
     );
     assert_eq!(

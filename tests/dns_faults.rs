@@ -223,12 +223,9 @@ fn primary_lost_after_publishing(freeze: bool) {
     let mut want: Vec<String> = records.iter().map(|(_, v)| v.clone()).collect();
     want.sort();
     let mut kept: Vec<String> = bed
-        .state_db()
-        .prepare("SELECT value FROM txt_records")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
+        .state_query("SELECT value FROM txt_records")
+        .into_iter()
+        .map(|r| r[0].clone())
         .collect();
     kept.sort();
     assert_eq!(kept, want);
@@ -379,11 +376,11 @@ fn an_update_refused_for_one_name_fails_only_its_certificate() {
     );
     assert_eq!(doc["warnings"], serde_json::json!([]), "{doc}");
     assert_eq!(bed.signing_zone_txt(), Vec::<String>::new(), "TXT left");
-    let kept: i64 = bed
-        .state_db()
-        .query_row("SELECT count(*) FROM txt_records", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(kept, 0, "the state keeps records that were never published");
+    let kept = bed.state_value("SELECT count(*) FROM txt_records");
+    assert_eq!(
+        kept, "0",
+        "the state keeps records that were never published"
+    );
     for i in 1..=2 {
         bed.assert_nothing_staged(i);
     }

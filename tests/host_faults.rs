@@ -134,7 +134,8 @@ fn no_key_on_bastion(bed: &Bed, n: usize) {
         let key = std::fs::read_to_string(bed.host_etc_ssl(i).join("private/www.key"))
             .expect("the host's key");
         let needle = &pem_body(&key)[20..80];
-        for f in common::files_under(&bed.state_dir())
+        for f in bed
+            .state_files()
             .into_iter()
             .chain(common::files_under(&bed.certorch_tmp()))
         {

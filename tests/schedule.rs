@@ -258,11 +258,8 @@ fn a_resumed_order_is_not_deferred() {
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let orders: i64 = bed
-        .state_db()
-        .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(orders, 1, "only host1 was ordered");
+    let orders = bed.state_value("SELECT count(*) FROM orders");
+    assert_eq!(orders, "1", "only host1 was ordered");
 
     bed.admin_update(&format!(
         "update delete signing.test NS ns2.signing.test.\nupdate delete ns2.signing.test A {dead}"

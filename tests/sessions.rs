@@ -76,7 +76,10 @@ fn first_issue_renewal_and_noop_stay_within_their_ssh_sessions() {
     }
     for i in 1..=3 {
         bed.assert_www_valid(i, &root, &[]);
-        assert_eq!(bed.ssh_ok(i, "ls /root/reloaded-www").trim(), "/root/reloaded-www");
+        assert_eq!(
+            bed.ssh_ok(i, "ls /root/reloaded-www").trim(),
+            "/root/reloaded-www"
+        );
         bed.assert_nothing_staged(i);
     }
 
@@ -111,7 +114,10 @@ fn first_issue_renewal_and_noop_stay_within_their_ssh_sessions() {
         bed.assert_www_valid(i, &root, &[]);
         bed.assert_nothing_staged(i);
         let prev = bed.ssh(i, "ls /etc/ssl/private/www.key.certorch-prev");
-        assert!(!prev.status.success(), "host{i}: the previous key is still there");
+        assert!(
+            !prev.status.success(),
+            "host{i}: the previous key is still there"
+        );
     }
 }
 
@@ -142,7 +148,10 @@ fn two_certificates_on_one_host_are_surveyed_in_one_session() {
         }
     });
     // One survey, then key and deployment per certificate.
-    assert!(first[0] <= 2 * 3, "two certificates took {first:?} SSH sessions");
+    assert!(
+        first[0] <= 2 * 3,
+        "two certificates took {first:?} SSH sessions"
+    );
     bed.assert_key_matches(1, "/etc/ssl/certs/api.pem", "/etc/ssl/private/api.key");
     bed.assert_key_matches(1, "/etc/ssl/certs/www.pem", "/etc/ssl/private/www.key");
 
@@ -155,5 +164,9 @@ fn two_certificates_on_one_host_are_surveyed_in_one_session() {
         }
         assert_eq!(doc["ssh_sessions"], 1, "{doc}");
     });
-    assert_eq!(noop, vec![1], "a run with nothing to do, two certificates on the host");
+    assert_eq!(
+        noop,
+        vec![1],
+        "a run with nothing to do, two certificates on the host"
+    );
 }

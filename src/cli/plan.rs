@@ -13,11 +13,11 @@ pub async fn execute(cli: &Cli) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let state = match super::state_location(cli, &inv).and_then(|l| super::open_state_read_only(cli, &l))
-    {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
+    let state =
+        match super::state_location(cli, &inv).and_then(|l| super::open_state_read_only(cli, &l)) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
     let concurrency = cli.concurrency.unwrap_or(inv.concurrency).max(1);
     let progress = Progress::new(
         cli.verbose,

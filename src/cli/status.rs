@@ -42,13 +42,14 @@ pub async fn execute(cli: &Cli) -> u8 {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let state = match super::state_location(cli, &inv)
-        .and_then(|l| super::open_state_read_only(cli, &l))
-    {
-        Ok(s) => s,
-        Err(code) => return code,
-    };
-    let read = state.certificates().and_then(|r| Ok((r, state.deferrals()?)));
+    let state =
+        match super::state_location(cli, &inv).and_then(|l| super::open_state_read_only(cli, &l)) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+    let read = state
+        .certificates()
+        .and_then(|r| Ok((r, state.deferrals()?)));
     let (recorded, deferrals) = match read {
         Ok(r) => r,
         Err(e) => return super::state_error(cli, &e),

@@ -134,8 +134,7 @@ fn split(mark: &str, out: Output, steps: usize) -> Vec<Output> {
     let stderr = out.stderr.as_bytes();
     let mut outs = Vec::new();
     for k in 0..steps {
-        let (Some((o, code)), Some((e, _))) =
-            (frame(&out.stdout, mark, k), frame(stderr, mark, k))
+        let (Some((o, code)), Some((e, _))) = (frame(&out.stdout, mark, k), frame(stderr, mark, k))
         else {
             break;
         };
@@ -223,8 +222,11 @@ mod tests {
         let steps = [
             Step::new(Cmd::new("printf").arg("%s").arg(hostile)),
             Step::new(Cmd::script("cat; echo oops >&2; exit 0", "feed")).with_input(),
-            Step::new(Cmd::script("printf 'no newline'; echo err >&2; exit 86", "bad"))
-                .keep_going(),
+            Step::new(Cmd::script(
+                "printf 'no newline'; echo err >&2; exit 86",
+                "bad",
+            ))
+            .keep_going(),
             Step::new(Cmd::script("echo after; exit 3", "after")),
             Step::new(Cmd::new("echo").arg("never")),
         ];

@@ -273,9 +273,11 @@ pub async fn check(t: &dyn Transport, cmd: &Cmd, shown: &str) -> Result<(), Erro
 
 /// What the check command's `out` means.
 pub fn check_judge(out: &Output, shown: &str) -> Result<(), Error> {
-    super::judge(out, "the check command", || format!(
-                "`{shown}` refused the new files; fix the service's configuration or the playbook, then run certorch again"
-            ))
+    super::judge(out, "the check command", || {
+        format!(
+            "`{shown}` refused the new files; fix the service's configuration or the playbook, then run certorch again"
+        )
+    })
 }
 
 /// Runs the service's reload command; `shown` is the command as the operator wrote it.
@@ -285,9 +287,11 @@ pub async fn reload(t: &dyn Transport, cmd: &Cmd, shown: &str) -> Result<(), Err
 
 /// What the reload command's `out` means.
 pub fn reload_judge(out: &Output, shown: &str) -> Result<(), Error> {
-    super::judge(out, "the reload command", || format!(
-                "`{shown}` failed; fix the service's configuration and reload it by hand, then run certorch again"
-            ))
+    super::judge(out, "the reload command", || {
+        format!(
+            "`{shown}` failed; fix the service's configuration and reload it by hand, then run certorch again"
+        )
+    })
 }
 
 /// `$1` seconds, then the command. Runs it under timeout(1) where the host has it (GNU and

@@ -102,9 +102,7 @@ pub fn live_is_cmd(spec: &CertSpec, leaf_pem: &str) -> Cmd {
 
 /// What [`live_is_cmd`]'s `out` means.
 pub fn live_is_judge(out: &crate::transport::Output) -> Result<(), Error> {
-    super::judge(
-        out,
-        "reading back the new certificate",
-        || "another process may have changed the files at the same time; check the paths and run certorch again".into(),
-    )
+    super::judge(out, "reading back the new certificate", || {
+        "another process may have changed the files at the same time; check the paths and run certorch again".into()
+    })
 }

@@ -143,8 +143,8 @@ async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
     for (c, written) in live {
         let paths = &written.paths;
         let item = c.item();
-        if let Some(Err((e, hint, kind))) = reload_cmd(ctx, &c)
-            .and_then(|(cmd, _)| reloaded.get(&cmd.render().unwrap_or_default()))
+        if let Some(Err((e, hint, kind))) =
+            reload_cmd(ctx, &c).and_then(|(cmd, _)| reloaded.get(&cmd.render().unwrap_or_default()))
         {
             let (restored, back) = restore(&c, paths).await;
             let again = if back {
@@ -414,7 +414,10 @@ async fn write(ctx: &Ctx<'_>, c: &Issued<'_>, tail: &Tail) -> Result<Written, Pl
     paths.extend(wanted.iter().map(|(p, _)| *p));
     let mut steps: Vec<(Step, Role)> = Vec::new();
     if !files.is_empty() {
-        steps.push((Step::new(files::stage_many_cmd(&files)), Role::Stage(&files)));
+        steps.push((
+            Step::new(files::stage_many_cmd(&files)),
+            Role::Stage(&files),
+        ));
     }
     if let Some(combined) = &spec.combined {
         let cmd = files::stage_combined_cmd(

@@ -108,7 +108,8 @@ pub(crate) async fn survey<'a>(
         }
     };
     let started = std::time::Instant::now();
-    let connected = hosts::connect_all(inv, targets, control, concurrency, reporter, &ctx.sessions).await;
+    let connected =
+        hosts::connect_all(inv, targets, control, concurrency, reporter, &ctx.sessions).await;
     let connect_ms = crate::report::ms_since(started);
     let mut items = Vec::new();
     for (target, conn) in connected {

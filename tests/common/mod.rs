@@ -1118,11 +1118,11 @@ impl LiveRun {
 /// Asserts that none of the private keys now on hosts 1..=n is anywhere on the bastion (the
 /// state directory, certorch's temporary directory) or in what `runs` printed.
 pub fn assert_no_key_on_bastion(bed: &Bed, n: usize, key: &str, runs: &[&Run]) {
-    let mut bastion_files = files_under(&bed.state_dir());
+    let mut bastion_files = bed.state_files();
     bastion_files.extend(files_under(&bed.certorch_tmp()));
     assert!(
         !bastion_files.is_empty(),
-        "the state dir should hold the account"
+        "the state should hold the account"
     );
     for i in 1..=n {
         let pem = bed.ssh_ok(i, &format!("cat {key}"));
