@@ -7,50 +7,10 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{Bed, Run};
-
-/// A tmpfs mounted on a directory, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path) -> Tmpfs {
-        std::fs::create_dir_all(at).expect("create the mount point");
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs"])
-            .arg(at)
-            .status()
-            .expect("run mount");
-        assert!(st.success(), "mount a tmpfs on {}", at.display());
-        Tmpfs(at.to_path_buf())
-    }
-
-    /// Remounts it read-only (`ro`) or read-write (`rw`).
-    fn remount(&self, how: &str) {
-        let st = Command::new("mount")
-            .args(["-o", &format!("remount,{how}")])
-            .arg(&self.0)
-            .status()
-            .expect("run mount");
-        assert!(st.success(), "remount {} {how}", self.0.display());
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            // Something (a certorch the test failed to stop) still holds a file there.
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-}
+use common::{Bed, Run, Tmpfs};
 
 /// The serial of host i's deployed `www` certificate, or "" if it has none.
 fn serial(bed: &Bed, i: usize) -> String {
@@ -100,7 +60,7 @@ fn a_read_only_state_directory_stops_before_anything_is_ordered() {
         return;
     }
     let bed = Bed::up(2);
-    let tmpfs = Tmpfs::mount(&bed.state_dir());
+    let tmpfs = Tmpfs::mount(&bed.state_dir(), "16m");
     let inv = bed.standard_inventory(2);
     bed.certorch(&inv, &["--limit", "host1.example.test", "run"])
         .expect_code(0);

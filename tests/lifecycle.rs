@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Bed, Killed, set_ttl};
+use common::{Bed, Killed, Tmpfs, set_ttl};
 
 /// Exact order counts and a fresh challenge in every order: no nonce is refused, no
 /// authorization reused.
@@ -270,41 +270,6 @@ fn issue_all_killed_early_then_issued_again() {
         assert_eq!(o["result"], "issued", "{o}");
     }
     assert_all_deployed(&bed, 3);
-}
-
-/// A tmpfs mounted on a directory, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(at).expect("create the mount point");
-        let st = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .status()
-            .expect("run mount");
-        assert!(st.success(), "mount a tmpfs on {}", at.display());
-        Tmpfs(at.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let ok = Command::new("umount")
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            // Something (a certorch the test failed to stop) still holds a file there.
-            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
 }
 
 /// Fills the filesystem of `dir` with zeros until it reports ENOSPC; returns the filler.

@@ -1150,3 +1150,49 @@ pub fn assert_no_key_on_bastion(bed: &Bed, n: usize, key: &str, runs: &[&Run]) {
         );
     }
 }
+
+/// A tmpfs of `size` (e.g. `16m`) mounted on a directory of the bastion (mode 0700), unmounted
+/// on drop: a state directory that fills up or turns read-only.
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(at).expect("create the mount point");
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "mount a tmpfs on {}", at.display());
+        Tmpfs(at.to_path_buf())
+    }
+
+    /// Remounts it read-only (`ro`) or read-write (`rw`).
+    pub fn remount(&self, how: &str) {
+        let st = Command::new("mount")
+            .args(["-o", &format!("remount,{how}")])
+            .arg(&self.0)
+            .status()
+            .expect("run mount");
+        assert!(st.success(), "remount {} {how}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.0)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            // Something (a certorch the test failed to stop) still holds a file there.
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+}
