@@ -19,6 +19,32 @@ pub fn control_dir() -> std::io::Result<tempfile::TempDir> {
     tempfile::Builder::new().prefix("certorch-ssh.").tempdir()
 }
 
+/// Opens a connection to host `i` of the inventory; every command run over it is added to
+/// `sessions`.
+pub async fn connect_one(
+    inv: &Inventory,
+    i: usize,
+    control: &Path,
+    reporter: &dyn Reporter,
+    sessions: &Arc<AtomicUsize>,
+) -> Connection {
+    let host = &inv.hosts[i];
+    reporter.event(Event::Stage {
+        host: &host.name,
+        cert: "*",
+        stage: Stage::Connect,
+    });
+    transport::connect(host, &inv.ssh, control)
+        .await
+        .map(|c| {
+            Arc::new(transport::counted::Counted::new(c, sessions.clone())) as Arc<dyn Transport>
+        })
+        .map(|c| match host.become_via {
+            Some(how) => Arc::new(transport::elevated::Elevated::new(c, how)) as Arc<dyn Transport>,
+            None => c,
+        })
+}
+
 /// Opens one connection per selected host; results come back in target order.
 /// Every command run over them is added to `sessions`.
 pub async fn connect_all(
@@ -34,27 +60,7 @@ pub async fn connect_all(
     hosts.sort_unstable();
     hosts.dedup();
     let conns: Vec<(usize, Connection)> = futures::stream::iter(hosts)
-        .map(|i| async move {
-            let host = &inv.hosts[i];
-            reporter.event(Event::Stage {
-                host: &host.name,
-                cert: "*",
-                stage: Stage::Connect,
-            });
-            let r = transport::connect(host, &inv.ssh, control)
-                .await
-                .map(|c| {
-                    Arc::new(transport::counted::Counted::new(c, sessions.clone()))
-                        as Arc<dyn Transport>
-                })
-                .map(|c| match host.become_via {
-                    Some(how) => {
-                        Arc::new(transport::elevated::Elevated::new(c, how)) as Arc<dyn Transport>
-                    }
-                    None => c,
-                });
-            (i, r)
-        })
+        .map(|i| async move { (i, connect_one(inv, i, control, reporter, sessions).await) })
         .buffer_unordered(concurrency)
         .collect()
         .await;

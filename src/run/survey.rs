@@ -107,25 +107,36 @@ pub(crate) async fn survey<'a>(
             Vec::new()
         }
     };
+    // Each host is read right after its own connection, in the same task: a host does not
+    // wait for the slowest connection of the run before it is read, and a run with nothing to
+    // do costs each host one login and one command, back to back.
     let started = std::time::Instant::now();
-    let connected =
-        hosts::connect_all(inv, targets, control, concurrency, reporter, &ctx.sessions).await;
+    let mut hosts: Vec<usize> = targets.iter().map(|t| t.host).collect();
+    hosts.sort_unstable();
+    hosts.dedup();
+    let mut read: Vec<(usize, Result<Vec<Read>, crate::transport::Error>)> =
+        futures::stream::iter(hosts)
+            .map(|i| async move {
+                let conn = hosts::connect_one(inv, i, control, reporter, &ctx.sessions).await;
+                let read = match conn {
+                    Ok(conn) => Ok(read_host(ctx, inv, targets, i, conn).await),
+                    Err(e) => Err(e),
+                };
+                (i, read)
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+    // Back in inventory order, whatever order the hosts answered in.
+    read.sort_by_key(|(i, _)| *i);
     let connect_ms = crate::report::ms_since(started);
-    let mut items = Vec::new();
-    for (target, conn) in connected {
-        let host = &inv.hosts[target.host];
-        let specs = host
-            .certs
-            .iter()
-            .filter(|s| target.cert.as_ref().is_none_or(|c| c == &s.label));
-        match conn {
-            Ok(conn) => items.extend(specs.map(|spec| Item {
-                host,
-                spec,
-                conn: conn.clone(),
-            })),
+    let read: Vec<Read> = read
+        .into_iter()
+        .flat_map(|(i, r)| match r {
+            Ok(items) => items,
             Err(e) => {
-                for spec in specs {
+                let host = &inv.hosts[i];
+                for spec in selected(host, targets, i) {
                     done.push(Outcome::Failed(Failure::new(
                         &host.name,
                         &spec.label,
@@ -133,64 +144,17 @@ pub(crate) async fn survey<'a>(
                         &e,
                     )));
                 }
+                Vec::new()
             }
-        }
-    }
+        })
+        .collect();
     let by_key: BTreeMap<(&str, &str), &Recorded> = recorded
         .iter()
         .map(|r| ((r.host.as_str(), r.label.as_str()), r))
         .collect();
     let directory = &inv.acme.directory;
-    // One command per host reads every selected certificate of it: each SSH session costs
-    // the host a fork and a shell, and a run with nothing to do needs no more than this.
-    let mut by_host: Vec<Vec<Item>> = Vec::new();
-    for item in items {
-        match by_host
-            .iter_mut()
-            .find(|g| g[0].host.name == item.host.name)
-        {
-            Some(g) => g.push(item),
-            None => by_host.push(vec![item]),
-        }
-    }
-    let read: Vec<Vec<(Item, Result<Current, crate::host::Error>)>> =
-        futures::stream::iter(by_host)
-            .map(|group| async move {
-                for item in &group {
-                    item.stage(reporter, Stage::Inspect);
-                }
-                let steps: Vec<Step> = group
-                    .iter()
-                    .map(|item| Step::new(inspect::inspect_cmd(item.spec)).keep_going())
-                    .collect();
-                match batch::run(group[0].conn.as_ref(), &steps, None).await {
-                    Ok(outs) => group
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, item)| {
-                            let current = match outs.get(i) {
-                                Some(Ok(out)) => inspect::inspect_judge(out),
-                                Some(Err(e)) => Err(e.clone().into()),
-                                None => Err(crate::host::Error::Rejected {
-                                    step: "reading the deployed certificate",
-                                    reason: "the host's command ended before this certificate was read".into(),
-                                    hint: "check that the host has memory and processes to spare, then run certorch again".into(),
-                                }),
-                            };
-                            (item, current)
-                        })
-                        .collect(),
-                    Err(e) => group
-                        .into_iter()
-                        .map(|item| (item, Err(e.clone().into())))
-                        .collect(),
-                }
-            })
-            .buffered(concurrency)
-            .collect()
-            .await;
     let inspected: Vec<(Item, Result<Current, crate::host::Error>, Option<Window>)> =
-        futures::stream::iter(read.into_iter().flatten())
+        futures::stream::iter(read)
             .map(|(item, current)| {
                 let rec = by_key
                     .get(&(item.host.name.as_str(), item.spec.label.as_str()))
@@ -309,5 +273,76 @@ pub(crate) async fn survey<'a>(
         windows,
         connect_ms,
         warnings,
+    }
+}
+
+/// A certificate and what its host has, or why that could not be read.
+type Read<'a> = (Item<'a>, Result<Current, crate::host::Error>);
+
+/// The certificates of host `i` that the targets select, in inventory order.
+fn selected<'a>(
+    host: &'a crate::inventory::Host,
+    targets: &[Target],
+    i: usize,
+) -> Vec<&'a crate::inventory::CertSpec> {
+    host.certs
+        .iter()
+        .filter(|s| {
+            targets
+                .iter()
+                .any(|t| t.host == i && t.cert.as_ref().is_none_or(|c| c == &s.label))
+        })
+        .collect()
+}
+
+/// Reads every selected certificate of host `i` with one command: each SSH session costs the
+/// host a fork and a shell, and a run with nothing to do needs no more than this.
+async fn read_host<'a>(
+    ctx: &Ctx<'a>,
+    inv: &'a crate::inventory::Inventory,
+    targets: &[Target],
+    i: usize,
+    conn: std::sync::Arc<dyn crate::transport::Transport>,
+) -> Vec<Read<'a>> {
+    let host = &inv.hosts[i];
+    let group: Vec<Item<'a>> = selected(host, targets, i)
+        .into_iter()
+        .map(|spec| Item {
+            host,
+            spec,
+            conn: conn.clone(),
+        })
+        .collect();
+    if group.is_empty() {
+        return Vec::new();
+    }
+    for item in &group {
+        item.stage(ctx.reporter, Stage::Inspect);
+    }
+    let steps: Vec<Step> = group
+        .iter()
+        .map(|item| Step::new(inspect::inspect_cmd(item.spec)).keep_going())
+        .collect();
+    match batch::run(conn.as_ref(), &steps, None).await {
+        Ok(outs) => group
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let current = match outs.get(i) {
+                    Some(Ok(out)) => inspect::inspect_judge(out),
+                    Some(Err(e)) => Err(e.clone().into()),
+                    None => Err(crate::host::Error::Rejected {
+                        step: "reading the deployed certificate",
+                        reason: "the host's command ended before this certificate was read".into(),
+                        hint: "check that the host has memory and processes to spare, then run certorch again".into(),
+                    }),
+                };
+                (item, current)
+            })
+            .collect(),
+        Err(e) => group
+            .into_iter()
+            .map(|item| (item, Err(e.clone().into())))
+            .collect(),
     }
 }
