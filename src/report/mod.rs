@@ -139,16 +139,18 @@ pub struct RunSummary {
 }
 
 /// Wall-clock milliseconds of each stage of a run, in pipeline order. The stages follow one
-/// another (within a stage the hosts are worked on concurrently), so they add up to `total_ms`;
-/// a stage the run did not reach is 0. For benchmarks (`bench/run`) and for seeing where a slow
+/// another (within a stage the hosts are worked on concurrently), so they add up to about
+/// `total_ms`, except that deployment starts for each host as soon as its last order is
+/// finalized and so overlaps finalization; a stage the run did not reach is 0. For benchmarks (`bench/run`) and for seeing where a slow
 /// run spent its time.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct Timings {
     /// Loading the account, repairing what a killed run left (orders, TXT records).
     pub setup_ms: u64,
-    /// Opening one SSH connection per host.
+    /// Opening one SSH connection per host, each followed at once by the command that reads
+    /// what the host has.
     pub connect_ms: u64,
-    /// Reading the deployed certificates, asking the CA's renewal window, deciding.
+    /// Asking the CA's renewal window, deciding.
     pub inspect_ms: u64,
     /// The TSIG probe and every name's `_acme-challenge` CNAME.
     pub preflight_ms: u64,
@@ -162,13 +164,15 @@ pub struct Timings {
     pub publish_ms: u64,
     /// Waiting until every authoritative server serves every value.
     pub wait_ms: u64,
-    /// The CA validating, finalizing with the hosts' CSRs, downloading the chains.
+    /// The CA validating, finalizing with the hosts' CSRs, downloading the chains (until the
+    /// last order is finalized).
     pub validate_ms: u64,
     /// Removing the TXT records.
     pub withdraw_ms: u64,
     /// Signing self-signed and internal certificates.
     pub local_ms: u64,
-    /// Writing, checking, reloading and verifying on the hosts.
+    /// Writing, checking, reloading and verifying on the hosts, from the first host's start to
+    /// the last one's end.
     pub deploy_ms: u64,
     /// Writing the outcomes to the state.
     pub record_ms: u64,

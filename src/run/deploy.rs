@@ -36,7 +36,7 @@ pub(crate) async fn deploy_all(ctx: &Ctx<'_>, issued: Vec<Issued<'_>>) -> Vec<Ou
     per_host.into_iter().flatten().collect()
 }
 
-async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
+pub(crate) async fn deploy_host(ctx: &Ctx<'_>, certs: Vec<Issued<'_>>) -> Vec<Outcome> {
     let state = ctx.state;
     let reporter = ctx.reporter;
     let mut outcomes = Vec::new();

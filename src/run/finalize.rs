@@ -3,8 +3,6 @@
 //! recorded before anything is deployed, so a run killed from here on deploys it next time
 //! without a new order.
 
-use futures::StreamExt;
-
 use super::{Ctx, Issued, Ordered, record};
 use crate::acme;
 use crate::problem::Problem;
@@ -12,19 +10,11 @@ use crate::report::{Outcome, Stage};
 use crate::x509;
 
 /// Orders finalized at once, at least (`concurrency` when larger): mostly waiting on the CA.
-const FINALIZE_PARALLEL: usize = 64;
+/// Used by [`super::deliver`], which deploys each host as its orders come in.
+pub(crate) const FINALIZE_PARALLEL: usize = 64;
 
-/// Finalizes every order; failures go to the context.
-pub(crate) async fn finalize_all<'a>(ctx: &Ctx<'_>, ordered: Vec<Ordered<'a>>) -> Vec<Issued<'a>> {
-    let results: Vec<Result<Issued, Outcome>> = futures::stream::iter(ordered)
-        .map(|o| finalize(ctx, o))
-        .buffer_unordered(ctx.concurrency.max(FINALIZE_PARALLEL))
-        .collect()
-        .await;
-    super::context::keep_ok(ctx, results)
-}
-
-async fn finalize<'a>(ctx: &Ctx<'_>, mut o: Ordered<'a>) -> Result<Issued<'a>, Outcome> {
+/// Finalizes one validated order with its host's CSR and checks the chain.
+pub(crate) async fn finalize<'a>(ctx: &Ctx<'_>, mut o: Ordered<'a>) -> Result<Issued<'a>, Outcome> {
     let item = o.keyed.item();
     item.stage(ctx.reporter, Stage::Finalize);
     item.phase(ctx.state, crate::state::Phase::Validated)

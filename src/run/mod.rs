@@ -1,12 +1,14 @@
 //! The pipeline of a run, as thin glue over one file per stage: survey (connect, inspect,
 //! decide, take up what an interrupted run left), preflight of every `_acme-challenge` CNAME,
 //! keys and CSRs on the hosts, orders, validation in rounds (publish, wait, answer, withdraw),
-//! finalization, deployment, record. A failure drops its certificate from later stages and
+//! finalization and deployment (one pipeline: a host is deployed as soon as its last order is
+//! finalized), record. A failure drops its certificate from later stages and
 //! lands in the summary; the others go on. Each certificate's lifecycle is written to the state
 //! at every transition, so a killed run is resumed by the next.
 
 pub mod check;
 mod context;
+mod deliver;
 mod deploy;
 mod finalize;
 mod hosts;
@@ -109,6 +111,7 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
     // Certificates an interrupted run already obtained go straight to deployment.
     let (finalized, due) = resume::finalized(&ctx, due);
     let mut issued = finalized;
+    let mut validated = Vec::new();
     // Members of a shared label other than the one that makes the key wait for its certificate.
     let (due, waiting) = shared::split(due);
     // Self-signed and internal certificates need no DNS and no CA order.
@@ -155,20 +158,14 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
                 let (ordered, opened) = order::open_all(&ctx, &account, keyed).await;
                 summary.orders += opened;
                 summary.timings.order_ms = ms_since(t);
-                let validated = validate::validate(&ctx, dns.as_ref(), ordered, &mut summary).await;
-                let t = Instant::now();
-                issued.extend(finalize::finalize_all(&ctx, validated).await);
-                summary.timings.validate_ms += ms_since(t);
+                validated = validate::validate(&ctx, dns.as_ref(), ordered, &mut summary).await;
             }
         }
     }
-    let t = Instant::now();
-    if !waiting.is_empty() {
-        let members = shared::fan_out(&ctx, &issued, waiting).await;
-        issued.extend(members);
-    }
-    let deployed = deploy::deploy_all(&ctx, issued).await;
-    summary.timings.deploy_ms = ms_since(t);
-    summary.outcomes.extend(deployed);
+    // Each host goes into service as soon as its last certificate is finalized.
+    let delivered = deliver::finalize_and_deploy(&ctx, validated, issued, waiting).await;
+    summary.timings.validate_ms += delivered.finalize_ms;
+    summary.timings.deploy_ms = delivered.deploy_ms;
+    summary.outcomes.extend(delivered.outcomes);
     record::finish(&ctx, summary, started)
 }
