@@ -154,11 +154,12 @@ pub struct Timings {
     pub inspect_ms: u64,
     /// The TSIG probe and every name's `_acme-challenge` CNAME.
     pub preflight_ms: u64,
-    /// Keys and CSRs made on the hosts.
+    /// Keys and CSRs made on the hosts, until the last one is made (orders are opened as
+    /// keys come in).
     pub key_ms: u64,
     /// Registering the ACME account (only on a run that has none yet).
     pub account_ms: u64,
-    /// Opening the orders.
+    /// Opening the orders still left once the last key was made.
     pub order_ms: u64,
     /// The one DNS update of the run.
     pub publish_ms: u64,

@@ -146,19 +146,21 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
         // A CAA record that leaves this CA out makes the CA refuse after the order: refused here.
         let routed = preflight::caa(&ctx, routed).await;
         summary.timings.preflight_ms = ms_since(t);
-        let t = Instant::now();
-        let keyed = keys::make(&ctx, routed).await;
-        summary.timings.key_ms += ms_since(t);
-        if !keyed.is_empty() {
+        if !routed.is_empty() {
             let t = Instant::now();
-            let account = order::account(&ctx, account, keyed).await;
+            let account = order::account(&ctx, account, routed).await;
             summary.timings.account_ms = ms_since(t);
-            if let Some((account, keyed)) = account {
+            if let Some((account, routed)) = account {
                 let t = Instant::now();
-                let (ordered, opened) = order::open_all(&ctx, &account, keyed).await;
-                summary.orders += opened;
-                summary.timings.order_ms = ms_since(t);
-                validated = validate::validate(&ctx, dns.as_ref(), ordered, &mut summary).await;
+                let opened = order::key_and_open(&ctx, &account, routed).await;
+                summary.orders += opened.new;
+                // The two overlap: keys until the last one was made, orders after that.
+                summary.timings.key_ms +=
+                    u64::try_from(opened.keys_done.saturating_duration_since(t).as_millis())
+                        .unwrap_or(u64::MAX);
+                summary.timings.order_ms = ms_since(opened.keys_done);
+                validated =
+                    validate::validate(&ctx, dns.as_ref(), opened.ordered, &mut summary).await;
             }
         }
     }

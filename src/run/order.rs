@@ -1,10 +1,16 @@
-//! Orders at the CA: an interrupted run's order is taken up again where the CA still holds it;
-//! otherwise a new one is opened, its intent recorded before it is sent.
+//! Orders at the CA, each opened as soon as its key is made on the host: an interrupted run's
+//! order is taken up again where the CA still holds it; otherwise a new one is opened, its
+//! intent recorded before it is sent.
+
+use std::collections::VecDeque;
+use std::time::Instant;
 
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use instant_acme::Account;
 
-use super::{Ctx, Keyed, Ordered};
+use super::context::Routed;
+use super::{Ctx, Keyed, Ordered, keys};
 use crate::acme::{self, order::Resumed};
 use crate::report::{Outcome, Stage};
 use crate::state::Phase;
@@ -14,22 +20,21 @@ use crate::state::Phase;
 /// deadlocked Pebble 2.4 (an authorization lock left held) in the benchmark.
 const ORDER_PARALLEL: usize = 4;
 
-/// The ACME account, registered now if there is none; without one, every keyed certificate
-/// fails and its staged key is removed.
+/// The ACME account, registered now if there is none; without one, every routed certificate
+/// fails before any key is made for it.
 pub(crate) async fn account<'a>(
     ctx: &Ctx<'_>,
     account: Option<Account>,
-    keyed: Vec<Keyed<'a>>,
-) -> Option<(Account, Vec<Keyed<'a>>)> {
+    routed: Vec<Routed<'a>>,
+) -> Option<(Account, Vec<Routed<'a>>)> {
     if let Some(a) = account {
-        return Some((a, keyed));
+        return Some((a, routed));
     }
     match acme::load_or_create(ctx.inv, ctx.state).await {
-        Ok(a) => Some((a, keyed)),
+        Ok(a) => Some((a, routed)),
         Err(e) => {
-            for k in keyed {
-                ctx.fail(k.item().fail(Stage::Order, &e));
-                discard_key(ctx, &k).await;
+            for r in routed {
+                ctx.fail(r.due.item.fail(Stage::Order, &e));
             }
             None
         }
@@ -42,37 +47,80 @@ pub(crate) async fn discard_key(ctx: &Ctx<'_>, k: &Keyed<'_>) {
     item.discard(ctx, &[&item.spec.key]).await;
 }
 
-/// Takes up or opens an order for every keyed certificate; returns them and how many orders
-/// are new.
-pub(crate) async fn open_all<'a>(
+/// What [`key_and_open`] did: the ordered certificates, how many orders are new, and when
+/// the last key was made.
+pub(crate) struct Opened<'a> {
+    pub ordered: Vec<Ordered<'a>>,
+    pub new: usize,
+    pub keys_done: Instant,
+}
+
+/// Makes every routed certificate's key and CSR on its host and opens its order as soon as
+/// the key is there: the CA's requests overlap the other hosts' key generation. A
+/// certificate's own order still follows its key (the lifecycle records the CSR first).
+pub(crate) async fn key_and_open<'a>(
     ctx: &Ctx<'_>,
     account: &Account,
-    keyed: Vec<Keyed<'a>>,
-) -> (Vec<Ordered<'a>>, usize) {
-    let results: Vec<Result<Ordered, Outcome>> = futures::stream::iter(keyed)
-        .map(|k| async move {
-            let r = open(ctx, account, &k).await;
-            match r {
-                Ok(open) => Ok(Ordered { keyed: k, open }),
-                // A validated order the CA did not answer about is taken up by the next run,
-                // with this key.
-                Err(Outcome::Failed(f))
-                    if super::record::keeps_in_flight(f.kind, k.due.resume.as_ref()) =>
-                {
-                    Err(Outcome::Failed(f))
-                }
-                Err(failure) => {
-                    discard_key(ctx, &k).await;
-                    Err(failure)
-                }
-            }
-        })
-        .buffer_unordered(ctx.concurrency.min(ORDER_PARALLEL))
-        .collect()
-        .await;
-    let ordered = super::context::keep_ok(ctx, results);
-    let new = ordered.iter().filter(|o| !o.open.resumed).count();
-    (ordered, new)
+    routed: Vec<Routed<'a>>,
+) -> Opened<'a> {
+    let mut keying = futures::stream::iter(routed)
+        .map(|r| keys::make_one(ctx, r))
+        .buffer_unordered(ctx.concurrency);
+    let mut keying_done = None;
+    let mut keyed: VecDeque<Keyed<'a>> = VecDeque::new();
+    let mut opening = FuturesUnordered::new();
+    let mut ordered = Vec::new();
+    loop {
+        while opening.len() < ctx.concurrency.min(ORDER_PARALLEL)
+            && let Some(k) = keyed.pop_front()
+        {
+            opening.push(open_keyed(ctx, account, k));
+        }
+        tokio::select! {
+            next = keying.next(), if keying_done.is_none() => match next {
+                Some(Ok(k)) => keyed.push_back(k),
+                Some(Err(failure)) => ctx.fail(failure),
+                None => keying_done = Some(Instant::now()),
+            },
+            Some(r) = opening.next(), if !opening.is_empty() => match r {
+                Ok(o) => ordered.push(o),
+                Err(failure) => ctx.fail(failure),
+            },
+            else => break,
+        }
+    }
+    let new = ordered
+        .iter()
+        .filter(|o: &&Ordered| !o.open.resumed)
+        .count();
+    Opened {
+        ordered,
+        new,
+        keys_done: keying_done.unwrap_or_else(Instant::now),
+    }
+}
+
+/// Takes up or opens the order of one keyed certificate; a staged key whose order will not
+/// come is removed.
+async fn open_keyed<'a>(
+    ctx: &Ctx<'_>,
+    account: &Account,
+    k: Keyed<'a>,
+) -> Result<Ordered<'a>, Outcome> {
+    match open(ctx, account, &k).await {
+        Ok(open) => Ok(Ordered { keyed: k, open }),
+        // A validated order the CA did not answer about is taken up by the next run, with
+        // this key.
+        Err(Outcome::Failed(f))
+            if super::record::keeps_in_flight(f.kind, k.due.resume.as_ref()) =>
+        {
+            Err(Outcome::Failed(f))
+        }
+        Err(failure) => {
+            discard_key(ctx, &k).await;
+            Err(failure)
+        }
+    }
 }
 
 async fn open(ctx: &Ctx<'_>, account: &Account, k: &Keyed<'_>) -> Result<acme::OpenOrder, Outcome> {
