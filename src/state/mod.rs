@@ -71,7 +71,7 @@ impl Error {
         match self {
             Error::Tls { hint, .. } => hint.clone(),
             Error::Db { .. } if on_postgres => {
-                "check that PostgreSQL is up and reachable at this URL, and the user's password (password_file= or PGPASSWORD) and rights on the database"
+                "check that PostgreSQL is up and reachable at this URL, and the user's password (password_file=, PGPASSWORD or ~/.pgpass) and rights on the database"
                     .into()
             }
             Error::Write { .. } if on_postgres => {
