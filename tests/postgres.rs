@@ -473,6 +473,9 @@ fn tls_verify_full_works_and_a_wrong_ca_is_refused() {
     // No sslmode at all is libpq's prefer: TLS when the server offers it, so this role gets in.
     let prefer = inventory(&bed, 1, &tls_url(&bed, "connect_timeout=10"), "prefer");
     run(&bed, &prefer, &["--json", "status"]).expect_code(0);
+    // allow: plain first; the server turns this role away without TLS, so with TLS next.
+    let allow = inventory(&bed, 1, &tls_url(&bed, "sslmode=allow"), "allow");
+    run(&bed, &allow, &["--json", "status"]).expect_code(0);
 }
 
 /// A server that answers the TLS request with `N` (no TLS): under sslmode=require certorch

@@ -17,7 +17,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use postgres::Socket;
 use postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect, TlsStream};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -416,8 +415,11 @@ pub struct Connector {
     mode: SslMode,
 }
 
-impl MakeTlsConnect<Socket> for Connector {
-    type Stream = Stream;
+impl<S> MakeTlsConnect<S> for Connector
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = Stream<S>;
     type TlsConnect = Connect;
     type Error = Failure;
 
@@ -458,12 +460,15 @@ pub struct Connect {
     mode: SslMode,
 }
 
-impl TlsConnect<Socket> for Connect {
-    type Stream = Stream;
+impl<S> TlsConnect<S> for Connect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = Stream<S>;
     type Error = Failure;
-    type Future = Pin<Box<dyn Future<Output = Result<Stream, Failure>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Stream<S>, Failure>> + Send>>;
 
-    fn connect(self, socket: Socket) -> Self::Future {
+    fn connect(self, socket: S) -> Self::Future {
         Box::pin(async move {
             tokio_rustls::TlsConnector::from(self.config)
                 .connect(self.name, socket)
@@ -534,9 +539,9 @@ fn handshake_failure(e: &io::Error, host: &str, roots: &str, mode: SslMode) -> F
 }
 
 /// A TLS connection to PostgreSQL.
-pub struct Stream(tokio_rustls::client::TlsStream<Socket>);
+pub struct Stream<S>(tokio_rustls::client::TlsStream<S>);
 
-impl AsyncRead for Stream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -546,7 +551,7 @@ impl AsyncRead for Stream {
     }
 }
 
-impl AsyncWrite for Stream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -564,7 +569,7 @@ impl AsyncWrite for Stream {
     }
 }
 
-impl TlsStream for Stream {
+impl<S: AsyncRead + AsyncWrite + Unpin> TlsStream for Stream<S> {
     /// `tls-server-end-point` (RFC 5929): the hash of the server's certificate, for
     /// SCRAM-SHA-256-PLUS, which binds the password exchange to this TLS session.
     fn channel_binding(&self) -> ChannelBinding {
@@ -636,6 +641,116 @@ mod tests {
         for name in SslMode::NAMES.split(", ") {
             assert_eq!(SslMode::parse(name).map(SslMode::name), Some(name));
         }
+    }
+
+    /// A CA (its PEM in `dir/NAME.pem`) and a server certificate from it for `db.example.org`.
+    fn server(dir: &Path, name: &str) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, format!("{name} CA"));
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), ca_cert.pem()).unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["db.example.org".into()]).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = leaf
+            .signed_by(&leaf_key, &rcgen::Issuer::new(ca, ca_key))
+            .unwrap();
+        (
+            leaf.der().clone(),
+            PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap(),
+        )
+    }
+
+    /// A handshake of our connector with a rustls server serving `cert`, to `host`.
+    async fn handshake(
+        settings: &Settings,
+        host: &str,
+        cert: &(CertificateDer<'static>, PrivateKeyDer<'static>),
+    ) -> Result<(), Failure> {
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.0.clone()], cert.1.clone_key())
+        .unwrap();
+        let (client_io, server_io) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            tokio_rustls::TlsAcceptor::from(Arc::new(config))
+                .accept(server_io)
+                .await
+                .is_ok()
+        });
+        let Plan::Tls(mut connector) = settings.plan(false)? else {
+            panic!("not a TLS plan");
+        };
+        let connect =
+            MakeTlsConnect::<tokio::io::DuplexStream>::make_tls_connect(&mut connector, host)?;
+        let result = connect.connect(client_io).await.map(|_| ());
+        server.abort();
+        result
+    }
+
+    #[tokio::test]
+    async fn what_each_mode_checks_in_a_handshake() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = server(dir.path(), "good");
+        server(dir.path(), "other");
+        let root = |name: &str| Some(dir.path().join(format!("{name}.pem")));
+        let s = |mode, root| Settings {
+            mode,
+            root,
+            client: None,
+        };
+        // The right CA and name.
+        handshake(
+            &s(SslMode::VerifyFull, root("good")),
+            "db.example.org",
+            &good,
+        )
+        .await
+        .unwrap();
+        // Another name: refused by verify-full, with what to do; verify-ca does not look.
+        let e = handshake(
+            &s(SslMode::VerifyFull, root("good")),
+            "pg.example.org",
+            &good,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            e.detail.contains(
+                "the TLS certificate of PostgreSQL at pg.example.org is not for `pg.example.org`"
+            ),
+            "{}",
+            e.detail
+        );
+        assert!(e.hint.contains("sslmode=verify-ca"), "{}", e.hint);
+        handshake(&s(SslMode::VerifyCa, root("good")), "pg.example.org", &good)
+            .await
+            .unwrap();
+        // Another CA: refused by every mode that checks, with the file named.
+        for mode in [SslMode::VerifyFull, SslMode::VerifyCa, SslMode::Require] {
+            let e = handshake(&s(mode, root("other")), "db.example.org", &good)
+                .await
+                .unwrap_err();
+            assert!(
+                e.detail.contains(&format!(
+                    "is not issued by a CA in sslrootcert {}",
+                    dir.path().join("other.pem").display()
+                )),
+                "{mode:?}: {}",
+                e.detail
+            );
+            assert!(e.hint.contains("sslrootcert=FILE"), "{}", e.hint);
+        }
+        // require without sslrootcert: encrypted, not checked.
+        handshake(&s(SslMode::Require, None), "pg.example.org", &good)
+            .await
+            .unwrap();
     }
 
     #[test]
