@@ -2,9 +2,9 @@
 //! with the aws-lc-rs provider, as tokio-postgres's `MakeTlsConnect`.
 //!
 //! Why our own connector and not a crate: the few lines tokio-postgres asks for (a connector,
-//! a stream, the `tls-server-end-point` channel binding) are all here, and the crates that
-//! implement them over rustls bring ring along for the binding's digest; certorch has one
-//! crypto backend. The system's roots come from rustls-native-certs, as for the ACME client:
+//! a stream, the `tls-server-end-point` channel binding) are all here, and
+//! tokio-postgres-rustls (like sfackler's postgres-rustls) depends on ring unconditionally,
+//! for the binding's digest; certorch has one crypto backend (sha2 hashes the binding here). The system's roots come from rustls-native-certs, as for the ACME client:
 //! a root store is what both `sslrootcert=FILE` and verify-ca (the chain without the name)
 //! need, and it reads the same files (or `SSL_CERT_FILE`) as every other TLS client on the
 //! bastion.
