@@ -89,6 +89,8 @@ pub enum Kind {
     StateReadFailed,
     #[serde(rename = "state.corrupt")]
     StateCorrupt,
+    #[serde(rename = "state.tls_failed")]
+    StateTlsFailed,
     #[serde(rename = "run.setup_failed")]
     RunSetupFailed,
 }
@@ -137,6 +139,7 @@ impl Kind {
         Kind::StateWriteFailed,
         Kind::StateReadFailed,
         Kind::StateCorrupt,
+        Kind::StateTlsFailed,
         Kind::RunSetupFailed,
     ];
 }

@@ -1,6 +1,7 @@
 //! The state on PostgreSQL (`state: postgresql://…`): two bastions on one database, the run
 //! lock as an advisory lock that dies with its holder, the schema version, and the password
-//! kept out of everything certorch prints. These tests use the bed's PostgreSQL whatever
+//! kept out of everything certorch prints, TLS to it (sslmode, sslrootcert, client
+//! certificates) and libpq's password file. These tests use the bed's PostgreSQL whatever
 //! CERTORCH_TEST_STATE says.
 
 mod common;
@@ -40,6 +41,7 @@ fn certorch(bed: &Bed, inv: &Path, args: &[&str]) -> Command {
         .env_remove("CERTORCH_INVENTORY")
         .env_remove("CERTORCH_STATE")
         .env_remove("PGPASSWORD")
+        .env_remove("PGPASSFILE")
         .env_remove("SSH_AUTH_SOCK");
     c
 }
@@ -317,4 +319,289 @@ fn the_password_never_appears() {
             o.stderr
         );
     }
+}
+
+/// The bed's PostgreSQL password.
+fn password(bed: &Bed) -> String {
+    std::fs::read_to_string(bed.get("PG_PASSWORD_FILE"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A URL for the role `certorch_tls` (let in over TLS only) on its own database, with `query`.
+fn tls_url(bed: &Bed, query: &str) -> String {
+    format!(
+        "postgresql://certorch_tls@{}:5432/certorch_tls?password_file={}&{query}",
+        bed.get("PG_ADDR"),
+        bed.get("PG_PASSWORD_FILE")
+    )
+}
+
+/// `sql` through psql as the superuser, on database `db`.
+fn psql_on(bed: &Bed, db: &str, sql: &str) -> String {
+    let out = Command::new(bed.get("PG_PSQL"))
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
+        .arg(bed.get("PG_SOCKET_DIR"))
+        .args(["-p", "5432", "-U", "certorch", "-d", db, "-c", sql])
+        .output()
+        .expect("run psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn assert_no_password(password: &str, r: &Run) {
+    assert!(
+        !r.stdout.contains(password) && !r.stderr.contains(password),
+        "the password in certorch's output:\n{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+}
+
+/// Over TLS with the bed's CA (verify-full: the chain and the address in the certificate), a
+/// run issues and deploys; the server lets the role in over TLS only, so it was TLS. The same
+/// role with sslmode=disable is turned away, with a hint to use TLS; another CA in
+/// sslrootcert is refused before any password is sent, under verify-full as under require;
+/// sslmode=require without sslrootcert encrypts without checking.
+#[test]
+fn tls_verify_full_works_and_a_wrong_ca_is_refused() {
+    let bed = bed(1);
+    let password = password(&bed);
+    let ca = bed.get("PG_TLS_CA");
+    let addr = bed.get("PG_ADDR");
+
+    let inv = inventory(
+        &bed,
+        1,
+        &tls_url(&bed, &format!("sslmode=verify-full&sslrootcert={ca}")),
+        "verify-full",
+    );
+    let r = run(&bed, &inv, &["--json", "run"]);
+    r.expect_code(0);
+    assert_eq!(r.json()["outcomes"][0]["result"], "issued", "{}", r.stdout);
+    assert_no_password(&password, &r);
+    bed.assert_www_valid(
+        1,
+        &bed.pebble_root(),
+        &["host1.example.test", "www.host1.example.test"],
+    );
+    assert_eq!(
+        psql_on(&bed, "certorch_tls", "SELECT count(*) FROM certificates"),
+        "1"
+    );
+
+    // Without TLS the server turns this role away (pg_hba.conf: hostnossl … reject).
+    let plain = inventory(&bed, 1, &tls_url(&bed, "sslmode=disable"), "disable");
+    let r = run(&bed, &plain, &["--json", "status"]);
+    r.expect_code(1);
+    let doc = r.json();
+    assert_eq!(doc["kind"], "state.tls_failed", "{}", r.stdout);
+    assert!(
+        doc["error"].as_str().unwrap().contains("no encryption"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        doc["hint"].as_str().unwrap().contains(&format!(
+            "PostgreSQL at {addr}:5432 takes this user only over TLS"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert_no_password(&password, &r);
+
+    // Another CA (the one the bed's Pebble serves with): refused, under verify-full and
+    // under require with sslrootcert, as libpq does.
+    let other = bed.get("PEBBLE_CA");
+    for mode in ["verify-full", "verify-ca", "require"] {
+        let wrong = inventory(
+            &bed,
+            1,
+            &tls_url(&bed, &format!("sslmode={mode}&sslrootcert={other}")),
+            &format!("wrong-ca-{mode}"),
+        );
+        let r = run(&bed, &wrong, &["--json", "status"]);
+        r.expect_code(1);
+        let doc = r.json();
+        assert_eq!(doc["kind"], "state.tls_failed", "{mode}: {}", r.stdout);
+        let error = doc["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!(
+                "the TLS certificate of PostgreSQL at {addr} is not issued by a CA in sslrootcert {other}"
+            )),
+            "{mode}: {error}"
+        );
+        assert!(
+            doc["hint"]
+                .as_str()
+                .unwrap()
+                .contains("with sslrootcert=FILE in the state URL"),
+            "{mode}: {}",
+            r.stdout
+        );
+        assert!(
+            r.stderr
+                .contains("hint: give the CA that issued PostgreSQL's server certificate"),
+            "{mode}: {}",
+            r.stderr
+        );
+        assert_no_password(&password, &r);
+    }
+
+    // verify-ca with the right CA: the chain is checked, the name is not.
+    let ca_only = inventory(
+        &bed,
+        1,
+        &tls_url(&bed, &format!("sslmode=verify-ca&sslrootcert={ca}")),
+        "verify-ca",
+    );
+    let r = run(&bed, &ca_only, &["--json", "status"]);
+    r.expect_code(0);
+
+    // require without sslrootcert: encrypted (the role is let in), nothing checked; the
+    // certificate is current, so the run has nothing to do.
+    let require = inventory(&bed, 1, &tls_url(&bed, "sslmode=require"), "require");
+    let r = run(&bed, &require, &["--json", "run"]);
+    r.expect_code(0);
+    assert_eq!(r.json()["outcomes"][0]["result"], "current", "{}", r.stdout);
+    assert_no_password(&password, &r);
+    // No sslmode at all is libpq's prefer: TLS when the server offers it, so this role gets in.
+    let prefer = inventory(&bed, 1, &tls_url(&bed, "connect_timeout=10"), "prefer");
+    run(&bed, &prefer, &["--json", "status"]).expect_code(0);
+    // allow: plain first; the server turns this role away without TLS, so with TLS next.
+    let allow = inventory(&bed, 1, &tls_url(&bed, "sslmode=allow"), "allow");
+    run(&bed, &allow, &["--json", "status"]).expect_code(0);
+}
+
+/// A server that answers the TLS request with `N` (no TLS): under sslmode=require certorch
+/// stops there, names the server and says what to do. The "server" is a listener of the
+/// test's own that speaks only that first byte of the protocol.
+#[test]
+fn a_server_without_tls_is_refused_under_require() {
+    let bed = bed(1);
+    let addr = bed.get("PG_ADDR");
+    let listener = std::net::TcpListener::bind(format!("{addr}:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut request = [0u8; 8];
+        std::io::Read::read_exact(&mut conn, &mut request).unwrap();
+        // SSLRequest: length 8, code 80877103.
+        assert_eq!(request, [0, 0, 0, 8, 4, 210, 22, 47]);
+        conn.write_all(b"N").unwrap();
+    });
+    let inv = inventory(
+        &bed,
+        1,
+        &format!(
+            "postgresql://certorch@{addr}:{port}/certorch?sslmode=require&password_file={}",
+            bed.get("PG_PASSWORD_FILE")
+        ),
+        "no-tls",
+    );
+    let r = run(&bed, &inv, &["--json", "status"]);
+    r.expect_code(1);
+    server.join().unwrap();
+    let doc = r.json();
+    assert_eq!(doc["kind"], "state.tls_failed", "{}", r.stdout);
+    assert!(
+        doc["error"].as_str().unwrap().contains(&format!(
+            "PostgreSQL at {addr}:{port} does not offer TLS, and sslmode=require requires it"
+        )),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr
+            .contains("hint: turn TLS on in PostgreSQL (ssl = on"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A client certificate from the bed's CA logs in as `certorch_cert` with no password at all
+/// (pg_hba.conf: hostssl … cert); without it the role is turned away.
+#[test]
+fn a_client_certificate_logs_in_without_a_password() {
+    let bed = bed(1);
+    let base = format!(
+        "postgresql://certorch_cert@{}:5432/certorch_cert?sslmode=verify-full&sslrootcert={}",
+        bed.get("PG_ADDR"),
+        bed.get("PG_TLS_CA")
+    );
+    let with_cert = inventory(
+        &bed,
+        1,
+        &format!(
+            "{base}&sslcert={}&sslkey={}",
+            bed.get("PG_TLS_CLIENT_CERT"),
+            bed.get("PG_TLS_CLIENT_KEY")
+        ),
+        "client-cert",
+    );
+    run(&bed, &with_cert, &["account", "register"]).expect_code(0);
+    assert_eq!(
+        psql_on(&bed, "certorch_cert", "SELECT count(*) FROM accounts"),
+        "1"
+    );
+    let without = inventory(&bed, 1, &base, "no-client-cert");
+    let r = run(&bed, &without, &["status"]);
+    r.expect_code(1);
+    assert!(r.stderr.contains("certorch_cert"), "{}", r.stderr);
+}
+
+/// Without a password in the URL, a password file or PGPASSWORD, libpq's password file
+/// (PGPASSFILE) gives it; one others may read is ignored with a warning, as libpq does.
+#[test]
+fn the_password_comes_from_pgpassfile() {
+    use std::os::unix::fs::PermissionsExt;
+    let bed = bed(1);
+    let password = password(&bed);
+    let addr = bed.get("PG_ADDR");
+    let inv = inventory(
+        &bed,
+        1,
+        &format!(
+            "postgresql://certorch@{addr}:5432/certorch?sslmode=verify-full&sslrootcert={}",
+            bed.get("PG_TLS_CA")
+        ),
+        "pgpass",
+    );
+    let file = bed.scratch("pg").join("pgpass");
+    std::fs::write(
+        &file,
+        format!("# the bed\nother.example.org:5432:*:*:not-this\n{addr}:5432:certorch:certorch:{password}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let with = |file: &Path| {
+        Run::from(
+            certorch(&bed, &inv, &["--json", "status"])
+                .env("PGPASSFILE", file)
+                .output()
+                .unwrap(),
+        )
+    };
+    let r = with(&file);
+    r.expect_code(0);
+    assert!(!r.stderr.contains("warning"), "{}", r.stderr);
+    assert_no_password(&password, &r);
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = with(&file);
+    r.expect_code(1);
+    assert!(
+        r.stderr.contains(&format!(
+            "warning: password file {} has group or world access: not used",
+            file.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_no_password(&password, &r);
 }

@@ -138,10 +138,14 @@ Where the state lives (\fB\-\-state\fR and \fBCERTORCH_STATE\fR win over it): a 
 (SQLite, the default), or a PostgreSQL database that several bastions share,
 \fBpostgresql://\fR\fIUSER\fR\fB@\fR\fIHOST\fR\fB:\fR\fIPORT\fR\fB/\fR\fIDB\fR with the
 parameters \fBhost\fR (a Unix socket directory), \fBport\fR, \fBuser\fR, \fBdbname\fR,
-\fBsslmode\fR (\fBdisable\fR, \fBallow\fR or \fBprefer\fR: no TLS, so use a socket, loopback or
-a tunnel), \fBpassword_file\fR (a file holding the password), \fBconnect_timeout\fR and
-\fBapplication_name\fR. The password comes from \fBpassword_file\fR, else the URL, else
-\fBPGPASSWORD\fR; certorch never prints it. The run lock is then a PostgreSQL advisory lock on
+\fBsslmode\fR (as libpq: \fBdisable\fR, \fBallow\fR, \fBprefer\fR (the default), \fBrequire\fR,
+\fBverify\-ca\fR, \fBverify\-full\fR; no TLS over a Unix socket), \fBsslrootcert\fR (a PEM file
+of the CAs to trust, or \fBsystem\fR, the default for \fBverify\-ca\fR and \fBverify\-full\fR;
+with \fBrequire\fR it makes certorch check the chain), \fBsslcert\fR and \fBsslkey\fR (a client
+certificate and its key, PEM), \fBpassword_file\fR (a file holding the password),
+\fBconnect_timeout\fR and \fBapplication_name\fR. The password comes from \fBpassword_file\fR,
+else the URL, else \fBPGPASSWORD\fR, else libpq's password file (\fBPGPASSFILE\fR or
+\fI~/.pgpass\fR, ignored with a warning when others may read it); certorch never prints it. The run lock is then a PostgreSQL advisory lock on
 certorch's connection (see \fBcertorch\fR(1)).
 .TP
 \fBgroups\fR

@@ -9,7 +9,9 @@
 
 mod db;
 mod lifecycle;
+mod pgpass;
 mod postgres;
+mod postgres_tls;
 mod schema;
 
 pub use lifecycle::{Lifecycle, Phase, Presentation};
@@ -41,6 +43,13 @@ pub enum Error {
     /// never recreated (that would lose the account keys and what is in flight).
     #[error("the state database {} is damaged or not a database: {detail}", path.display())]
     Corrupt { path: PathBuf, detail: String },
+    /// TLS to PostgreSQL failed, or the server wants it and the URL does not ask for it.
+    #[error("state database {}: {detail}", path.display())]
+    Tls {
+        path: PathBuf,
+        detail: String,
+        hint: String,
+    },
     #[error("state database {} has schema version {found}; this certorch knows up to {known}", path.display())]
     TooNew {
         path: PathBuf,
@@ -57,10 +66,12 @@ impl Error {
             | Error::Write { path, .. }
             | Error::Corrupt { path, .. }
             | Error::TooNew { path, .. } => PostgresUrl::is_postgres(&path.to_string_lossy()),
+            Error::Tls { .. } => true,
         };
         match self {
+            Error::Tls { hint, .. } => hint.clone(),
             Error::Db { .. } if on_postgres => {
-                "check that PostgreSQL is up and reachable at this URL, and the user's password (password_file= or PGPASSWORD) and rights on the database"
+                "check that PostgreSQL is up and reachable at this URL, and the user's password (password_file=, PGPASSWORD or ~/.pgpass) and rights on the database"
                     .into()
             }
             Error::Write { .. } if on_postgres => {
@@ -92,10 +103,26 @@ impl crate::problem::Problem for Error {
             Error::Write { .. } => crate::problem::Kind::StateWriteFailed,
             Error::Db { .. } | Error::TooNew { .. } => crate::problem::Kind::StateReadFailed,
             Error::Corrupt { .. } => crate::problem::Kind::StateCorrupt,
+            Error::Tls { .. } => crate::problem::Kind::StateTlsFailed,
         }
     }
     fn hint(&self) -> Option<String> {
         Some(Error::hint(self))
+    }
+}
+
+/// A failed connection to PostgreSQL as a state error: TLS failures keep their own hint.
+fn connect_error(path: &Path, e: postgres::ConnectError) -> Error {
+    match e.tls_hint {
+        Some(hint) => Error::Tls {
+            path: path.to_path_buf(),
+            detail: e.detail,
+            hint,
+        },
+        None => Error::Db {
+            path: path.to_path_buf(),
+            detail: e.detail,
+        },
     }
 }
 
@@ -460,7 +487,9 @@ impl State {
             path: path.clone(),
             detail,
         };
-        let db = Db::Postgres(postgres::Client::connect(url, true).map_err(err)?);
+        let db = Db::Postgres(
+            postgres::Client::connect(url, true).map_err(|e| connect_error(&path, e))?,
+        );
         let locked = db
             .query("SELECT pg_try_advisory_lock(?1)", vals![url.lock_key()])
             .and_then(|r| r.first().ok_or_else(|| "no answer".to_string())?.int(0))
@@ -479,7 +508,9 @@ impl State {
             path: path.clone(),
             detail,
         };
-        let db = Db::Postgres(postgres::Client::connect(url, false).map_err(err)?);
+        let db = Db::Postgres(
+            postgres::Client::connect(url, false).map_err(|e| connect_error(&path, e))?,
+        );
         if db.schema_version().map_err(err)? == 0 {
             let conn = Connection::open_in_memory().map_err(|e| err(e.to_string()))?;
             return Self::setup_sqlite(conn, path, true);

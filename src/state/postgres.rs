@@ -16,6 +16,8 @@ use std::thread::JoinHandle;
 use postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 
 use super::db::{Row, Value};
+use super::pgpass;
+use super::postgres_tls::{self, Plan, Settings, SslMode};
 
 /// The schema a dry run keeps its own state in, beside the real one in the same database.
 const DRY_RUN_SCHEMA: &str = "certorch_dry_run";
@@ -28,6 +30,8 @@ pub struct Url {
     password_file: Option<PathBuf>,
     /// The schema to use instead of the default search path (a dry run's).
     schema: Option<&'static str>,
+    /// `sslmode`, `sslrootcert`, `sslcert`, `sslkey`.
+    tls: Settings,
 }
 
 impl fmt::Debug for Url {
@@ -58,6 +62,9 @@ const PARAMS: &[&str] = &[
     "user",
     "dbname",
     "sslmode",
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
     "password_file",
     "connect_timeout",
     "application_name",
@@ -73,6 +80,8 @@ impl Url {
     pub fn parse(s: &str) -> Result<Url, String> {
         let url = url::Url::parse(s).map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
         let mut password_file = None;
+        let mut tls = Settings::default();
+        let (mut cert, mut key) = (None, None);
         for (k, v) in url.query_pairs() {
             if !PARAMS.contains(&k.as_ref()) {
                 return Err(format!(
@@ -82,18 +91,27 @@ impl Url {
             }
             match k.as_ref() {
                 "password_file" => password_file = Some(PathBuf::from(v.as_ref())),
-                "sslmode" if !matches!(v.as_ref(), "disable" | "allow" | "prefer") => {
-                    return Err(format!(
-                        "sslmode={v}: this certorch does not speak TLS to PostgreSQL; connect over a Unix socket (host=/run/postgresql) or loopback, or through a TLS tunnel, with sslmode=disable"
-                    ));
+                "sslmode" => {
+                    tls.mode = SslMode::parse(&v).ok_or_else(|| {
+                        format!("sslmode={v} is not a mode (known: {})", SslMode::NAMES)
+                    })?;
                 }
+                "sslrootcert" => tls.root = Some(PathBuf::from(v.as_ref())),
+                "sslcert" => cert = Some(PathBuf::from(v.as_ref())),
+                "sslkey" => key = Some(PathBuf::from(v.as_ref())),
                 _ => {}
             }
         }
+        tls.client = match (cert, key) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => return Err("sslcert and sslkey go together: give both, or neither".into()),
+        };
         let u = Url {
             url,
             password_file,
             schema: None,
+            tls,
         };
         u.config()?;
         Ok(u)
@@ -173,7 +191,8 @@ impl Url {
     }
 
     /// The configuration with its password: from `password_file`, else the URL, else
-    /// `PGPASSWORD`; none for peer or trust authentication.
+    /// `PGPASSWORD`, else libpq's password file (`PGPASSFILE` or `~/.pgpass`); none for peer
+    /// or trust authentication.
     fn config_with_password(&self) -> Result<postgres::Config, String> {
         let mut c = self.config()?;
         if let Some(f) = &self.password_file {
@@ -188,9 +207,132 @@ impl Url {
             && let Some(pw) = std::env::var_os("PGPASSWORD")
         {
             c.password(pw.as_encoded_bytes());
+        } else if self.url.password().is_none()
+            && let Some(file) = pgpass::path(
+                std::env::var_os("PGPASSFILE").map(PathBuf::from),
+                std::env::var_os("HOME").map(PathBuf::from),
+            )
+        {
+            let host = match c.get_hosts().first() {
+                Some(postgres::config::Host::Tcp(h)) => h.clone(),
+                // libpq's name for the default socket directory.
+                Some(postgres::config::Host::Unix(p))
+                    if p == std::path::Path::new("/run/postgresql")
+                        || p == std::path::Path::new("/var/run/postgresql")
+                        || p == std::path::Path::new("/tmp") =>
+                {
+                    "localhost".into()
+                }
+                Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+                None => "localhost".into(),
+            };
+            let port = c.get_ports().first().copied().unwrap_or(5432).to_string();
+            let user = c.get_user().unwrap_or("certorch").to_string();
+            let database = c.get_dbname().unwrap_or(&user).to_string();
+            let target = pgpass::Target {
+                host: &host,
+                port: &port,
+                database: &database,
+                user: &user,
+            };
+            match pgpass::read(&file, &target) {
+                Ok(Some(pw)) => {
+                    c.password(pw);
+                }
+                Ok(None) => {}
+                Err(warning) => eprintln!("warning: {warning}"),
+            }
         }
         Ok(c)
     }
+}
+
+/// A connection that could not be made: the reason, and for TLS (or its absence) what to do.
+pub struct ConnectError {
+    pub detail: String,
+    pub tls_hint: Option<String>,
+}
+
+impl From<String> for ConnectError {
+    fn from(detail: String) -> ConnectError {
+        ConnectError {
+            detail,
+            tls_hint: None,
+        }
+    }
+}
+
+impl From<postgres_tls::Failure> for ConnectError {
+    fn from(f: postgres_tls::Failure) -> ConnectError {
+        ConnectError {
+            detail: f.detail,
+            tls_hint: Some(f.hint),
+        }
+    }
+}
+
+/// Connects as libpq would for the URL's sslmode: TLS first or plain first, and the other
+/// when the first is refused.
+fn open(config: &postgres::Config, tls: &Settings) -> Result<postgres::Client, ConnectError> {
+    use postgres::config::SslMode as Mode;
+    let unix_only = config
+        .get_hosts()
+        .iter()
+        .all(|h| matches!(h, postgres::config::Host::Unix(_)));
+    let server = match (config.get_hosts().first(), config.get_ports().first()) {
+        (Some(postgres::config::Host::Tcp(h)), Some(p)) => format!("{h}:{p}"),
+        (Some(postgres::config::Host::Tcp(h)), None) => format!("{h}:5432"),
+        (Some(postgres::config::Host::Unix(p)), _) => p.display().to_string(),
+        (None, _) => "PostgreSQL".into(),
+    };
+    let plain = || {
+        let mut c = config.clone();
+        c.ssl_mode(Mode::Disable);
+        c.connect(postgres::NoTls)
+    };
+    let with_tls = |connector: &postgres_tls::Connector, mode| {
+        let mut c = config.clone();
+        c.ssl_mode(mode);
+        c.connect(connector.clone())
+    };
+    // The server turned this connection away for what it is (pg_hba.conf: hostssl, hostnossl).
+    let turned_away = |e: &postgres::Error| {
+        e.code() == Some(&postgres::error::SqlState::INVALID_AUTHORIZATION_SPECIFICATION)
+    };
+    let result = match tls.plan(unix_only)? {
+        Plan::Plain => plain(),
+        Plan::PlainThenTls(connector) => match plain() {
+            Err(e) if turned_away(&e) => with_tls(&connector, Mode::Require),
+            other => other,
+        },
+        Plan::TlsThenPlain(connector) => match with_tls(&connector, Mode::Prefer) {
+            Err(e) if turned_away(&e) || postgres_tls::failure(&e).is_some() => plain(),
+            other => other,
+        },
+        Plan::Tls(connector) => with_tls(&connector, Mode::Require),
+    };
+    result.map_err(|e| {
+        if let Some(f) = postgres_tls::failure(&e) {
+            return f.clone().into();
+        }
+        if postgres_tls::is_no_tls(&e) {
+            return postgres_tls::Failure {
+                detail: format!("PostgreSQL at {server} does not offer TLS, and sslmode={} requires it", tls.mode.name()),
+                hint: "turn TLS on in PostgreSQL (ssl = on, with ssl_cert_file and ssl_key_file), or connect over a Unix socket (host=/run/postgresql)".into(),
+            }
+            .into();
+        }
+        let detail = describe(&e);
+        if turned_away(&e) && detail.contains("no encryption") {
+            return ConnectError {
+                detail,
+                tls_hint: Some(format!(
+                    "PostgreSQL at {server} takes this user only over TLS: connect with sslmode=verify-full, and sslrootcert=FILE naming the CA of its certificate"
+                )),
+            };
+        }
+        detail.into()
+    })
 }
 
 fn percent_decode(s: &str) -> Result<String, ()> {
@@ -221,18 +363,19 @@ pub struct Client {
 
 impl Client {
     /// Connects; `schema` (a dry run's) becomes the search path, created if `create`.
-    pub fn connect(url: &Url, create: bool) -> Result<Client, String> {
+    pub fn connect(url: &Url, create: bool) -> Result<Client, ConnectError> {
         let config = url.config_with_password()?;
+        let tls = url.tls.clone();
         let (jobs, queue) = mpsc::channel::<Job>();
-        let (ready, connected) = mpsc::channel::<Result<(), String>>();
+        let (ready, connected) = mpsc::channel::<Result<(), ConnectError>>();
         let schema = url.schema;
         let thread = std::thread::Builder::new()
             .name("certorch-postgres".into())
             .spawn(move || {
-                let mut client = match config.connect(postgres::NoTls) {
+                let mut client = match open(&config, &tls) {
                     Ok(c) => c,
                     Err(e) => {
-                        if ready.send(Err(describe(&e))).is_err() {
+                        if ready.send(Err(e)).is_err() {
                             // The caller is gone: nothing to tell.
                         }
                         return;
@@ -245,7 +388,7 @@ impl Client {
                     Some(s) => client.batch_execute(&format!("SET search_path TO {s}")),
                     None => Ok(()),
                 };
-                if ready.send(setup.map_err(|e| describe(&e))).is_err() {
+                if ready.send(setup.map_err(|e| describe(&e).into())).is_err() {
                     return;
                 }
                 for job in queue {
@@ -409,9 +552,23 @@ mod tests {
     }
 
     #[test]
-    fn unknown_parameters_and_tls_are_refused() {
-        let e = Url::parse("postgresql://h/db?sslmode=require").unwrap_err();
-        assert!(e.contains("sslmode=require"), "{e}");
+    fn unknown_parameters_and_modes_are_refused() {
+        let e = Url::parse("postgresql://h/db?sslmode=required").unwrap_err();
+        assert!(e.contains("sslmode=required is not a mode"), "{e}");
+        let e = Url::parse("postgresql://h/db?sslmode=verify-full&sslcert=/c.pem").unwrap_err();
+        assert!(e.contains("sslcert and sslkey go together"), "{e}");
+        let u =
+            Url::parse("postgresql://h/db?sslmode=verify-full&sslrootcert=/etc/certorch/pg-ca.pem")
+                .unwrap();
+        assert_eq!(u.tls.mode, SslMode::VerifyFull);
+        assert_eq!(
+            u.tls.root.as_deref(),
+            Some(std::path::Path::new("/etc/certorch/pg-ca.pem"))
+        );
+        assert_eq!(
+            Url::parse("postgresql://h/db").unwrap().tls.mode,
+            SslMode::Prefer
+        );
         let e = Url::parse("postgresql://h/db?passwd=x").unwrap_err();
         assert!(e.contains("unknown parameter `passwd`"), "{e}");
         assert!(!e.contains("=x"), "{e}");
