@@ -18,30 +18,12 @@ const WINDOW: Duration = Duration::from_secs(20);
 /// Hosts 1..=6, each with two certificates (`a`: host<i>, `b`: www.host<i>): 12 in all, with a
 /// budget of 5 new orders per 20 s.
 fn inventory(bed: &Bed) -> PathBuf {
-    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
-    let contact = "  contact: [mailto:ops@example.test]\n";
-    let head = head.replacen(
-        contact,
-        &format!("{contact}  limits: {{orders_per_window: 5, orders_window: 20s}}\n"),
-        1,
-    );
-    let mut text = head + "hosts:\n";
-    for i in 1..=6 {
-        text.push_str(&format!(
-            "  {}:\n    address: {}\n    certs:\n",
-            bed.host_name(i),
-            bed.host_addr(i)
-        ));
-        for (label, name) in [
-            ("a", format!("host{i}.example.test")),
-            ("b", format!("www.host{i}.example.test")),
-        ] {
-            text.push_str(&format!(
-                "      {label}:\n        names: [{name}]\n        key: /etc/ssl/private/{label}.key\n        fullchain: /etc/ssl/certs/{label}.pem\n        reload: \"true\"\n"
-            ));
-        }
-    }
-    bed.write_inventory("schedule.yaml", &text)
+    two_per_host(
+        bed,
+        6,
+        "orders_per_window: 5, orders_window: 20s",
+        "schedule.yaml",
+    )
 }
 
 fn time_of(v: &Value) -> OffsetDateTime {
@@ -294,4 +276,224 @@ fn a_resumed_order_is_not_deferred() {
         "{doc}"
     );
     assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
+}
+
+/// Hosts 1..=n, each with certificates `a` (host<i>) and `b` (www.host<i>), all under the
+/// registered domain example.test, within `limits` (the inventory's `acme.limits` flow map).
+fn two_per_host(bed: &Bed, n: usize, limits: &str, file: &str) -> PathBuf {
+    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
+    let contact = "  contact: [mailto:ops@example.test]\n";
+    let head = head.replacen(contact, &format!("{contact}  limits: {{{limits}}}\n"), 1);
+    let mut text = head + "hosts:\n";
+    for i in 1..=n {
+        text.push_str(&format!(
+            "  {}:\n    address: {}\n    certs:\n",
+            bed.host_name(i),
+            bed.host_addr(i)
+        ));
+        for (label, name) in [
+            ("a", format!("host{i}.example.test")),
+            ("b", format!("www.host{i}.example.test")),
+        ] {
+            text.push_str(&format!(
+                "      {label}:\n        names: [{name}]\n        key: /etc/ssl/private/{label}.key\n        fullchain: /etc/ssl/certs/{label}.pem\n        reload: \"true\"\n"
+            ));
+        }
+    }
+    bed.write_inventory(file, &text)
+}
+
+const WEEK: time::Duration = time::Duration::days(7);
+
+/// Whole seconds, as certorch records and schedules times.
+fn whole(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap()
+}
+
+/// A budget of three certificates per registered domain per week and four new certificates
+/// under example.test: three are issued in inventory order, the fourth is deferred a week
+/// (exit 0), and `status` shows it. A second run counts the three from the state and keeps it
+/// deferred to the same slot, ordering nothing.
+#[test]
+fn a_registered_domain_budget_defers_the_rest_for_a_week() {
+    let bed = Bed::up(2);
+    let inv = two_per_host(&bed, 2, "certs_per_domain_per_week: 3", "per-domain.yaml");
+
+    let plan = bed.certorch(&inv, &["plan"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout.contains("schedule: 3 now, 1 at ")
+            && plan
+                .stdout
+                .contains("host2.example.test/b: would defer to ")
+            && plan
+                .stdout
+                .contains("certificates per registered domain per 7 days"),
+        "{}",
+        plan.stdout
+    );
+
+    let before = whole(OffsetDateTime::now_utc());
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    let after = OffsetDateTime::now_utc();
+    run.expect_code(0);
+    let doc = run.json();
+    assert_eq!(doc["orders"], 3, "{doc}");
+    assert_eq!(
+        with_result(&doc, "issued")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ids(&[(1, "a"), (1, "b"), (2, "a")]),
+        "{doc}"
+    );
+    let deferred = with_result(&doc, "deferred");
+    assert_eq!(
+        deferred.keys().cloned().collect::<Vec<_>>(),
+        ids(&[(2, "b")]),
+        "{doc}"
+    );
+    let o = &deferred["host2.example.test/b"];
+    assert_eq!(
+        o["limit"], "certificates per registered domain per 7 days",
+        "{o}"
+    );
+    let slot = time_of(&o["next_slot"]);
+    assert!(
+        slot >= before + WEEK && slot <= after + WEEK + time::Duration::seconds(1),
+        "a week after this run's issuance: {slot} ({before} .. {after})"
+    );
+    // Nothing made for it on the host.
+    let out = bed.ssh(2, "test -e /etc/ssl/private/b.key");
+    assert!(!out.status.success(), "host2/b: a key was made");
+    bed.assert_nothing_staged(2);
+    assert!(
+        run.stderr
+            .contains("note: 1 certificate(s) deferred by the CA's rate limits"),
+        "{}",
+        run.stderr
+    );
+
+    let status = bed.certorch(&inv, &["--json", "status"]).json();
+    let line = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["host"] == "host2.example.test" && l["cert"] == "b")
+        .unwrap_or_else(|| panic!("{status}"))
+        .clone();
+    assert_eq!(time_of(&line["next_slot"]), slot, "{line}");
+    let text = bed.certorch(&inv, &["status"]);
+    assert!(
+        text.stdout.contains(&format!(
+            "host2.example.test/b  www.host2.example.test  deferred until {}",
+            o["next_slot"].as_str().unwrap()
+        )),
+        "{}",
+        text.stdout
+    );
+
+    // The next run reads the three issuances from the state: still no room, same slot (the
+    // week counts from when they were issued), nothing ordered.
+    let again = bed.certorch(&inv, &["--json", "run"]);
+    again.expect_code(0);
+    let doc = again.json();
+    assert_eq!(doc["orders"], 0, "{doc}");
+    assert_eq!(with_result(&doc, "current").len(), 3, "{doc}");
+    let o = &with_result(&doc, "deferred")["host2.example.test/b"];
+    assert_eq!(
+        o["limit"], "certificates per registered domain per 7 days",
+        "{o}"
+    );
+    let again_slot = time_of(&o["next_slot"]);
+    assert!(
+        again_slot >= before + WEEK && again_slot <= slot,
+        "{again_slot} vs {slot}"
+    );
+}
+
+/// A budget of one certificate per name set per week: the first run issues host1's `www`;
+/// `certorch issue host1` asks for the same names again and is deferred a week by the
+/// duplicate-certificate limit, exit 0, with a note naming the limit, the time and the command
+/// to repeat then. The certificate and key on the host are left as they were.
+#[test]
+fn a_duplicate_budget_defers_a_forced_reissue() {
+    let bed = Bed::up(1);
+    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
+    let contact = "  contact: [mailto:ops@example.test]\n";
+    let text = head.replacen(
+        contact,
+        &format!("{contact}  limits: {{duplicates_per_week: 1}}\n"),
+        1,
+    ) + &bed.hosts_yaml(1);
+    let inv = bed.write_inventory("duplicates.yaml", &text);
+
+    let before = whole(OffsetDateTime::now_utc());
+    let first = bed.certorch(&inv, &["--json", "run"]);
+    let after = OffsetDateTime::now_utc();
+    first.expect_code(0);
+    assert_eq!(first.json()["orders"], 1, "{}", first.stdout);
+    let cert = bed.ssh_ok(
+        1,
+        "openssl x509 -in /etc/ssl/certs/www.pem -noout -fingerprint -sha256",
+    );
+    let key = bed.ssh_ok(1, "openssl pkey -in /etc/ssl/private/www.key -pubout");
+
+    let plan = bed.certorch(&inv, &["plan"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout
+            .contains("host1.example.test/www: nothing to do until "),
+        "not due, so not scheduled: {}",
+        plan.stdout
+    );
+
+    let issue = bed.certorch(&inv, &["issue", "host1.example.test"]);
+    issue.expect_code(0);
+    assert!(
+        issue.stdout.contains("host1.example.test/www")
+            && issue.stdout.contains("deferred")
+            && issue
+                .stdout
+                .contains("(duplicate certificates (same names) per 7 days)"),
+        "{}",
+        issue.stdout
+    );
+    assert!(
+        issue.stderr.contains("certorch issue")
+            && issue
+                .stderr
+                .contains("duplicate certificates (same names) per 7 days"),
+        "the note says which limit and how to ask again: {}",
+        issue.stderr
+    );
+    let json = bed.certorch(&inv, &["--json", "issue", "host1.example.test"]);
+    json.expect_code(0);
+    let doc = json.json();
+    assert_eq!(doc["orders"], 0, "{doc}");
+    let o = &with_result(&doc, "deferred")["host1.example.test/www"];
+    assert_eq!(
+        o["limit"], "duplicate certificates (same names) per 7 days",
+        "{o}"
+    );
+    assert_eq!(o["reason"], "issued on request", "{o}");
+    let slot = time_of(&o["next_slot"]);
+    assert!(
+        slot >= before + WEEK && slot <= after + WEEK + time::Duration::seconds(1),
+        "a week after the first issuance: {slot} ({before} .. {after})"
+    );
+    // Nothing changed on the host, nothing left staged.
+    assert_eq!(
+        bed.ssh_ok(
+            1,
+            "openssl x509 -in /etc/ssl/certs/www.pem -noout -fingerprint -sha256"
+        ),
+        cert
+    );
+    assert_eq!(
+        bed.ssh_ok(1, "openssl pkey -in /etc/ssl/private/www.key -pubout"),
+        key
+    );
+    bed.assert_nothing_staged(1);
+    assert_eq!(bed.state_value("SELECT count(*) FROM orders"), "1");
 }
