@@ -436,7 +436,9 @@ fn render_text(
             date(*first)
         )?;
     }
-    // A reissue asked for by hand that is not due: the timer's run will not order it.
+    // A reissue asked for by hand that is not due: the timer's run will not order it. Said
+    // even without a terminal: the operator (or a script) asked for something that did not
+    // happen.
     for o in &summary.outcomes {
         if let Outcome::Deferred {
             host,
@@ -447,7 +449,6 @@ fn render_text(
             ..
         } = o
             && !summary.dry_run
-            && !matches!(style, Style::Quiet { verbose: false })
         {
             writeln!(
                 err,
