@@ -499,3 +499,147 @@ fn a_duplicate_budget_defers_a_forced_reissue() {
     bed.assert_nothing_staged(1);
     assert_eq!(bed.state_value("SELECT count(*) FROM orders"), "1");
 }
+
+/// Writes the fault proxy's control file (atomically: it re-reads the file when it changes).
+fn proxy_control(bed: &Bed, doc: &Value) {
+    let path = PathBuf::from(bed.get("PROXY_CONTROL"));
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, doc.to_string()).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+}
+
+/// The `replaces` of each new order that reached the proxy, in order (null: none).
+fn new_orders_replacing(bed: &Bed) -> Vec<Value> {
+    std::fs::read_to_string(bed.get("PROXY_LOG"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["step"] == "new-order" && v["method"] == "POST")
+        .map(|v| v["replaces"].clone())
+        .collect()
+}
+
+/// A CA with renewal information (the fault proxy adds ARI to Pebble) and a budget of one order
+/// per 30 s. The first run issues host1 and defers host2. The CA then asks for host1's renewal:
+/// the second run renews it at once with an order naming what it replaces (the budget is spent,
+/// but the renewal is exempt), and host2 stays deferred. Once the first order has left the
+/// window, the third run issues host2 although the renewal's order is still in it: a past ARI
+/// renewal uses no budget.
+#[test]
+fn a_past_ari_renewal_uses_no_budget() {
+    let bed = Bed::up_env(2, &["--faultproxy"], &[("PEBBLE_WFE_NONCEREJECT", "0")]);
+    let window = time::Duration::seconds(30);
+    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
+    let head = head.replacen(bed.get("PEBBLE_DIRECTORY"), bed.get("PROXY_DIRECTORY"), 1);
+    let contact = "  contact: [mailto:ops@example.test]\n";
+    let head = head.replacen(
+        contact,
+        &format!("{contact}  limits: {{orders_per_window: 1, orders_window: 30s}}\n"),
+        1,
+    );
+    let inv = bed.write_inventory("ari.yaml", &(head + &bed.hosts_yaml(2)));
+
+    let first = bed.certorch(&inv, &["--json", "run"]);
+    first.expect_code(0);
+    let doc = first.json();
+    assert_eq!(
+        with_result(&doc, "issued")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ids(&[(1, "www")]),
+        "{doc}"
+    );
+    assert_eq!(
+        with_result(&doc, "deferred")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ids(&[(2, "www")]),
+        "{doc}"
+    );
+
+    // The CA's window for every certificate has passed: renew now. A few seconds on, so the
+    // renewal's order is clearly younger than the first.
+    std::thread::sleep(Duration::from_secs(10));
+    proxy_control(
+        &bed,
+        &serde_json::json!({"rules": [], "ari": {"start": -120, "end": -60}}),
+    );
+    let second = bed.certorch(&inv, &["--json", "run"]);
+    second.expect_code(0);
+    let doc = second.json();
+    assert_eq!(doc["orders"], 1, "{doc}");
+    let issued = with_result(&doc, "issued");
+    assert_eq!(
+        issued.keys().cloned().collect::<Vec<_>>(),
+        ids(&[(1, "www")]),
+        "the renewal goes although the budget is spent: {doc}"
+    );
+    assert!(
+        issued["host1.example.test/www"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("renewal window"),
+        "{doc}"
+    );
+    let deferred = with_result(&doc, "deferred");
+    assert_eq!(
+        deferred["host2.example.test/www"]["limit"], "new orders per account",
+        "{doc}"
+    );
+    let replacing = new_orders_replacing(&bed);
+    assert_eq!(replacing.len(), 2, "{replacing:?}");
+    assert!(replacing[0].is_null(), "{replacing:?}");
+    let id = replacing[1]
+        .as_str()
+        .expect("the renewal names what it replaces");
+    // The state recorded it with the order.
+    let rows = bed.state_query("SELECT created_at, replaces FROM orders ORDER BY created_at");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        (rows[0][1].as_str(), rows[1][1].as_str()),
+        ("", id),
+        "{rows:?}"
+    );
+    let (t1, t2) = (
+        OffsetDateTime::parse(&rows[0][0], &Rfc3339).unwrap(),
+        OffsetDateTime::parse(&rows[1][0], &Rfc3339).unwrap(),
+    );
+
+    // host1's new certificate is not due again; the first order leaves the window.
+    proxy_control(
+        &bed,
+        &serde_json::json!({"rules": [], "ari": {"start": 86400, "end": 172800}}),
+    );
+    let wait = (t1 + window + time::Duration::seconds(1)) - OffsetDateTime::now_utc();
+    if wait.is_positive() {
+        std::thread::sleep(wait.unsigned_abs());
+    }
+    let start = OffsetDateTime::now_utc();
+    let third = bed.certorch(&inv, &["--json", "run"]);
+    third.expect_code(0);
+    assert!(
+        start < t2 + window,
+        "the renewal's order must still be in the window for this test to tell (the bed was too slow)"
+    );
+    let doc = third.json();
+    assert_eq!(doc["orders"], 1, "{doc}");
+    assert_eq!(
+        with_result(&doc, "issued")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ids(&[(2, "www")]),
+        "the renewal's order, still in the window, did not count: {doc}"
+    );
+    assert_eq!(
+        with_result(&doc, "current")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ids(&[(1, "www")]),
+        "{doc}"
+    );
+    assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
+}
