@@ -9,7 +9,8 @@ or body) are rewritten to the proxy's anyway, so a client never leaves the proxy
 
 Control file (JSON, re-read whenever it changes; counters start afresh then):
 
-    {"rules": [{"step": "new-order", "fault": "500", "times": 1}, ...]}
+    {"rules": [{"step": "new-order", "fault": "500", "times": 1}, ...],
+     "ari": {"start": -60, "end": 3600}}
 
   step         dir | nonce | new-account | account | new-order | order | authz | challenge |
                finalize | cert | revoke | key-change | any
@@ -22,13 +23,21 @@ Control file (JSON, re-read whenever it changes; counters start afresh then):
 `close` sends the start of an answer (status line, headers, half the body) and closes the
 connection. Nothing is forwarded for a request that gets a fault.
 
+`ari` makes the proxy a CA with renewal information (RFC 9773), which Pebble 2.4 lacks: the
+directory gains `renewalInfo`, and GET `/renewal-info/<id>` answers, for every certificate, a
+suggested window from `start` to `end` seconds after the request (negative: in the past).
+Without `ari` the directory has no `renewalInfo`, as Pebble's. Pebble ignores the `replaces`
+of a new order; the proxy reflects it in the created order, as RFC 9773 §5 asks of a CA (and
+instant-acme checks). The request log shows it.
+
 Request log: one JSON object per line, {"step", "method", "path", "fault"}, for tests to count
-what reached the CA.
+what reached the CA; a new order that names the certificate it replaces adds "replaces".
 
 Standard library only: the bed needs no pip.
 """
 
 import argparse
+import base64
 import http.client
 import http.server
 import json
@@ -54,6 +63,7 @@ STEPS = [
     ("/certZ/", "cert"),
     ("/revoke-cert", "revoke"),
     ("/rollover-account-key", "key-change"),
+    ("/renewal-info/", "renewal-info"),
 ]
 FAULTS = {"500", "503", "429", "badnonce", "hang", "close"}
 HOP_BY_HOP = {
@@ -83,12 +93,13 @@ class Rules:
         self.lock = threading.Lock()
         self.stamp = None
         self.rules = []
+        self.ari = None
 
     def _load(self):
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            self.stamp, self.rules = None, []
+            self.stamp, self.rules, self.ari = None, [], None
             return
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp == self.stamp:
@@ -111,7 +122,16 @@ class Rules:
                     "fired": 0,
                 }
             )
-        self.stamp, self.rules = stamp, rules
+        ari = doc.get("ari")
+        if ari is not None:
+            ari = (float(ari["start"]), float(ari["end"]))
+        self.stamp, self.rules, self.ari = stamp, rules, ari
+
+    def ari_window(self):
+        """The renewal window, (start, end) in seconds from now, when the proxy offers ARI."""
+        with self.lock:
+            self._load()
+            return self.ari
 
     def match(self, step):
         """The rule whose fault this request gets, if any."""
@@ -128,6 +148,16 @@ class Rules:
                 r["fired"] += 1
                 return dict(r)
             return None
+
+
+def replaces_of(body):
+    """The `replaces` of a new order's JWS payload (RFC 9773 §5), if it names one."""
+    try:
+        payload = json.loads(body)["payload"]
+        payload += "=" * (-len(payload) % 4)
+        return json.loads(base64.urlsafe_b64decode(payload)).get("replaces")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def problem(kind, status, detail):
@@ -163,11 +193,35 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except (ValueError, json.JSONDecodeError, OSError) as e:
             self.log_message("control file: %s", e)
             rule = None
-        cfg.record(step, self.command, self.path, rule["fault"] if rule else None)
+        replaces = replaces_of(body) if step == "new-order" else None
+        cfg.record(step, self.command, self.path, rule["fault"] if rule else None, replaces)
         if rule:
             self.fault(rule)
+        elif step == "renewal-info":
+            self.renewal_info()
         else:
-            self.forward(body)
+            self.forward(body, replaces)
+
+    def renewal_info(self):
+        try:
+            window = self.server.cfg.rules.ari_window()
+        except (ValueError, KeyError, json.JSONDecodeError, OSError) as e:
+            self.log_message("control file: %s", e)
+            window = None
+        if window is None:
+            body = problem("malformed", 404, "no renewal information (the proxy offers none)")
+            self.send_plain(404, [("Content-Type", "application/problem+json")], body)
+            return
+        now = time.time()
+        fmt = lambda t: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+        body = json.dumps(
+            {"suggestedWindow": {"start": fmt(now + window[0]), "end": fmt(now + window[1])}}
+        ).encode()
+        self.send_plain(
+            200,
+            [("Content-Type", "application/json"), ("Retry-After", "21600")],
+            body,
+        )
 
     def send_plain(self, status, headers, body):
         self.send_response(status)
@@ -213,7 +267,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
 
-    def forward(self, body):
+    def forward(self, body, replaces=None):
         cfg = self.server.cfg
         headers = {
             k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP
@@ -245,6 +299,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             "application/problem+json",
         ):
             data = cfg.rewrite(data.decode()).encode()
+        if step_of(self.path.split("?", 1)[0]) == "dir" and rsp.status == 200:
+            try:
+                offers = cfg.rules.ari_window() is not None
+            except (ValueError, KeyError, json.JSONDecodeError, OSError) as e:
+                self.log_message("control file: %s", e)
+                offers = False
+            if offers:
+                directory = json.loads(data)
+                directory["renewalInfo"] = cfg.public + "/renewal-info"
+                data = json.dumps(directory).encode()
+        if replaces is not None and rsp.status == 201:
+            # A CA with ARI reflects `replaces` in the order it created (RFC 9773 §5).
+            order = json.loads(data)
+            order["replaces"] = replaces
+            data = json.dumps(order).encode()
         self.send_response(rsp.status)
         for k, v in out:
             self.send_header(k, v)
@@ -284,8 +353,11 @@ class Config:
         except (OSError, http.client.HTTPException):
             return None
 
-    def record(self, step, method, path, fault):
-        line = json.dumps({"step": step, "method": method, "path": path, "fault": fault})
+    def record(self, step, method, path, fault, replaces=None):
+        entry = {"step": step, "method": method, "path": path, "fault": fault}
+        if replaces is not None:
+            entry["replaces"] = replaces
+        line = json.dumps(entry)
         with self.log_lock, open(self.log_path, "a", encoding="utf-8") as f:
             f.write(line + "\n")
 

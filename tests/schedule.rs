@@ -18,30 +18,12 @@ const WINDOW: Duration = Duration::from_secs(20);
 /// Hosts 1..=6, each with two certificates (`a`: host<i>, `b`: www.host<i>): 12 in all, with a
 /// budget of 5 new orders per 20 s.
 fn inventory(bed: &Bed) -> PathBuf {
-    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
-    let contact = "  contact: [mailto:ops@example.test]\n";
-    let head = head.replacen(
-        contact,
-        &format!("{contact}  limits: {{orders_per_window: 5, orders_window: 20s}}\n"),
-        1,
-    );
-    let mut text = head + "hosts:\n";
-    for i in 1..=6 {
-        text.push_str(&format!(
-            "  {}:\n    address: {}\n    certs:\n",
-            bed.host_name(i),
-            bed.host_addr(i)
-        ));
-        for (label, name) in [
-            ("a", format!("host{i}.example.test")),
-            ("b", format!("www.host{i}.example.test")),
-        ] {
-            text.push_str(&format!(
-                "      {label}:\n        names: [{name}]\n        key: /etc/ssl/private/{label}.key\n        fullchain: /etc/ssl/certs/{label}.pem\n        reload: \"true\"\n"
-            ));
-        }
-    }
-    bed.write_inventory("schedule.yaml", &text)
+    two_per_host(
+        bed,
+        6,
+        "orders_per_window: 5, orders_window: 20s",
+        "schedule.yaml",
+    )
 }
 
 fn time_of(v: &Value) -> OffsetDateTime {
@@ -291,6 +273,372 @@ fn a_resumed_order_is_not_deferred() {
             .cloned()
             .collect::<Vec<_>>(),
         ids(&[(2, "www")]),
+        "{doc}"
+    );
+    assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
+}
+
+/// Hosts 1..=n, each with certificates `a` (host<i>) and `b` (www.host<i>), all under the
+/// registered domain example.test, within `limits` (the inventory's `acme.limits` flow map).
+fn two_per_host(bed: &Bed, n: usize, limits: &str, file: &str) -> PathBuf {
+    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
+    let contact = "  contact: [mailto:ops@example.test]\n";
+    let head = head.replacen(contact, &format!("{contact}  limits: {{{limits}}}\n"), 1);
+    let mut text = head + "hosts:\n";
+    for i in 1..=n {
+        text.push_str(&format!(
+            "  {}:\n    address: {}\n    certs:\n",
+            bed.host_name(i),
+            bed.host_addr(i)
+        ));
+        for (label, name) in [
+            ("a", format!("host{i}.example.test")),
+            ("b", format!("www.host{i}.example.test")),
+        ] {
+            text.push_str(&format!(
+                "      {label}:\n        names: [{name}]\n        key: /etc/ssl/private/{label}.key\n        fullchain: /etc/ssl/certs/{label}.pem\n        reload: \"true\"\n"
+            ));
+        }
+    }
+    bed.write_inventory(file, &text)
+}
+
+const WEEK: time::Duration = time::Duration::days(7);
+
+/// Whole seconds, as certorch records and schedules times.
+fn whole(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap()
+}
+
+/// A budget of three certificates per registered domain per week and four new certificates
+/// under example.test: three are issued in inventory order, the fourth is deferred a week
+/// (exit 0), and `status` shows it. A second run counts the three from the state and keeps it
+/// deferred a week after their issuance, ordering nothing.
+#[test]
+fn a_registered_domain_budget_defers_the_rest_for_a_week() {
+    let bed = Bed::up(2);
+    let inv = two_per_host(&bed, 2, "certs_per_domain_per_week: 3", "per-domain.yaml");
+
+    let plan = bed.certorch(&inv, &["plan"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout.contains("schedule: 3 now, 1 at ")
+            && plan
+                .stdout
+                .contains("host2.example.test/b: would defer to ")
+            && plan
+                .stdout
+                .contains("certificates per registered domain per 7 days"),
+        "{}",
+        plan.stdout
+    );
+
+    let before = whole(OffsetDateTime::now_utc());
+    let run = bed.certorch(&inv, &["--json", "run"]);
+    let after = OffsetDateTime::now_utc();
+    run.expect_code(0);
+    let doc = run.json();
+    assert_eq!(doc["orders"], 3, "{doc}");
+    assert_eq!(
+        with_result(&doc, "issued")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ids(&[(1, "a"), (1, "b"), (2, "a")]),
+        "{doc}"
+    );
+    let deferred = with_result(&doc, "deferred");
+    assert_eq!(
+        deferred.keys().cloned().collect::<Vec<_>>(),
+        ids(&[(2, "b")]),
+        "{doc}"
+    );
+    let o = &deferred["host2.example.test/b"];
+    assert_eq!(
+        o["limit"], "certificates per registered domain per 7 days",
+        "{o}"
+    );
+    let slot = time_of(&o["next_slot"]);
+    assert!(
+        slot >= before + WEEK && slot <= after + WEEK + time::Duration::seconds(1),
+        "a week after this run's issuance: {slot} ({before} .. {after})"
+    );
+    // Nothing made for it on the host.
+    let out = bed.ssh(2, "test -e /etc/ssl/private/b.key");
+    assert!(!out.status.success(), "host2/b: a key was made");
+    bed.assert_nothing_staged(2);
+
+    let status = bed.certorch(&inv, &["--json", "status"]).json();
+    let line = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["host"] == "host2.example.test" && l["cert"] == "b")
+        .unwrap_or_else(|| panic!("{status}"))
+        .clone();
+    assert_eq!(time_of(&line["next_slot"]), slot, "{line}");
+    let text = bed.certorch(&inv, &["status"]);
+    assert!(
+        text.stdout.contains(&format!(
+            "host2.example.test/b  www.host2.example.test  deferred until {}",
+            o["next_slot"].as_str().unwrap()
+        )),
+        "{}",
+        text.stdout
+    );
+
+    // The next run reads the three issuances from the state: still no room, nothing ordered.
+    let again = bed.certorch(&inv, &["--json", "run"]);
+    again.expect_code(0);
+    let doc = again.json();
+    assert_eq!(doc["orders"], 0, "{doc}");
+    assert_eq!(with_result(&doc, "current").len(), 3, "{doc}");
+    let o = &with_result(&doc, "deferred")["host2.example.test/b"];
+    assert_eq!(
+        o["limit"], "certificates per registered domain per 7 days",
+        "{o}"
+    );
+    // The first run's slot counted from when it decided; this one from when the certificates
+    // were recorded as issued, a little later in that run.
+    let again_slot = time_of(&o["next_slot"]);
+    assert!(
+        again_slot >= slot && again_slot <= after + WEEK + time::Duration::seconds(1),
+        "{again_slot} vs {slot} ({after})"
+    );
+}
+
+/// A budget of one certificate per name set per week: the first run issues host1's `www`;
+/// `certorch issue host1` asks for the same names again and is deferred a week by the
+/// duplicate-certificate limit, exit 0, with a note naming the limit, the time and the command
+/// to repeat then. The certificate and key on the host are left as they were.
+#[test]
+fn a_duplicate_budget_defers_a_forced_reissue() {
+    let bed = Bed::up(1);
+    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
+    let contact = "  contact: [mailto:ops@example.test]\n";
+    let text = head.replacen(
+        contact,
+        &format!("{contact}  limits: {{duplicates_per_week: 1}}\n"),
+        1,
+    ) + &bed.hosts_yaml(1);
+    let inv = bed.write_inventory("duplicates.yaml", &text);
+
+    let before = whole(OffsetDateTime::now_utc());
+    let first = bed.certorch(&inv, &["--json", "run"]);
+    let after = OffsetDateTime::now_utc();
+    first.expect_code(0);
+    assert_eq!(first.json()["orders"], 1, "{}", first.stdout);
+    let cert = bed.ssh_ok(
+        1,
+        "openssl x509 -in /etc/ssl/certs/www.pem -noout -fingerprint -sha256",
+    );
+    let key = bed.ssh_ok(1, "openssl pkey -in /etc/ssl/private/www.key -pubout");
+
+    let plan = bed.certorch(&inv, &["plan"]);
+    plan.expect_code(0);
+    assert!(
+        plan.stdout
+            .contains("host1.example.test/www: nothing to do until "),
+        "not due, so not scheduled: {}",
+        plan.stdout
+    );
+
+    // Without a terminal and without -v the table is not printed, but the note is: the
+    // operator asked for something that did not happen.
+    let issue = bed.certorch(&inv, &["issue", "host1.example.test"]);
+    issue.expect_code(0);
+    assert!(
+        issue.stderr.contains(
+            "note: host1.example.test/www: the reissue is deferred by the CA's rate limit \
+             (duplicate certificates (same names) per 7 days) until "
+        ) && issue
+            .stderr
+            .contains("run `certorch issue host1.example.test/www` again then"),
+        "the note says which limit, until when, and how to ask again: {}",
+        issue.stderr
+    );
+    let verbose = bed.certorch(&inv, &["-v", "issue", "host1.example.test/www"]);
+    verbose.expect_code(0);
+    assert!(
+        verbose
+            .stdout
+            .contains("host1.example.test/www: deferred (issued on request; next slot ")
+            && verbose
+                .stdout
+                .contains("(duplicate certificates (same names) per 7 days)"),
+        "{}",
+        verbose.stdout
+    );
+    let json = bed.certorch(&inv, &["--json", "issue", "host1.example.test"]);
+    json.expect_code(0);
+    let doc = json.json();
+    assert_eq!(doc["orders"], 0, "{doc}");
+    let o = &with_result(&doc, "deferred")["host1.example.test/www"];
+    assert_eq!(
+        o["limit"], "duplicate certificates (same names) per 7 days",
+        "{o}"
+    );
+    assert_eq!(o["reason"], "issued on request", "{o}");
+    let slot = time_of(&o["next_slot"]);
+    assert!(
+        slot >= before + WEEK && slot <= after + WEEK + time::Duration::seconds(1),
+        "a week after the first issuance: {slot} ({before} .. {after})"
+    );
+    // Nothing changed on the host, nothing left staged.
+    assert_eq!(
+        bed.ssh_ok(
+            1,
+            "openssl x509 -in /etc/ssl/certs/www.pem -noout -fingerprint -sha256"
+        ),
+        cert
+    );
+    assert_eq!(
+        bed.ssh_ok(1, "openssl pkey -in /etc/ssl/private/www.key -pubout"),
+        key
+    );
+    bed.assert_nothing_staged(1);
+    assert_eq!(bed.state_value("SELECT count(*) FROM orders"), "1");
+}
+
+/// Writes the fault proxy's control file (atomically: it re-reads the file when it changes).
+fn proxy_control(bed: &Bed, doc: &Value) {
+    let path = PathBuf::from(bed.get("PROXY_CONTROL"));
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, doc.to_string()).unwrap();
+    std::fs::rename(&tmp, &path).unwrap();
+}
+
+/// The `replaces` of each new order that reached the proxy, in order (null: none).
+fn new_orders_replacing(bed: &Bed) -> Vec<Value> {
+    std::fs::read_to_string(bed.get("PROXY_LOG"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["step"] == "new-order" && v["method"] == "POST")
+        .map(|v| v["replaces"].clone())
+        .collect()
+}
+
+/// A CA with renewal information (the fault proxy adds ARI to Pebble) and a budget of one order
+/// per 30 s. The first run issues host1 and defers host2. The CA then asks for host1's renewal:
+/// the second run renews it at once with an order naming what it replaces (the budget is spent,
+/// but the renewal is exempt), and host2 stays deferred. Once the first order has left the
+/// window, the third run issues host2 although the renewal's order is still in it: a past ARI
+/// renewal uses no budget.
+#[test]
+fn a_past_ari_renewal_uses_no_budget() {
+    let bed = Bed::up_env(2, &["--faultproxy"], &[("PEBBLE_WFE_NONCEREJECT", "0")]);
+    let window = time::Duration::seconds(30);
+    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
+    let head = head.replacen(bed.get("PEBBLE_DIRECTORY"), bed.get("PROXY_DIRECTORY"), 1);
+    let contact = "  contact: [mailto:ops@example.test]\n";
+    let head = head.replacen(
+        contact,
+        &format!("{contact}  limits: {{orders_per_window: 1, orders_window: 30s}}\n"),
+        1,
+    );
+    let inv = bed.write_inventory("ari.yaml", &(head + &bed.hosts_yaml(2)));
+
+    let first = bed.certorch(&inv, &["--json", "run"]);
+    first.expect_code(0);
+    let doc = first.json();
+    assert_eq!(
+        with_result(&doc, "issued")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ids(&[(1, "www")]),
+        "{doc}"
+    );
+    assert_eq!(
+        with_result(&doc, "deferred")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ids(&[(2, "www")]),
+        "{doc}"
+    );
+
+    // The CA's window for every certificate has passed: renew now. A few seconds on, so the
+    // renewal's order is clearly younger than the first.
+    std::thread::sleep(Duration::from_secs(10));
+    proxy_control(
+        &bed,
+        &serde_json::json!({"rules": [], "ari": {"start": -120, "end": -60}}),
+    );
+    let second = bed.certorch(&inv, &["--json", "run"]);
+    second.expect_code(0);
+    let doc = second.json();
+    assert_eq!(doc["orders"], 1, "{doc}");
+    let issued = with_result(&doc, "issued");
+    assert_eq!(
+        issued.keys().cloned().collect::<Vec<_>>(),
+        ids(&[(1, "www")]),
+        "the renewal goes although the budget is spent: {doc}"
+    );
+    assert!(
+        issued["host1.example.test/www"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("renewal window"),
+        "{doc}"
+    );
+    let deferred = with_result(&doc, "deferred");
+    assert_eq!(
+        deferred["host2.example.test/www"]["limit"], "new orders per account",
+        "{doc}"
+    );
+    let replacing = new_orders_replacing(&bed);
+    assert_eq!(replacing.len(), 2, "{replacing:?}");
+    assert!(replacing[0].is_null(), "{replacing:?}");
+    let id = replacing[1]
+        .as_str()
+        .expect("the renewal names what it replaces");
+    // The state recorded it with the order.
+    let rows = bed.state_query("SELECT created_at, replaces FROM orders ORDER BY created_at");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        (rows[0][1].as_str(), rows[1][1].as_str()),
+        ("", id),
+        "{rows:?}"
+    );
+    let (t1, t2) = (
+        OffsetDateTime::parse(&rows[0][0], &Rfc3339).unwrap(),
+        OffsetDateTime::parse(&rows[1][0], &Rfc3339).unwrap(),
+    );
+
+    // host1's new certificate is not due again; the first order leaves the window.
+    proxy_control(
+        &bed,
+        &serde_json::json!({"rules": [], "ari": {"start": 86400, "end": 172800}}),
+    );
+    let wait = (t1 + window + time::Duration::seconds(1)) - OffsetDateTime::now_utc();
+    if wait.is_positive() {
+        std::thread::sleep(wait.unsigned_abs());
+    }
+    let start = OffsetDateTime::now_utc();
+    let third = bed.certorch(&inv, &["--json", "run"]);
+    third.expect_code(0);
+    assert!(
+        start < t2 + window,
+        "the renewal's order must still be in the window for this test to tell (the bed was too slow)"
+    );
+    let doc = third.json();
+    assert_eq!(doc["orders"], 1, "{doc}");
+    assert_eq!(
+        with_result(&doc, "issued")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ids(&[(2, "www")]),
+        "the renewal's order, still in the window, did not count: {doc}"
+    );
+    assert_eq!(
+        with_result(&doc, "current")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>(),
+        ids(&[(1, "www")]),
         "{doc}"
     );
     assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());

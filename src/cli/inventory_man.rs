@@ -36,7 +36,8 @@ is deployed with a warning.
 \fBcerts_per_domain_per_week\fR (50) certificates per registered domain and
 \fBduplicates_per_week\fR (5) certificates for the same set of names, each at least 1. What
 does not fit is deferred (not a failure) to the time shown; renewals that name the certificate
-they replace (ARI) are exempt, as Let's Encrypt exempts them. Set lower numbers to leave part
+they replace (ARI) are exempt, as Let's Encrypt exempts them, and count against no budget
+later either. Only orders this state recorded are counted. Set lower numbers to leave part
 of a shared account's budget to others.
 .TP
 \fBdns\fR

@@ -92,7 +92,8 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Issue and deploy now, whether due or not.
+    /// Issue and deploy now, whether due or not; a reissue the CA's rate limits (acme.limits)
+    /// leave no room for is deferred, with the time to ask again.
     Issue {
         /// Hosts, groups or host/cert to issue for.
         #[arg(required = true, value_name = "HOST[/CERT]")]

@@ -5,7 +5,8 @@
 //!
 //! Renewals that name the certificate they replace (ARI, RFC 9773 §5) are exempt from every
 //! limit, as Let's Encrypt exempts them (DOMAIN.md), and orders an interrupted run already
-//! opened cost nothing new: both are always ordered now and use no budget.
+//! opened cost nothing new: both are always ordered now and use no budget. Past orders that
+//! named what they replaced count against no budget either.
 
 use std::collections::BTreeMap;
 
@@ -38,10 +39,27 @@ pub struct Candidate {
 /// What the state says the account did recently.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    /// When each order at this CA was opened, within the orders window.
-    pub orders: Vec<OffsetDateTime>,
-    /// When each certificate from this CA was issued, and its names, within a [`WEEK`].
-    pub issued: Vec<(OffsetDateTime, Vec<String>)>,
+    /// Each order opened at this CA within the orders window.
+    pub orders: Vec<PastOrder>,
+    /// Each certificate from this CA issued within a [`WEEK`].
+    pub issued: Vec<PastIssue>,
+}
+
+/// An order the account opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastOrder {
+    pub at: OffsetDateTime,
+    /// It named the certificate it replaced (ARI): exempt, it counts against no limit.
+    pub renewal: bool,
+}
+
+/// A certificate the account was issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastIssue {
+    pub at: OffsetDateTime,
+    pub names: Vec<String>,
+    /// Its order named the certificate it replaced (ARI): exempt, it counts against no limit.
+    pub renewal: bool,
 }
 
 /// When a candidate is ordered.
@@ -140,11 +158,13 @@ pub fn schedule(
     now: OffsetDateTime,
 ) -> Vec<Slot> {
     let mut l = Ledger::default();
-    for t in &history.orders {
-        l.orders.add(*t);
+    // Let's Encrypt exempts ARI renewals from all of its limits (DOMAIN.md): they fill neither
+    // the orders window nor a registered domain's week nor a name set's.
+    for o in history.orders.iter().filter(|o| !o.renewal) {
+        l.orders.add(o.at);
     }
-    for (t, names) in &history.issued {
-        l.record(names, *t, false);
+    for i in history.issued.iter().filter(|i| !i.renewal) {
+        l.record(&i.names, i.at, false);
     }
 
     let mut by_urgency: Vec<usize> = (0..candidates.len()).collect();
@@ -241,6 +261,18 @@ mod tests {
         }
     }
 
+    fn ordered(at: OffsetDateTime) -> PastOrder {
+        PastOrder { at, renewal: false }
+    }
+
+    fn issued(at: OffsetDateTime, names: &[String]) -> PastIssue {
+        PastIssue {
+            at,
+            names: names.to_vec(),
+            renewal: false,
+        }
+    }
+
     fn limits(orders: usize) -> CaLimits {
         CaLimits {
             orders,
@@ -274,7 +306,10 @@ mod tests {
     #[test]
     fn recent_orders_use_the_budget_and_free_it_as_they_age() {
         let h = History {
-            orders: vec![t0() - Duration::hours(2), t0() - Duration::minutes(30)],
+            orders: vec![
+                ordered(t0() - Duration::hours(2)),
+                ordered(t0() - Duration::minutes(30)),
+            ],
             issued: Vec::new(),
         };
         let c: Vec<Candidate> = (0..4).map(new).collect();
@@ -313,7 +348,7 @@ mod tests {
         c[0].cost = Cost::Free;
         c[1].cost = Cost::Committed;
         let h = History {
-            orders: vec![t0() - Duration::minutes(10)],
+            orders: vec![ordered(t0() - Duration::minutes(10))],
             issued: Vec::new(),
         };
         let s = schedule(&c, &h, &limits(2), t0());
@@ -342,7 +377,7 @@ mod tests {
         let issued_at = t0() - Duration::days(2);
         let h = History {
             orders: Vec::new(),
-            issued: vec![(issued_at, names.clone()); 5],
+            issued: vec![issued(issued_at, &names); 5],
         };
         let c = vec![Candidate {
             names: vec!["EXAMPLE.org".into(), "www.example.org".into()],
@@ -376,7 +411,10 @@ mod tests {
         };
         let h = History {
             orders: Vec::new(),
-            issued: vec![(t0() - Duration::days(6), vec!["a.example.org".into()])],
+            issued: vec![issued(
+                t0() - Duration::days(6),
+                &["a.example.org".to_string()],
+            )],
         };
         let mut c: Vec<Candidate> = (0..3).map(new).collect();
         c.push(Candidate {
@@ -398,6 +436,109 @@ mod tests {
             s[3],
             Slot::Now,
             "another registered domain has its own budget"
+        );
+    }
+
+    /// Past ARI renewals (their orders named what they replaced) fill no budget: not the
+    /// orders window, not a registered domain's week, not a name set's week. The same history
+    /// without `replaces` fills all three.
+    #[test]
+    fn past_ari_renewals_count_against_no_limit() {
+        let lim = CaLimits {
+            orders: 2,
+            certs_per_domain: 2,
+            duplicates: 1,
+            ..CaLimits::default()
+        };
+        let names = vec!["www.example.org".to_string()];
+        let history = |renewal: bool| History {
+            orders: vec![
+                PastOrder {
+                    at: t0() - Duration::hours(1),
+                    renewal,
+                },
+                PastOrder {
+                    at: t0() - Duration::minutes(20),
+                    renewal,
+                },
+            ],
+            issued: vec![
+                PastIssue {
+                    at: t0() - Duration::hours(1),
+                    names: names.clone(),
+                    renewal,
+                },
+                PastIssue {
+                    at: t0() - Duration::minutes(20),
+                    names: vec!["api.example.org".into()],
+                    renewal,
+                },
+            ],
+        };
+        // A forced reissue of the same names (no ARI window: counted), and a new name under the
+        // same registered domain.
+        let c = vec![
+            Candidate {
+                names: names.clone(),
+                cost: Cost::Counted,
+                not_after: Some(t0() + Duration::days(30)),
+            },
+            new(1),
+        ];
+        assert_eq!(
+            schedule(&c, &history(true), &lim, t0()),
+            vec![Slot::Now, Slot::Now],
+            "exempt history leaves every budget whole"
+        );
+        let counted = schedule(&c, &history(false), &lim, t0());
+        assert!(
+            matches!(counted[0], Slot::At { limit: ORDERS, .. }),
+            "the same history without replaces fills the orders window: {counted:?}"
+        );
+        // With room for orders, the same history still fills the domain's and the name set's week.
+        let roomy = CaLimits { orders: 10, ..lim };
+        assert_eq!(
+            schedule(&c, &history(false), &roomy, t0()),
+            vec![
+                Slot::At {
+                    at: t0() - Duration::hours(1) + WEEK,
+                    limit: PER_DOMAIN
+                },
+                Slot::At {
+                    at: t0() - Duration::minutes(20) + WEEK,
+                    limit: PER_DOMAIN
+                },
+            ]
+        );
+        assert_eq!(
+            schedule(&c, &history(true), &roomy, t0()),
+            vec![Slot::Now, Slot::Now]
+        );
+    }
+
+    /// A mix: only the counted past orders fill the window.
+    #[test]
+    fn only_counted_past_orders_fill_the_window() {
+        let h = History {
+            orders: vec![
+                ordered(t0() - Duration::hours(2)),
+                PastOrder {
+                    at: t0() - Duration::hours(1),
+                    renewal: true,
+                },
+            ],
+            issued: Vec::new(),
+        };
+        let c: Vec<Candidate> = (0..2).map(new).collect();
+        assert_eq!(
+            schedule(&c, &h, &limits(2), t0()),
+            vec![
+                Slot::Now,
+                Slot::At {
+                    at: t0() + Duration::hours(1),
+                    limit: ORDERS
+                }
+            ]
         );
     }
 }

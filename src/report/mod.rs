@@ -116,6 +116,10 @@ pub enum Outcome {
         next_slot: time::OffsetDateTime,
         /// The limit that holds it back.
         limit: String,
+        /// Asked for with `certorch issue` rather than due: the timer's `run` will not order
+        /// it, so the operator is told to ask again at the slot.
+        #[serde(skip)]
+        requested: bool,
     },
 }
 
@@ -417,7 +421,12 @@ fn render_text(
         .outcomes
         .iter()
         .filter_map(|o| match o {
-            Outcome::Deferred { next_slot, .. } => Some(*next_slot),
+            // A dry run forces every certificate, but is repeated as a whole.
+            Outcome::Deferred {
+                next_slot,
+                requested,
+                ..
+            } if !requested || summary.dry_run => Some(*next_slot),
             _ => None,
         })
         .collect();
@@ -431,6 +440,27 @@ fn render_text(
             deferred.len(),
             date(*first)
         )?;
+    }
+    // A reissue asked for by hand that is not due: the timer's run will not order it. Said
+    // even without a terminal: the operator (or a script) asked for something that did not
+    // happen.
+    for o in &summary.outcomes {
+        if let Outcome::Deferred {
+            host,
+            cert,
+            next_slot,
+            limit,
+            requested: true,
+            ..
+        } = o
+            && !summary.dry_run
+        {
+            writeln!(
+                err,
+                "note: {host}/{cert}: the reissue is deferred by the CA's rate limit ({limit}) until {}: run `certorch issue {host}/{cert}` again then; `certorch run` renews it only when it is due",
+                date(*next_slot)
+            )?;
+        }
     }
     if let Some(e) = &summary.record_failed {
         writeln!(err, "error: {e}")?;

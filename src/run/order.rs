@@ -166,8 +166,13 @@ async fn open(ctx: &Ctx<'_>, account: &Account, k: &Keyed<'_>) -> Result<acme::O
     )
     .await
     .map_err(|e| item.fail(Stage::Order, &e))?;
-    // Recorded before any challenge is answered, so a killed run's order is taken up again.
-    if let Err(e) = ctx.state.ordered(&item.host.name, &spec.label, &open.url) {
+    // Recorded before any challenge is answered, so a killed run's order is taken up again;
+    // with what it replaces, so the rate-limit budget does not count an exempt ARI renewal.
+    let replaces = k.due.replaces.as_ref().map(|r| r.to_string());
+    if let Err(e) = ctx
+        .state
+        .ordered(&item.host.name, &spec.label, &open.url, replaces.as_deref())
+    {
         acme::order::abandon(&mut open.order).await;
         return Err(item.fail(Stage::Order, &e));
     }

@@ -154,6 +154,7 @@ pub(crate) fn split<'a>(ctx: &Ctx<'_>, due: Vec<Due<'a>>) -> (Vec<Due<'a>>, Vec<
                 names: d.item.names(),
                 next_slot: at,
                 limit: limit.to_string(),
+                requested: matches!(d.reason, Reason::Forced),
             }),
         }
     }

@@ -130,11 +130,18 @@ impl State {
         .map(|_| ())
     }
 
-    /// The CA accepted the order at `url` for `host/label` (recorded in the order log too).
-    pub fn ordered(&self, host: &str, label: &str, url: &str) -> Result<(), Error> {
+    /// The CA accepted the order at `url` for `host/label` (recorded in the order log too, with
+    /// the ARI identifier of the certificate it `replaces`, if it named one).
+    pub fn ordered(
+        &self,
+        host: &str,
+        label: &str,
+        url: &str,
+        replaces: Option<&str>,
+    ) -> Result<(), Error> {
         let row = self.lifecycle(host, label)?;
         let (directory, names) = row.map(|r| (r.directory, r.names)).unwrap_or_default();
-        self.record_order(url, &directory, host, label, &names)?;
+        self.record_order(url, &directory, host, label, &names, replaces)?;
         self.exec(
             "UPDATE lifecycle SET phase = 'ordered', order_url = ?1, updated_at = ?2 WHERE host = ?3 AND label = ?4",
             vals![url, now(), host, label],
@@ -279,7 +286,7 @@ mod tests {
         .unwrap();
         s.set_phase("h", "c", Phase::Ordering).unwrap();
         assert_eq!(s.in_flight().unwrap()[0].phase, Phase::Ordering);
-        s.ordered("h", "c", "https://ca/o/1").unwrap();
+        s.ordered("h", "c", "https://ca/o/1", None).unwrap();
         s.set_phase("h", "c", Phase::Published).unwrap();
         s.finalized("h", "c", "ff", "PEM").unwrap();
         let r = s.lifecycle("h", "c").unwrap().unwrap();

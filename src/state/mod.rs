@@ -29,6 +29,8 @@ use time::format_description::well_known::Rfc3339;
 
 use db::{Db, Row, Value, vals};
 
+use crate::plan::schedule::{PastIssue, PastOrder};
+
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "state.db";
 
@@ -295,6 +297,9 @@ const ISSUERS_VERSION: usize = 3;
 /// The schema version that added the lifecycle: an older database (read-only, for `plan`) has
 /// nothing in flight.
 const LIFECYCLE_VERSION: usize = 4;
+/// The schema version that records what each order replaced (migration 5): in an older
+/// database (read-only, for `plan`) no order did.
+const REPLACES_VERSION: usize = 5;
 
 /// What `run/local.rs` records as the order URL of certificates signed without a CA.
 const SELF_SIGNED_ORDER: &str = "self-signed";
@@ -711,7 +716,8 @@ impl State {
         .map(|_| ())
     }
 
-    /// Records an order before its challenges are answered.
+    /// Records an order before its challenges are answered; `replaces`: the ARI identifier of
+    /// the certificate the order named as the one it replaces (RFC 9773 §5).
     pub fn record_order(
         &self,
         url: &str,
@@ -719,16 +725,18 @@ impl State {
         host: &str,
         label: &str,
         names: &[String],
+        replaces: Option<&str>,
     ) -> Result<(), Error> {
         let id = self.run_id().unwrap_or(0);
         let names = serde_json::to_string(names).unwrap_or_default();
         self.exec(
-            "INSERT INTO orders (url, run_id, directory, host, label, names, status, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7)
+            "INSERT INTO orders (url, run_id, directory, host, label, names, status, created_at, updated_at, replaces)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'open', ?7, ?7, ?8)
              ON CONFLICT (url) DO UPDATE SET run_id = excluded.run_id, directory = excluded.directory,
                 host = excluded.host, label = excluded.label, names = excluded.names,
-                status = excluded.status, created_at = excluded.created_at, updated_at = excluded.updated_at",
-            vals![url, id, directory, host, label, names, now()],
+                status = excluded.status, created_at = excluded.created_at, updated_at = excluded.updated_at,
+                replaces = excluded.replaces",
+            vals![url, id, directory, host, label, names, now(), replaces],
         )
         .map(|_| ())
     }
@@ -946,36 +954,62 @@ impl State {
         )
     }
 
-    /// When each order at `directory` was opened, since `since`, oldest first.
+    /// Each order opened at `directory` since `since`, oldest first, and whether it named the
+    /// certificate it replaced (ARI).
     pub fn order_times_since(
         &self,
         directory: &str,
         since: OffsetDateTime,
-    ) -> Result<Vec<OffsetDateTime>, Error> {
+    ) -> Result<Vec<PastOrder>, Error> {
         self.rows(
-            "SELECT created_at FROM orders WHERE directory = ?1 AND created_at >= ?2 ORDER BY created_at",
+            &format!(
+                "SELECT created_at, {} FROM orders WHERE directory = ?1 AND created_at >= ?2 ORDER BY created_at",
+                self.replaces_column("")
+            ),
             vals![directory, fmt_time(since)],
-            |r| Ok(parse_time(&r.text(0)?)),
+            |r| {
+                Ok(PastOrder {
+                    at: parse_time(&r.text(0)?),
+                    renewal: r.opt_text(1)?.is_some(),
+                })
+            },
         )
     }
 
-    /// When each certificate ordered at `directory` was issued since `since`, with its names
-    /// (sorted).
+    /// Each certificate ordered at `directory` and issued since `since`, with its names
+    /// (sorted), and whether its order named the certificate it replaced (ARI).
     pub fn issued_since(
         &self,
         directory: &str,
         since: OffsetDateTime,
-    ) -> Result<Vec<(OffsetDateTime, Vec<String>)>, Error> {
+    ) -> Result<Vec<PastIssue>, Error> {
         self.rows(
-            "SELECT a.issued_at, a.names FROM archive a JOIN orders o ON o.url = a.order_url
-             WHERE o.directory = ?1 AND a.issued_at >= ?2",
+            &format!(
+                "SELECT a.issued_at, a.names, {} FROM archive a JOIN orders o ON o.url = a.order_url
+                 WHERE o.directory = ?1 AND a.issued_at >= ?2",
+                self.replaces_column("o.")
+            ),
             vals![directory, fmt_time(since)],
             |r| {
-                let mut v: Vec<String> = serde_json::from_str(&r.text(1)?).unwrap_or_default();
-                v.sort();
-                Ok((parse_time(&r.text(0)?), v))
+                let mut names: Vec<String> = serde_json::from_str(&r.text(1)?).unwrap_or_default();
+                names.sort();
+                Ok(PastIssue {
+                    at: parse_time(&r.text(0)?),
+                    names,
+                    renewal: r.opt_text(2)?.is_some(),
+                })
             },
         )
+    }
+
+    /// The orders' `replaces` column (prefixed with `table`), or NULL in a database from before
+    /// migration 5 (read-only), where no order recorded it.
+    fn replaces_column(&self, table: &str) -> String {
+        if self.version >= REPLACES_VERSION {
+            format!("{table}replaces")
+        } else {
+            "NULL".into()
+        }
     }
 
     /// Certificates whose latest entry in the audit log is a deferral, with its detail
@@ -1137,6 +1171,7 @@ mod tests {
             "h",
             "c",
             &["a.example.org".into()],
+            None,
         )
         .unwrap();
         assert_eq!(s.open_orders().unwrap().len(), 1);
@@ -1179,7 +1214,7 @@ mod tests {
         s.begin_run("run").unwrap();
         let inter = ca("Pebble Intermediate");
         let l = leaf(&["a.example.org"], Some(&inter));
-        s.record_order("https://ca/o/1", "https://ca/dir", "h", "c", &[])
+        s.record_order("https://ca/o/1", "https://ca/dir", "h", "c", &[], None)
             .unwrap();
         let chain = crate::x509::to_pem(&[l.der.clone(), inter.cert.der.clone()]);
         s.record_issued(
@@ -1285,6 +1320,74 @@ mod tests {
             s.issuers().unwrap(),
             vec![("https://ca/dir".to_string(), inter.cert.der.clone())]
         );
+    }
+
+    /// An order that named what it replaced is read back as an exempt ARI renewal, in the
+    /// orders and in what was issued; a database from before migration 5, read without
+    /// migrating (`plan`), has none.
+    #[test]
+    fn orders_record_what_they_replaced() {
+        use crate::plan::issuer::tests::{ca, leaf};
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open(dir.path()).unwrap();
+        s.begin_run("run").unwrap();
+        let inter = ca("Pebble Intermediate");
+        let names = vec!["a.example.org".to_string()];
+        for (url, replaces, label) in [
+            ("https://ca/o/new", None, "a"),
+            ("https://ca/o/ari", Some("aki.serial"), "b"),
+        ] {
+            s.record_order(url, "https://ca/dir", "h", label, &names, replaces)
+                .unwrap();
+            let l = leaf(&["a.example.org"], Some(&inter));
+            let chain = crate::x509::to_pem(&[l.der.clone(), inter.cert.der.clone()]);
+            s.record_issued("h", label, &names, "ecdsa-p256", &l, url, &chain, &[])
+                .unwrap();
+        }
+        let since = OffsetDateTime::now_utc() - time::Duration::hours(1);
+        let orders: Vec<bool> = s
+            .order_times_since("https://ca/dir", since)
+            .unwrap()
+            .iter()
+            .map(|o| o.renewal)
+            .collect();
+        assert_eq!(orders, [false, true]);
+        let mut issued: Vec<bool> = s
+            .issued_since("https://ca/dir", since)
+            .unwrap()
+            .iter()
+            .map(|i| i.renewal)
+            .collect();
+        issued.sort();
+        assert_eq!(issued, [false, true]);
+        drop(s);
+
+        // A version-4 database: read-only, nothing migrated, no order a renewal.
+        let old = tempfile::tempdir().unwrap();
+        let c = Connection::open(old.path().join(DB_FILE)).unwrap();
+        for m in &schema::MIGRATIONS[..4] {
+            c.execute_batch(m).unwrap();
+        }
+        c.pragma_update(None, "user_version", 4).unwrap();
+        c.execute(
+            "INSERT INTO orders VALUES ('https://ca/o/1', 1, 'https://ca/dir', 'h', 'a', '[]', 'issued', ?1, ?1)",
+            [fmt_time(OffsetDateTime::now_utc())],
+        )
+        .unwrap();
+        drop(c);
+        let r = State::open_read_only(old.path()).unwrap();
+        assert_eq!(
+            r.order_times_since("https://ca/dir", since)
+                .unwrap()
+                .iter()
+                .map(|o| o.renewal)
+                .collect::<Vec<_>>(),
+            [false]
+        );
+        drop(r);
+        // Migrated: the old order stays counted.
+        let s = State::open(old.path()).unwrap();
+        assert!(!s.order_times_since("https://ca/dir", since).unwrap()[0].renewal);
     }
 
     #[test]

@@ -151,6 +151,12 @@ pub const MIGRATIONS: &[&str] = &[
         asked_at     TEXT NOT NULL
     );
     "#,
+    // 5: the certificate each order replaced (its ARI identifier, RFC 9773 §4.1), when the
+    // order named one: Let's Encrypt exempts such renewals from its rate limits, so the
+    // scheduler does not count them. NULL: a new order, or one from before this migration.
+    r#"
+    ALTER TABLE orders ADD COLUMN replaces TEXT;
+    "#,
 ];
 
 /// Migration `sqlite` in PostgreSQL's types: a rowid (`INTEGER PRIMARY KEY`) becomes a 64-bit
