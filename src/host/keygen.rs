@@ -1,7 +1,7 @@
-//! The host makes its own private key and CSR. The key is created at `<key>.certorch-new`
-//! (or in a private temporary directory beside it, see [`super::sh_open_tmp`]) with mode 0600
-//! from its first byte (umask 077), where it waits until its certificate arrives; the live key
-//! is untouched until then. Only the CSR is printed.
+//! The host makes its own private key and CSR. The key is created under a temporary name (see
+//! [`super::sh_open_tmp`]) with mode 0600 from its first byte (umask 077), then renamed to
+//! `<key>.certorch-new`, where it waits until its certificate arrives; the live key is
+//! untouched until then. Only the CSR is printed.
 
 use super::sh::Cmd;
 use super::{Error, STAGED};

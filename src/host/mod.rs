@@ -215,18 +215,19 @@ certorch_safe_dir() {
 
 /// Shell: checks the directory of `$dst` (see [`sh_safe_dir`]), before and after creating it
 /// if needed, refuses a `$dst` that is a symbolic link or not a regular file, and sets `$tmp`,
-/// the name to write the new file under, removed again if the script fails.
+/// the name to write the new file under, removed again if the script fails; it is renamed to
+/// `$staged` once complete (rename(2), atomic), so the staged name only ever holds a whole file.
 ///
 /// Where every directory on the way is private (owned by root or the login user, writable by
-/// nobody else; checked just above), `$tmp` is `$staged` itself: only root and the login user
-/// can create a name there, so once any old file there is removed nobody can have put a file
-/// or link at that name, and writing it directly is as safe as writing in a private temporary
-/// directory; it is written in full before commit renames it into place (rename(2), atomic),
-/// and a failed write removes it. Where a directory on the way is writable by others (sticky,
-/// as `/tmp`), `$tmp` is a file in a private temporary directory `$tmpd` (mktemp, 0700) beside
-/// the destination, whose name nobody else can guess or pre-create, renamed to `$staged`
-/// after; a script that needs a private directory for more files (`certorch_need_tmpd=1`)
-/// always gets one.
+/// nobody else; checked just above), `$tmp` is `.certorch-tmp.PID.NAME` beside the
+/// destination, with no mktemp: only root and the login user can create names there, so once
+/// a file some dead script left at that name is removed, nobody can have put a file or link
+/// at it. The shell's own PID keeps it apart from the name any other script still running
+/// uses (a stalled one from a run that gave up on it), so no script ever writes or removes
+/// another's file. Where a directory on the way is writable by others (sticky, as `/tmp`),
+/// `$tmp` is a file in a private temporary directory `$tmpd` (mktemp, 0700) beside the
+/// destination, whose name nobody else can guess or pre-create; a script that needs a private
+/// directory for more files (`certorch_need_tmpd=1`) always gets one.
 ///
 /// Files are made with umask 077 (0600 from their first byte); a script that writes the file
 /// with the shell (`shell_writes=1`, setting `mode`, `owner` and `group` first) and wants no
@@ -281,8 +282,8 @@ certorch_write_failed() {
 }
 umask 077
 if [ -n "$private" ] && [ -z "${certorch_need_tmpd:-}" ]; then
-  tmpd= tmp=$staged
-  if [ -e "$tmp" ]; then rm -f -- "$tmp"; fi
+  tmpd= tmp=$dir/.certorch-tmp.$$.${dst##*/}
+  if [ -e "$tmp" ] || [ -L "$tmp" ]; then rm -f -- "$tmp"; fi
   trap 'rm -f -- "$tmp"' EXIT
 else
   tmpd=$(mktemp -d "$dir/.certorch.XXXXXXXXXX" 2>&1) || certorch_write_failed "$dst" "$tmpd"
@@ -304,7 +305,7 @@ fi
 }
 
 /// Shell: gives `$tmp` its owner, group and mode (chmod only when it was not made with it),
-/// and renames it to `$staged` when it is not written there already. The script sets `owner`,
+/// and renames it to `$staged`. The script sets `owner`,
 /// `group`, `mode` and `made` first (owner and group may be empty).
 macro_rules! sh_install_tmp {
     () => {
@@ -312,7 +313,7 @@ macro_rules! sh_install_tmp {
 elif [ -n "$owner" ]; then chown -- "$owner" "$tmp"
 elif [ -n "$group" ]; then chgrp -- "$group" "$tmp"; fi
 if [ -n "$owner$group" ] || [ "$made" != "$mode" ]; then chmod -- "$mode" "$tmp"; fi
-if [ "$tmp" != "$staged" ]; then mv -f -- "$tmp" "$staged"; fi
+mv -f -- "$tmp" "$staged"
 if [ -n "$tmpd" ]; then rm -rf -- "$tmpd"; fi
 trap - EXIT
 "#
