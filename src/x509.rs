@@ -259,18 +259,31 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Renders DER certificates as PEM.
 pub fn to_pem(ders: &[Vec<u8>]) -> String {
-    use base64::Engine;
     let mut out = String::new();
     for der in ders {
-        out.push_str("-----BEGIN CERTIFICATE-----\n");
-        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
-        for chunk in b64.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
+        pem_block(&mut out, "CERTIFICATE", der);
     }
     out
+}
+
+/// A public key (SPKI DER) as PEM, byte for byte as `openssl pkey -pubout` prints it, so a
+/// host can compare the two as text.
+pub fn public_key_pem(spki: &[u8]) -> String {
+    let mut out = String::new();
+    pem_block(&mut out, "PUBLIC KEY", spki);
+    out
+}
+
+/// One PEM block as OpenSSL writes it: 64 base64 characters a line, each line ended.
+fn pem_block(out: &mut String, label: &str, der: &[u8]) {
+    use base64::Engine;
+    out.push_str(&format!("-----BEGIN {label}-----\n"));
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
 }
 
 #[cfg(test)]
@@ -340,5 +353,35 @@ mod tests {
     fn pem_round_trip() {
         let ders = vec![vec![1u8, 2, 3], vec![4u8; 100]];
         assert_eq!(pem_certificates(to_pem(&ders).as_bytes()).unwrap(), ders);
+    }
+
+    /// Hosts compare `openssl pkey -pubout` with this text, so it must be the same bytes.
+    #[test]
+    fn public_key_pem_is_what_openssl_prints() {
+        for alg in [
+            ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384"],
+            ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let key = dir.path().join("k");
+            let st = Command::new("openssl")
+                .arg("genpkey")
+                .args(alg)
+                .arg("-out")
+                .arg(&key)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(st.success());
+            let out = Command::new("openssl")
+                .args(["pkey", "-pubout", "-in"])
+                .arg(&key)
+                .output()
+                .unwrap();
+            assert!(out.status.success());
+            let spki = pem_public_key(&out.stdout).unwrap();
+            assert_eq!(public_key_pem(&spki).as_bytes(), out.stdout, "{alg:?}");
+        }
     }
 }

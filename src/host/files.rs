@@ -14,25 +14,29 @@ use crate::transport::{Output, Transport};
 /// to put before the content (empty for none); content on stdin. With `$6` the combined PEM is
 /// assembled from the host's own key, which never travels.
 const STAGE: &str = concat!(
-    "set -eu\ndst=$1 staged=$1$5 mode=$2 owner=$3 group=$4\n",
+    "set -eu\ndst=$1 staged=$1$5 mode=$2 owner=$3 group=$4 shell_writes=1\n",
     super::sh_open_tmp!(),
     "err=$({ { [ -z \"$6\" ] || cat -- \"$6\"; cat; } > \"$tmp\"; } 2>&1) || certorch_write_failed \"$dst\" \"$err\"\n",
     super::sh_install_tmp!(),
 );
 
-/// `$1` staged suffix, `$2` previous suffix, `$3` a key and `$4` a certificate file that must
-/// match (both empty: no check), then the live paths. The staged key's public key must be the
-/// staged certificate's (the live key's when it is not replaced), so no commit ever puts a key
-/// beside a certificate it does not match. Checks every staged file exists before renaming
-/// any, so a commit is all or nothing unless the host dies mid-way.
-const COMMIT: &str = r#"set -eu
+/// `$1` staged suffix, `$2` previous suffix, `$3` a key and `$4` the public key (PEM, as
+/// `openssl pkey -pubout` prints it) of the certificate being committed (both empty: no
+/// check), then the live paths. The staged key (the live one when it is not replaced) must
+/// have that public key, so no commit ever puts a key beside a certificate it does not match;
+/// the certificate's bytes are certorch's own, staged by the same command, so its public key
+/// comes from the bastion rather than from a second openssl on the host. Checks every staged
+/// file exists before renaming any, so a commit is all or nothing unless the host dies
+/// mid-way.
+const COMMIT: &str = concat!(
+    super::sh_rm_suffixed!(),
+    r#"set -eu
 new=$1 prev=$2
 if [ -n "$3" ]; then
   k=$3$new; [ -f "$k" ] || k=$3
-  c=$4$new; [ -f "$c" ] || c=$4
   a=$(openssl pkey -in "$k" -pubout) || exit 3
-  b=$(openssl x509 -in "$c" -noout -pubkey) || exit 3
-  [ "$a" = "$b" ] || { echo "the staged key does not match the staged certificate" >&2; exit 1; }
+  [ "$a
+" = "$4" ] || { echo "the staged key does not match the staged certificate" >&2; exit 1; }
 fi
 shift 4
 for dst in "$@"; do
@@ -40,15 +44,16 @@ for dst in "$@"; do
   # Staging refused links; one made since would have root write through it.
   if [ -L "$dst" ] || [ -L "$dst$new" ]; then echo "refusing $dst: it is a symbolic link; certorch writes files, never through a link" >&2; exit 86; fi
 done
+certorch_rm_suffixed "$prev" "$@"
 for dst in "$@"; do
-  rm -f -- "$dst$prev"
   if [ -e "$dst" ]; then
     ln -- "$dst" "$dst$prev" 2>/dev/null || cp -p -- "$dst" "$dst$prev"
     printf 'certorch:prev %s\n' "$dst"
   fi
 done
 for dst in "$@"; do mv -f -- "$dst$new" "$dst"; done
-"#;
+"#
+);
 
 /// `$1` previous suffix, then the live paths: each previous file renamed back, or the file
 /// removed where there was none before.
@@ -60,10 +65,11 @@ done
 "#;
 
 /// `$1` staged suffix, then the live paths.
-const DISCARD: &str = r#"new=$1
-shift
-for dst in "$@"; do rm -f -- "$dst$new"; done
-"#;
+const DISCARD: &str = concat!(
+    super::sh_rm_suffixed!(),
+    r#"certorch_rm_suffixed "$@"
+"#
+);
 
 /// One file to write.
 pub struct FileSpec<'a> {
@@ -102,7 +108,7 @@ pub async fn stage(t: &dyn Transport, file: &FileSpec<'_>) -> Result<(), Error> 
 /// Certificates are text, so their content travels as an argument: one command stages them all.
 const STAGE_MANY: &str = concat!(
     "set -eu\nsuffix=$1\nshift\nwhile [ $# -ge 5 ]; do\n",
-    "dst=$1 mode=$2 owner=$3 group=$4 content=$5 staged=$1$suffix\nshift 5\n",
+    "dst=$1 mode=$2 owner=$3 group=$4 content=$5 staged=$1$suffix shell_writes=1\nshift 5\n",
     super::sh_open_tmp!(),
     "err=$({ printf '%s' \"$content\" > \"$tmp\"; } 2>&1) || certorch_write_failed \"$dst\" \"$err\"\n",
     super::sh_install_tmp!(),
@@ -167,12 +173,12 @@ pub fn stage_combined_judge(out: &Output, path: &RemotePath) -> Result<(), Error
     }
 }
 
-/// Renames every staged file into place, keeping the previous ones; with `pair` (key,
-/// certificate file) only when the two match.
+/// Renames every staged file into place, keeping the previous ones; with `pair` (key, the
+/// public key (SPKI DER) of the certificate among the files) only when the key has it.
 pub async fn commit(
     t: &dyn Transport,
     paths: &[&RemotePath],
-    pair: Option<(&RemotePath, &RemotePath)>,
+    pair: Option<(&RemotePath, &[u8])>,
 ) -> Result<(), Error> {
     let out = t.run(&commit_cmd(paths, pair), None).await?;
     commit_judge(&out)
@@ -180,12 +186,12 @@ pub async fn commit(
 
 /// The command of [`commit`]. It prints `certorch:prev PATH` for each live file it kept as
 /// the previous one.
-pub fn commit_cmd(paths: &[&RemotePath], pair: Option<(&RemotePath, &RemotePath)>) -> Cmd {
+pub fn commit_cmd(paths: &[&RemotePath], pair: Option<(&RemotePath, &[u8])>) -> Cmd {
     Cmd::script(COMMIT, "certorch-commit")
         .arg(STAGED)
         .arg(PREVIOUS)
         .arg(pair.map_or("", |(k, _)| k.as_str()))
-        .arg(pair.map_or("", |(_, c)| c.as_str()))
+        .arg(pair.map_or_else(String::new, |(_, spki)| crate::x509::public_key_pem(spki)))
         .args(paths.iter().map(|p| p.as_str()))
 }
 
@@ -219,11 +225,12 @@ pub async fn discard(t: &dyn Transport, paths: &[&RemotePath]) -> Result<(), Err
 }
 
 /// `$1` previous suffix, then the live paths.
-const FORGET: &str = r#"set -eu
-prev=$1
-shift
-for dst in "$@"; do rm -f -- "$dst$prev"; done
-"#;
+const FORGET: &str = concat!(
+    super::sh_rm_suffixed!(),
+    r#"set -eu
+certorch_rm_suffixed "$@"
+"#
+);
 
 /// Removes the `.certorch-prev` copies of `paths` (the replaced key and the files that hold
 /// it) once the new certificate is live and verified: rollback is over, and an old private
@@ -328,9 +335,10 @@ pub enum Store {
 /// (pkcs12|jks), `$8` password file on the host (may be empty for pkcs12), `$9` alias; the
 /// full chain on stdin. The store is built from the host's own key and staged like any file.
 const STORE: &str = concat!(
-    "set -eu\ndst=$1 staged=$1$5 mode=$2 owner=$3 group=$4\n",
+    "set -eu\ndst=$1 staged=$1$5 mode=$2 owner=$3 group=$4 certorch_need_tmpd=1\n",
     super::sh_open_tmp!(),
-    r#"cat > "$tmp.pem"
+    r#"made=
+cat > "$tmp.pem"
 if [ -n "$8" ]; then pass="file:$8"; else pass="pass:"; fi
 case $7 in
 pkcs12) openssl pkcs12 -export -inkey "$6" -in "$tmp.pem" -name "$9" -passout "$pass" -out "$tmp" ;;
@@ -528,5 +536,179 @@ mod tests {
             &theirs,
             "the directory is owned by uid 4242, not by root or the login user",
         );
+    }
+
+    /// A directory for tests whose every ancestor is private (the build's own directory), as
+    /// `/etc/ssl` is on a host; the system temporary directory is sticky and world-writable.
+    fn private_dir() -> tempfile::TempDir {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        std::fs::create_dir_all(&base).unwrap();
+        tempfile::tempdir_in(base).unwrap()
+    }
+
+    /// Runs `script` here with `args`, every program it starts logged to `log` first.
+    fn run_logged(script: &str, name: &str, args: &[&str], log: &Path) -> std::process::Output {
+        let shims = log.with_extension("shims");
+        std::fs::create_dir_all(&shims).unwrap();
+        for prog in [
+            "ls", "mktemp", "chmod", "chown", "chgrp", "mv", "rm", "ln", "cp", "cat", "id",
+            "openssl", "df", "awk", "mkdir",
+        ] {
+            let shim = shims.join(prog);
+            std::fs::write(
+                &shim,
+                format!(
+                    "#!/bin/sh\necho {prog} >> '{}'\nPATH=$CERTORCH_REAL_PATH exec {prog} \"$@\"\n",
+                    log.display()
+                ),
+            )
+            .unwrap();
+            mode(&shim, 0o755);
+        }
+        let real = std::env::var("PATH").unwrap();
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(name)
+            .args(args)
+            .env("PATH", format!("{}:{real}", shims.display()))
+            .env("CERTORCH_REAL_PATH", real)
+            .output()
+            .unwrap()
+    }
+
+    fn programs(log: &Path) -> Vec<String> {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        std::fs::remove_file(log).ok();
+        text.lines().map(String::from).collect()
+    }
+
+    /// Staging three certificate files in one private directory checks it with one `ls` and
+    /// starts nothing else but the renames (no mktemp, chmod, rm); commits keep the previous files with one
+    /// `rm` for all of them; forgetting previous files that are not there starts nothing.
+    #[test]
+    fn a_private_directory_costs_the_host_few_programs() {
+        let root = private_dir();
+        let dir = root.path().join("etc/ssl");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = root.path().join("log");
+        let paths: Vec<String> = ["a.pem", "b.pem", "c.pem"]
+            .iter()
+            .map(|n| dir.join(n).display().to_string())
+            .collect();
+        let mut args = vec![STAGED];
+        for p in &paths {
+            args.extend([p.as_str(), "0644", "", "", "-----BEGIN X-----\nnew\n"]);
+        }
+        let stage = |log: &Path| {
+            let out = run_logged(STAGE_MANY, "certorch-stage", &args, log);
+            assert!(out.status.success(), "{out:?}");
+        };
+        stage(&log);
+        assert_eq!(programs(&log), ["ls", "mv", "mv", "mv"]);
+        for p in &paths {
+            let staged = format!("{p}{STAGED}");
+            assert_eq!(std::fs::read(&staged).unwrap(), b"-----BEGIN X-----\nnew\n");
+            let m = std::fs::metadata(&staged).unwrap().permissions().mode();
+            assert_eq!(m & 0o7777, 0o644);
+        }
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3);
+
+        let commit_args = |log: &Path| {
+            let mut a = vec![STAGED, PREVIOUS, "", ""];
+            a.extend(paths.iter().map(String::as_str));
+            let out = run_logged(COMMIT, "certorch-commit", &a, log);
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        // First time: nothing to keep.
+        assert_eq!(commit_args(&log), "");
+        assert_eq!(programs(&log), ["mv", "mv", "mv"]);
+        // Then each live file is kept; previous ones from before go with one rm.
+        for round in 0..2 {
+            stage(&log);
+            assert_eq!(programs(&log), ["ls", "mv", "mv", "mv"]);
+            assert_eq!(commit_args(&log).lines().count(), 3);
+            let mut want = vec!["ln", "ln", "ln", "mv", "mv", "mv"];
+            if round == 1 {
+                want.insert(0, "rm");
+            }
+            assert_eq!(programs(&log), want);
+            for p in &paths {
+                assert!(Path::new(&format!("{p}{PREVIOUS}")).exists());
+            }
+        }
+        let mut a = vec![PREVIOUS];
+        a.extend(paths.iter().map(String::as_str));
+        assert!(
+            run_logged(FORGET, "certorch-forget-prev", &a, &log)
+                .status
+                .success()
+        );
+        assert_eq!(programs(&log), ["rm"]);
+        assert!(
+            run_logged(FORGET, "certorch-forget-prev", &a, &log)
+                .status
+                .success()
+        );
+        assert_eq!(programs(&log), Vec::<String>::new());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3);
+    }
+
+    /// The commit refuses a staged key whose public key is not the certificate's, and renames
+    /// nothing then.
+    #[test]
+    fn commit_refuses_a_key_that_is_not_the_certificates() {
+        let root = private_dir();
+        let key = root.path().join("k.pem");
+        let other = root.path().join("o.pem");
+        for k in [&key, &other] {
+            let st = Command::new("openssl")
+                .args([
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-out",
+                ])
+                .arg(k)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let public = |k: &Path| {
+            let out = Command::new("openssl")
+                .args(["pkey", "-pubout", "-in"])
+                .arg(k)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let cert = root.path().join("c.pem");
+        std::fs::write(format!("{}{STAGED}", cert.display()), "new").unwrap();
+        let log = root.path().join("log");
+        let k = key.display().to_string();
+        let c = cert.display().to_string();
+        let wrong = public(&other);
+        let out = run_logged(
+            COMMIT,
+            "certorch-commit",
+            &[STAGED, PREVIOUS, &k, &wrong, &c],
+            &log,
+        );
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("does not match"));
+        assert!(!cert.exists());
+        let right = public(&key);
+        let out = run_logged(
+            COMMIT,
+            "certorch-commit",
+            &[STAGED, PREVIOUS, &k, &right, &c],
+            &log,
+        );
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(std::fs::read(&cert).unwrap(), b"new");
+        assert_eq!(programs(&log), ["openssl", "openssl", "mv"]);
     }
 }

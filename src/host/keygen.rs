@@ -1,7 +1,7 @@
-//! The host makes its own private key and CSR. The key is created under a temporary name with
-//! mode 0600 from its first byte (umask 077), then renamed to `<key>.certorch-new`, where it
-//! waits until its certificate arrives; the live key is untouched until then. Only the CSR is
-//! printed.
+//! The host makes its own private key and CSR. The key is created under a temporary name (see
+//! [`super::sh_open_tmp`]) with mode 0600 from its first byte (umask 077), then renamed to
+//! `<key>.certorch-new`, where it waits until its certificate arrives; the live key is
+//! untouched until then. Only the CSR is printed.
 
 use super::sh::Cmd;
 use super::{Error, STAGED};
@@ -12,15 +12,20 @@ use crate::x509::{self, CheckedCsr};
 /// `$1` key path, `$2` algorithm, `$3` pkeyopt, `$4` subject, `$5` subjectAltName value,
 /// `$6` key mode, `$7` owner, `$8` group, `$9` staged suffix, `${10}` 1 to keep the live key
 /// (`reuse_key`): it is copied to the staged name, so the rest of the path is the same.
-/// Exits 127 (the shell's "not found") before anything is written when openssl is missing.
+/// One `openssl req -newkey` makes the key and its CSR. Exits 127 (the shell's "not found")
+/// before anything is written when openssl is missing.
 const SCRIPT: &str = concat!(
     "set -eu\ndst=$1 staged=$1$9 mode=$6 owner=$7 group=$8\n",
     "command -v openssl >/dev/null 2>&1 || { echo \"openssl: not found (PATH=$PATH)\" >&2; exit 127; }\n",
     super::sh_open_tmp!(),
-    "if [ \"${10}\" = 1 ] && [ -f \"$dst\" ]; then cat -- \"$dst\" > \"$tmp\"\n",
-    "else openssl genpkey -algorithm \"$2\" -pkeyopt \"$3\" -out \"$tmp\" >/dev/null; fi\n",
+    "if [ \"${10}\" = 1 ] && [ -f \"$dst\" ]; then\n",
+    "cat -- \"$dst\" > \"$tmp\"\n",
     super::sh_install_tmp!(),
     "openssl req -new -key \"$staged\" -subj \"$4\" -addext \"subjectAltName=$5\" -outform PEM\n",
+    "else\n",
+    "openssl req -new -newkey \"$2\" -pkeyopt \"$3\" -nodes -keyout \"$tmp\" -subj \"$4\" -addext \"subjectAltName=$5\" -outform PEM\n",
+    super::sh_install_tmp!(),
+    "fi\n",
 );
 
 fn genpkey_args(k: KeyType) -> (&'static str, &'static str) {

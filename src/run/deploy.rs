@@ -453,11 +453,14 @@ async fn write(ctx: &Ctx<'_>, c: &Issued<'_>, tail: &Tail) -> Result<Written, Pl
         paths.push(path);
     }
     // Never a key beside a certificate it does not match, not even for a moment.
-    let commit = files::commit_cmd(&paths, Some((&spec.key, spec.inspect_path())));
+    let commit = files::commit_cmd(&paths, Some((&spec.key, &c.leaf.spki)));
     steps.push((Step::new(commit), Role::Commit));
     // Read back what is live now, on the host: the certificate we issued, with its key. The
     // check and reload below run only when it is.
-    steps.push((Step::new(inspect::live_is_cmd(spec, &leaf)), Role::Readback));
+    steps.push((
+        Step::new(inspect::live_is_cmd(spec, &c.chain, &c.leaf.spki)),
+        Role::Readback,
+    ));
     if let Some((cmd, shown)) = &tail.check {
         steps.push((Step::new(cmd.clone()), Role::Check(shown)));
     }
