@@ -501,10 +501,17 @@ async fn write(ctx: &Ctx<'_>, c: &Issued<'_>, tail: &Tail) -> Result<Written, Pl
                     forget: None,
                 });
             }
-            if !committed {
+            // A command cut off by a timeout or a lost connection may still be running on the
+            // host (or run on once a frozen host thaws): removing the staged files now would
+            // race it, and the certificate stays in flight for the next run, which deploys it
+            // with these very files (`record::keeps_in_flight`). Only a command that ended for
+            // another reason leaves staged files nobody will use.
+            let e = HostError::from(e);
+            let in_flight = matches!(e.kind(), Kind::SshTimeout | Kind::SshConnectionLost);
+            if !committed && !in_flight {
                 item.discard(ctx, &paths).await;
             }
-            return Err(fail(e.into()));
+            return Err(fail(e));
         }
     };
     let mut written = Written {

@@ -112,6 +112,21 @@ fn known_hosts_files(ssh: &SshConfig) -> Vec<PathBuf> {
     files
 }
 
+/// The known_hosts files, read once per process and shared by every connection. Each
+/// connection keeps its host-key check for as long as it lives, so a copy each would cost a
+/// run of N hosts N parsed copies of a known_hosts file that lists N hosts. A failed read is
+/// not kept: the next connection reads again.
+fn shared_known_hosts(files: &[PathBuf]) -> std::io::Result<Arc<KnownHosts>> {
+    static READ: Mutex<Vec<(Vec<PathBuf>, Arc<KnownHosts>)>> = Mutex::new(Vec::new());
+    let mut read = READ.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, k)) = read.iter().find(|(f, _)| f.as_slice() == files) {
+        return Ok(k.clone());
+    }
+    let k = Arc::new(KnownHosts::load(files)?);
+    read.push((files.to_vec(), k.clone()));
+    Ok(k)
+}
+
 /// Connects to `host` and logs in, all within `ssh.connect_timeout`.
 pub async fn connect(host: &Host, ssh: &SshConfig) -> Result<Russh, Error> {
     let address = host.address.as_str();
@@ -122,7 +137,7 @@ pub async fn connect(host: &Host, ssh: &SshConfig) -> Result<Russh, Error> {
         cause,
     };
     let files = known_hosts_files(ssh);
-    let known = KnownHosts::load(&files).map_err(|e| {
+    let known = shared_known_hosts(&files).map_err(|e| {
         fail(
             format!("cannot read known_hosts: {e}"),
             "make the known_hosts file readable by the user certorch runs as, or set ssh.known_hosts"
@@ -139,7 +154,7 @@ pub async fn connect(host: &Host, ssh: &SshConfig) -> Result<Russh, Error> {
     };
     let verdict = Arc::new(Mutex::new(None));
     let check = HostKeyCheck {
-        known: Arc::new(known),
+        known,
         address: address.to_string(),
         port: host.port,
         principals: vec![address.to_string(), host.name.clone()],
