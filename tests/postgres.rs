@@ -193,7 +193,9 @@ fn a_newer_schema_is_refused() {
     let bed = bed(1);
     let inv = inventory(&bed, 1, bed.get("PG_URL"), "postgres");
     run(&bed, &inv, &["account", "register"]).expect_code(0);
-    assert_eq!(count(&bed, "SELECT version FROM certorch_schema"), 4);
+    // The binary's own version: whatever its migrations reach, at least the fourth.
+    let version = count(&bed, "SELECT version FROM certorch_schema");
+    assert!(version >= 4, "{version}");
     bed.psql("UPDATE certorch_schema SET version = 99");
     let runs = count(&bed, "SELECT count(*) FROM runs");
     for args in [&["run"][..], &["status"][..]] {
@@ -201,7 +203,7 @@ fn a_newer_schema_is_refused() {
         r.expect_code(1);
         assert!(
             r.stderr
-                .contains("has schema version 99; this certorch knows up to 4"),
+                .contains(&format!("has schema version 99; this certorch knows up to {version}")),
             "{}",
             r.stderr
         );
