@@ -1,6 +1,7 @@
 //! The russh transport against real sshd hosts, whatever CERTORCH_TEST_TRANSPORT says: host
 //! keys from hashed known_hosts lines, host certificates from a trusted CA, unknown, changed and
-//! revoked keys refused, a port other than 22, logins through ssh-agent, encrypted key files.
+//! revoked keys refused, a port other than 22, logins through ssh-agent, encrypted key files,
+//! the key exchanges of `ssh.kex` offered as listed.
 
 mod common;
 
@@ -287,4 +288,78 @@ fn logins_through_ssh_agent_and_encrypted_keys() {
         run.stderr
     );
     assert!(!run.stderr.contains("PRIVATE KEY"), "{}", run.stderr);
+}
+
+/// `ssh.kex` is what russh offers, in order, with strict kex still announced. Host 1's sshd
+/// accepts curve25519-sha256 only and logs at DEBUG1 (its `kex: algorithm:` line): a run
+/// offering curve25519-sha256 works and the host logs that exchange; a run offering only
+/// diffie-hellman-group14-sha256 (which russh's default list also holds, after curve25519) is
+/// refused, and sshd logs the client's exact offer.
+#[test]
+fn kex_from_the_inventory_is_what_russh_offers() {
+    let bed = Bed::up(1);
+    let config = bed.dir.join("hosts/host1/sshd_config");
+    let text = fs::read_to_string(&config).unwrap();
+    assert!(text.contains("LogLevel VERBOSE\n"), "{text}");
+    let text = text.replace(
+        "LogLevel VERBOSE\n",
+        "LogLevel DEBUG1\nKexAlgorithms curve25519-sha256\n",
+    );
+    fs::write(&config, text).unwrap();
+    bed.stop_host(1);
+    bed.start_host(1);
+
+    let log = bed.dir.join("log/host1.log");
+    let inv = |kex: &str| {
+        let text = fs::read_to_string(inventory(
+            &bed,
+            Path::new(bed.get("KNOWN_HOSTS")),
+            Some(&identity(&bed)),
+            1,
+        ))
+        .unwrap();
+        let text = text.replacen(
+            "  transport: russh\n",
+            &format!("  transport: russh\n  kex: {kex}\n"),
+            1,
+        );
+        bed.write_inventory("russh-kex.yaml", &text)
+    };
+    // What host 1's sshd logged during `f`.
+    let logged_during = |f: &dyn Fn() -> Run| {
+        let before = fs::read(&log).unwrap().len();
+        let run = f();
+        let after = fs::read(&log).unwrap();
+        (run, String::from_utf8_lossy(&after[before..]).into_owned())
+    };
+
+    let (run, logged) = logged_during(&|| plan(&bed, &inv("[curve25519-sha256]")));
+    assert_connected(&run, 1);
+    assert!(
+        logged.contains("kex: algorithm: curve25519-sha256 [preauth]"),
+        "{logged}"
+    );
+
+    let (run, logged) = logged_during(&|| plan(&bed, &inv("[diffie-hellman-group14-sha256]")));
+    run.expect_code(1);
+    assert!(
+        logged.contains("no matching key exchange method found. Their offer: diffie-hellman-group14-sha256,ext-info-c,kex-strict-c-v00@openssh.com"),
+        "{logged}"
+    );
+    let a1 = bed.host_addr(1);
+    assert!(
+        run.stdout.contains(&format!(
+            "host1.example.test/www: cannot tell: cannot connect to {a1}: No common Kex algorithm"
+        )),
+        "{}",
+        run.stdout
+    );
+    // What the operator is told to do about it.
+    let run = bed.certorch(&inv("[diffie-hellman-group14-sha256]"), &["run"]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains(&format!("hint: {a1} accepts none of the key exchanges certorch offers: list one it accepts in ssh.kex")),
+        "{}",
+        run.stderr
+    );
 }

@@ -83,7 +83,12 @@ ssh process per host). \fBconfig\fR (an ssh_config file; OpenSSH only: with \fBr
 refused, because russh reads no ssh_config and half honouring one would be worse),
 \fBknown_hosts\fR, \fBidentity\fR, \fBconnect_timeout\fR (10s: TCP connect, handshake and
 login), \fBcommand_timeout\fR (10m: one command on a host, to its exit status),
-\fBmax_handshakes\fR (32, at most 1000; russh: handshakes in flight at once). Host keys are always checked
+\fBmax_handshakes\fR (32, at most 1000; russh: handshakes in flight at once),
+\fBkex\fR (russh: the key exchanges to offer, in order, by their OpenSSH names, e.g.
+\fB[curve25519\-sha256]\fR; default russh's own list, post\-quantum \fBmlkem768x25519\-sha256\fR
+first; \fBsntrup761x25519\-sha512\fR and SHA\-1 exchanges are refused; \fBext\-info\-c\fR and strict
+key exchange are always added; refused while any host uses OpenSSH, which takes
+\fBKexAlgorithms\fR from ssh_config). Host keys are always checked
 strictly. With \fBrussh\fR: host keys come from \fBknown_hosts\fR (default
 ~/.ssh/known_hosts) and /etc/ssh/ssh_known_hosts, with hashed names, \fB[host]:port\fR
 entries, \fB*\fR/\fB?\fR patterns and \fB!\fR negation, \fB@cert\-authority\fR (a host

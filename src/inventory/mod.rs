@@ -2,6 +2,7 @@
 //! column and say what to write instead.
 
 pub mod command;
+pub mod kex;
 pub mod model;
 pub mod playbook;
 pub(crate) mod raw;

@@ -211,6 +211,9 @@ pub struct SshConfig {
     pub transport: TransportKind,
     /// russh: handshakes in flight at once, across the process.
     pub max_handshakes: usize,
+    /// russh: the key exchange algorithms to offer, in order (`ssh.kex`); `None` offers
+    /// russh's own post-quantum-first list.
+    pub kex: Option<Vec<&'static str>>,
 }
 
 /// Which SSH client implementation reaches a host.
@@ -478,6 +481,25 @@ impl Builder<'_> {
             return Err(self.err(t.referenced, format!("the russh transport does not read ssh_config files, and ssh.config is set ({}): remove ssh.config and set ssh.known_hosts, ssh.identity and each host's address, port and user in the inventory, or use transport: openssh", c.display())));
         }
         Ok(kind)
+    }
+
+    /// `ssh.kex`: names russh offers, each once; never empty.
+    fn kex(&self, list: &Spanned<Vec<Spanned<String>>>) -> Result<Vec<&'static str>, Error> {
+        if list.value.is_empty() {
+            return Err(self.err(list.referenced, format!("ssh.kex is empty: list the key exchanges to offer, e.g. [curve25519-sha256], or remove ssh.kex for the default ({})", super::kex::RUSSH_KEX[0])));
+        }
+        let mut names = Vec::new();
+        for item in &list.value {
+            let name = super::kex::check(&item.value).map_err(|m| self.err(item.referenced, m))?;
+            if names.contains(&name) {
+                return Err(self.err(
+                    item.referenced,
+                    format!("`{name}` is listed twice in ssh.kex: remove one"),
+                ));
+            }
+            names.push(name);
+        }
+        Ok(names)
     }
 
     /// `letsencrypt`, `letsencrypt-staging` or an https:// URL.
@@ -764,6 +786,10 @@ impl Builder<'_> {
             Some(m) => m.value,
             None => DEFAULT_MAX_HANDSHAKES,
         };
+        let kex = match &raw.ssh.kex {
+            None => None,
+            Some(list) => Some(self.kex(list)?),
+        };
         let ssh = SshConfig {
             config: ssh_config,
             known_hosts: raw.ssh.known_hosts.map(|p| self.resolve(p)),
@@ -778,6 +804,7 @@ impl Builder<'_> {
                 .map_or(DEFAULT_COMMAND_TIMEOUT, |s| s.0),
             transport,
             max_handshakes,
+            kex,
         };
 
         let resolver = match raw.dns.resolver {
@@ -939,6 +966,19 @@ impl Builder<'_> {
                 transport,
                 certs,
             });
+        }
+        if let Some(list) = &raw.ssh.kex {
+            let zone_host = match &dns.publisher {
+                PublisherConfig::ZoneFile(z) => Some(&z.host),
+                _ => None,
+            };
+            if let Some(h) = hosts
+                .iter()
+                .chain(zone_host)
+                .find(|h| h.transport == TransportKind::OpenSsh)
+            {
+                return Err(self.err(list.referenced, format!("ssh.kex chooses the key exchange of the russh transport, and `{}` uses OpenSSH, which takes its key exchange from ssh_config: remove ssh.kex and write `KexAlgorithms curve25519-sha256` (or your list) under `Host *` in the ssh_config file (ssh.config), or set ssh.transport: russh", h.name)));
+            }
         }
 
         // A shared label becomes a certificate on each member, marked with all the members.

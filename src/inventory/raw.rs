@@ -160,6 +160,8 @@ pub struct RawSsh {
     pub command_timeout: Option<Timeout>,
     /// russh: SSH handshakes in flight at once, across the process.
     pub max_handshakes: Option<Spanned<usize>>,
+    /// russh: the key exchange algorithms to offer, in order.
+    pub kex: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// Settings every host and certificate inherits unless it sets its own.

@@ -463,6 +463,73 @@ fn transport_selection() {
     );
 }
 
+/// `ssh.kex`: russh offers the listed key exchanges in order; absent means russh's own list;
+/// unknown, unsupported, repeated or no names are refused where they stand; OpenSSH hosts take
+/// theirs from ssh_config, so the setting is refused while any host uses OpenSSH.
+#[test]
+fn kex_selection() {
+    let russh = |kex: &str| {
+        GOOD.replacen(
+            "defaults:",
+            &format!("ssh:\n  transport: russh\n  kex: {kex}\ndefaults:"),
+            1,
+        )
+    };
+    assert_eq!(parse_at(GOOD).unwrap().ssh.kex, None);
+    let inv = parse_at(&russh("[curve25519-sha256, mlkem768x25519-sha256]")).unwrap();
+    assert_eq!(
+        inv.ssh.kex,
+        Some(vec!["curve25519-sha256", "mlkem768x25519-sha256"])
+    );
+
+    let err = parse_at(&russh("[curve25519-sha256, x25519]"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("/etc/certorch/inventory.yaml:11:28: unknown key exchange `x25519` in ssh.kex: write one or more of mlkem768x25519-sha256, curve25519-sha256,"),
+        "{err}"
+    );
+    let err = parse_at(&russh("[sntrup761x25519-sha512]"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("/etc/certorch/inventory.yaml:11:9: `sntrup761x25519-sha512` is post-quantum, but russh does not implement it"),
+        "{err}"
+    );
+    let err = parse_at(&russh("[curve25519-sha256, curve25519-sha256]"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("/etc/certorch/inventory.yaml:11:28: `curve25519-sha256` is listed twice"),
+        "{err}"
+    );
+    let err = parse_at(&russh("[]")).unwrap_err().to_string();
+    assert!(
+        err.starts_with("/etc/certorch/inventory.yaml:11:8: ssh.kex is empty"),
+        "{err}"
+    );
+
+    // web2 keeps OpenSSH: its key exchange belongs in ssh_config.
+    let text = russh("[curve25519-sha256]").replacen(
+        "    user: root\n",
+        "    user: root\n    transport: openssh\n",
+        1,
+    );
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(
+        err.starts_with("/etc/certorch/inventory.yaml:11:8: ssh.kex chooses the key exchange of the russh transport, and `web2.example.org` uses OpenSSH"),
+        "{err}"
+    );
+    assert!(err.contains("KexAlgorithms curve25519-sha256"), "{err}");
+    let text = GOOD.replacen(
+        "defaults:",
+        "ssh: { kex: [curve25519-sha256] }\ndefaults:",
+        1,
+    );
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(err.contains("`web1.example.org` uses OpenSSH"), "{err}");
+}
+
 #[test]
 fn adopted_issuers_are_read_at_load_and_mistakes_named_where_they_stand() {
     use crate::plan::issuer::tests::{ca, leaf};

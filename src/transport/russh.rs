@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use russh::ChannelMsg;
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
 use russh::keys::{Algorithm, HashAlg, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{ChannelMsg, kex};
 use tokio::sync::Semaphore;
 
 use super::known_hosts::{KnownHosts, Presented, Verdict};
@@ -149,7 +149,7 @@ pub async fn connect(host: &Host, ssh: &SshConfig) -> Result<Russh, Error> {
         keepalive_interval: Some(KEEPALIVE_INTERVAL),
         keepalive_max: KEEPALIVE_MAX,
         nodelay: true,
-        preferred: preferred(&known, host),
+        preferred: preferred(&known, host, ssh.kex.as_deref()),
         ..Default::default()
     };
     let verdict = Arc::new(Mutex::new(None));
@@ -193,9 +193,13 @@ pub async fn connect(host: &Host, ssh: &SshConfig) -> Result<Russh, Error> {
 }
 
 /// Asks for the host key types known_hosts holds for this host first (as ssh orders its
-/// HostKeyAlgorithms), and for host certificates when a CA is trusted for it.
-fn preferred(known: &KnownHosts, host: &Host) -> russh::Preferred {
+/// HostKeyAlgorithms), and for host certificates when a CA is trusted for it; offers the key
+/// exchanges of `ssh.kex` when set, else russh's own post-quantum-first list.
+fn preferred(known: &KnownHosts, host: &Host, kex: Option<&[&'static str]>) -> russh::Preferred {
     let mut p = russh::Preferred::default();
+    if let Some(names) = kex {
+        p.kex = kex_list(names).into();
+    }
     let family = |a: &Algorithm| {
         if matches!(a, Algorithm::Rsa { .. }) {
             Algorithm::Rsa { hash: None }
@@ -219,6 +223,24 @@ fn preferred(known: &KnownHosts, host: &Host) -> russh::Preferred {
     }
     p.key = first.into();
     p
+}
+
+/// The operator's key exchanges, then the markers russh's default list ends with: ext-info-c
+/// (server-sig-algs, for RSA SHA-2 logins) and kex-strict-c (strict key exchange, the Terrapin
+/// fix), which russh turns on only when they are in the list it is given.
+fn kex_list(names: &[&'static str]) -> Vec<kex::Name> {
+    names
+        .iter()
+        .map(|n| {
+            // The inventory admits only names from inventory::kex::RUSSH_KEX, each of which
+            // russh knows (a unit test below checks every one).
+            kex::Name::try_from(*n).expect("ssh.kex holds names russh implements")
+        })
+        .chain([
+            kex::EXTENSION_SUPPORT_AS_CLIENT,
+            kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
+        ])
+        .collect()
 }
 
 fn unreachable_hint(host: &Host) -> String {
@@ -294,6 +316,16 @@ fn handshake_error(
                 | russh::Error::Disconnect => {
                     (reason, unreachable_hint(host), ConnectCause::Unreachable)
                 }
+                russh::Error::NoCommonAlgo {
+                    kind: russh::AlgorithmKind::Kex,
+                    ..
+                } => (
+                    reason,
+                    format!(
+                        "{address} accepts none of the key exchanges certorch offers: list one it accepts in ssh.kex (sshd -T | grep kexalgorithms on the host shows them), or remove ssh.kex for the default list"
+                    ),
+                    ConnectCause::Other,
+                ),
                 _ => (
                     reason,
                     format!(
@@ -601,7 +633,7 @@ mod tests {
     /// the one the operator recorded; certificates are asked for only under a trusted CA.
     #[test]
     fn host_key_algorithms_follow_known_hosts() {
-        let p = preferred(&known(&format!("192.0.2.1 {ECDSA}\n")), &host(22));
+        let p = preferred(&known(&format!("192.0.2.1 {ECDSA}\n")), &host(22), None);
         assert!(matches!(p.key[0], Algorithm::Ecdsa { .. }), "{:?}", p.key);
         assert!(p.key.contains(&Algorithm::Ed25519));
         assert!(p.host_key_certificates.is_empty());
@@ -609,11 +641,49 @@ mod tests {
         let p = preferred(
             &known(&format!("@cert-authority 192.0.2.* {ED25519}\n")),
             &host(22),
+            None,
         );
         assert!(!p.host_key_certificates.is_empty());
 
         // Another port: the bare-name line does not apply.
-        let p = preferred(&known(&format!("192.0.2.1 {ECDSA}\n")), &host(2222));
+        let p = preferred(&known(&format!("192.0.2.1 {ECDSA}\n")), &host(2222), None);
         assert_eq!(p.key, russh::Preferred::default().key);
+    }
+
+    /// Without ssh.kex russh's own post-quantum-first list; with it, the operator's names in
+    /// their order, and strict kex (the Terrapin fix) and ext-info still announced.
+    #[test]
+    fn kex_offers_the_operators_names_and_keeps_strict_kex() {
+        let k = known("");
+        let default = preferred(&k, &host(22), None);
+        assert_eq!(default.kex, russh::Preferred::default().kex);
+        assert_eq!(default.kex[0], kex::MLKEM768X25519_SHA256);
+
+        let p = preferred(&k, &host(22), Some(&["curve25519-sha256"]));
+        assert_eq!(
+            p.kex.as_ref(),
+            [
+                kex::CURVE25519,
+                kex::EXTENSION_SUPPORT_AS_CLIENT,
+                kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
+            ]
+        );
+        // The markers are in russh's default list too: ours must not lose what it asks for.
+        for marker in [
+            kex::EXTENSION_SUPPORT_AS_CLIENT,
+            kex::EXTENSION_OPENSSH_STRICT_KEX_AS_CLIENT,
+        ] {
+            assert!(default.kex.contains(&marker));
+        }
+    }
+
+    /// Every name the inventory admits is one russh implements (kex_list would panic otherwise).
+    #[test]
+    fn every_admitted_kex_name_is_known_to_russh() {
+        let all = kex_list(crate::inventory::kex::RUSSH_KEX);
+        assert_eq!(all.len(), crate::inventory::kex::RUSSH_KEX.len() + 2);
+        for (name, n) in crate::inventory::kex::RUSSH_KEX.iter().zip(&all) {
+            assert_eq!(n.as_ref(), *name);
+        }
     }
 }
