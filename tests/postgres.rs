@@ -202,8 +202,9 @@ fn a_newer_schema_is_refused() {
         let r = run(&bed, &inv, args);
         r.expect_code(1);
         assert!(
-            r.stderr
-                .contains(&format!("has schema version 99; this certorch knows up to {version}")),
+            r.stderr.contains(&format!(
+                "has schema version 99; this certorch knows up to {version}"
+            )),
             "{}",
             r.stderr
         );
