@@ -16,6 +16,7 @@ mod run;
 mod secret;
 mod small_file;
 mod state;
+mod tls;
 mod transport;
 mod x509;
 

@@ -2,12 +2,10 @@
 //! the SHA-256 fingerprint of the leaf it presents. Trust is not the question here (the chain
 //! was checked when it was issued); the question is whether the new certificate is live.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::ServerName;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -16,64 +14,6 @@ use crate::inventory::Starttls;
 use crate::x509::hex;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Accepts any certificate and remembers the leaf it was shown; signatures are still checked
-/// with the provider's algorithms so the peer must hold the certificate's key.
-#[derive(Debug)]
-struct Capture {
-    leaf: Mutex<Option<Vec<u8>>>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-}
-
-impl ServerCertVerifier for Capture {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if let Ok(mut l) = self.leaf.lock() {
-            *l = Some(end_entity.to_vec());
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
-}
 
 /// One line from the server, read byte by byte so nothing after it is consumed (the TLS
 /// handshake follows on the same stream).
@@ -162,10 +102,7 @@ pub async fn served_fingerprint(
     sni: &str,
 ) -> Result<String, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let capture = Arc::new(Capture {
-        leaf: Mutex::new(None),
-        provider: provider.clone(),
-    });
+    let capture = Arc::new(crate::tls::AnyCertificate::new(provider.clone()));
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
@@ -195,10 +132,7 @@ pub async fn served_fingerprint(
         )
     })??;
     let leaf = capture
-        .leaf
-        .lock()
-        .ok()
-        .and_then(|l| l.clone())
+        .leaf()
         .ok_or("the server presented no certificate")?;
     Ok(hex(&Sha256::digest(&leaf)))
 }
