@@ -30,8 +30,9 @@ Without `ari` the directory has no `renewalInfo`, as Pebble's. Pebble ignores th
 of a new order; the proxy reflects it in the created order, as RFC 9773 §5 asks of a CA (and
 instant-acme checks). The request log shows it.
 
-Request log: one JSON object per line, {"step", "method", "path", "fault"}, for tests to count
-what reached the CA; a new order that names the certificate it replaces adds "replaces".
+Request log: one JSON object per line, {"step", "method", "path", "fault", "time"} (when the
+request arrived, seconds since the epoch), for tests to count what reached the CA and when; a
+new order that names the certificate it replaces adds "replaces".
 
 Standard library only: the bed needs no pip.
 """
@@ -354,7 +355,8 @@ class Config:
             return None
 
     def record(self, step, method, path, fault, replaces=None):
-        entry = {"step": step, "method": method, "path": path, "fault": fault}
+        entry = {"step": step, "method": method, "path": path, "fault": fault,
+                 "time": time.time()}
         if replaces is not None:
             entry["replaces"] = replaces
         line = json.dumps(entry)

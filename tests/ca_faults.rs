@@ -260,6 +260,63 @@ fn a_hang_on_finalize_fails_and_the_next_run_resumes_the_order() {
     assert_clean(&bed);
 }
 
+/// A host goes into service as soon as its own order is finalized, not after the slowest
+/// order of the run: the second finalize the CA gets hangs unanswered, and the other host's
+/// certificate is live on its host before certorch could have given up on the hung request
+/// (its 30 s request timeout; deploying after every order, as a barrier would, puts the files
+/// there no earlier than that). The hung certificate fails alone and the next run finishes it
+/// with the same order.
+#[test]
+fn a_host_is_deployed_while_another_hosts_finalize_hangs() {
+    let (bed, inv) = bed(2);
+    rules(
+        &bed,
+        json!([{ "step": "finalize", "fault": "hang", "skip": 1, "times": 1, "hang": 40 }]),
+    );
+    let run = run(&bed, &inv);
+    run.expect_code(1);
+    let doc = run.json();
+    let outs = outcomes(&run);
+    let good = outs
+        .iter()
+        .find(|o| o["result"] == "issued")
+        .unwrap_or_else(|| panic!("no host was issued: {doc}"));
+    let hung = outs
+        .iter()
+        .find(|o| o["result"] == "failed")
+        .unwrap_or_else(|| panic!("no host failed: {doc}"));
+    assert_eq!(hung["kind"], "ca.unreachable", "{hung}");
+    assert_eq!(hung["stage"], "finalize", "{hung}");
+    // When the hung request reached the CA, and when the other host's files went live.
+    let log = fs::read_to_string(bed.get("PROXY_LOG")).unwrap();
+    let hung_at = log
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["step"] == "finalize" && v["fault"] == "hang")
+        .and_then(|v| v["time"].as_f64())
+        .expect("the proxy logged the hung finalize");
+    let i = if good["host"] == "host1.example.test" { 1 } else { 2 };
+    let live = fs::metadata(bed.host_etc_ssl(i).join("certs/www.pem"))
+        .unwrap()
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        live < hung_at + 25.0,
+        "host{i}'s certificate went live {:.1} s after the other host's finalize hung: it waited for it",
+        live - hung_at
+    );
+    bed.assert_www_valid(i, &bed.pebble_root(), &[&format!("host{i}.example.test")]);
+
+    let again = bed.certorch(&inv, &["--json", "run"]);
+    again.expect_code(0);
+    assert_eq!(again.json()["orders"], 0, "the hung order was not taken up");
+    assert_eq!(count(&bed, "new-order").0, 2);
+    assert_clean(&bed);
+}
+
 /// The CA failing the fetch of an interrupted order (a 500 every time) is no proof the order
 /// is gone: the certificate fails as `ca.unavailable` for this run, and the order is not
 /// replaced; once the CA answers, the next run takes it up.
