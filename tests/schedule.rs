@@ -208,12 +208,7 @@ fn a_resumed_order_is_not_deferred() {
     use std::process::Stdio;
     let bed = Bed::up(2);
     let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
-    let contact = "  contact: [mailto:ops@example.test]\n";
-    let text = head.replacen(
-        contact,
-        &format!("{contact}  limits: {{orders_per_window: 1, orders_window: 1h}}\n"),
-        1,
-    ) + &bed.hosts_yaml(2);
+    let text = with_limits(head, "orders_per_window: 1, orders_window: 1h") + &bed.hosts_yaml(2);
     let inv = bed.write_inventory("one.yaml", &text);
     // A name server that never answers holds the run in its wait for propagation.
     let dead = format!("127.{}.0.9", bed.net);
@@ -278,12 +273,18 @@ fn a_resumed_order_is_not_deferred() {
     assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
 }
 
+/// The inventory head `head` with `limits` (the inventory's `acme.limits` flow map) under `acme`.
+fn with_limits(head: String, limits: &str) -> String {
+    let contact = "  contact: [mailto:ops@example.test]\n";
+    assert!(head.contains(contact), "the bed's inventory head changed: {head}");
+    head.replacen(contact, &format!("{contact}  limits: {{{limits}}}\n"), 1)
+}
+
 /// Hosts 1..=n, each with certificates `a` (host<i>) and `b` (www.host<i>), all under the
 /// registered domain example.test, within `limits` (the inventory's `acme.limits` flow map).
 fn two_per_host(bed: &Bed, n: usize, limits: &str, file: &str) -> PathBuf {
     let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
-    let contact = "  contact: [mailto:ops@example.test]\n";
-    let head = head.replacen(contact, &format!("{contact}  limits: {{{limits}}}\n"), 1);
+    let head = with_limits(head, limits);
     let mut text = head + "hosts:\n";
     for i in 1..=n {
         text.push_str(&format!(
@@ -415,12 +416,7 @@ fn a_registered_domain_budget_defers_the_rest_for_a_week() {
 fn a_duplicate_budget_defers_a_forced_reissue() {
     let bed = Bed::up(1);
     let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
-    let contact = "  contact: [mailto:ops@example.test]\n";
-    let text = head.replacen(
-        contact,
-        &format!("{contact}  limits: {{duplicates_per_week: 1}}\n"),
-        1,
-    ) + &bed.hosts_yaml(1);
+    let text = with_limits(head, "duplicates_per_week: 1") + &bed.hosts_yaml(1);
     let inv = bed.write_inventory("duplicates.yaml", &text);
 
     let before = whole(OffsetDateTime::now_utc());
@@ -531,12 +527,7 @@ fn a_past_ari_renewal_uses_no_budget() {
     let window = time::Duration::seconds(30);
     let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
     let head = head.replacen(bed.get("PEBBLE_DIRECTORY"), bed.get("PROXY_DIRECTORY"), 1);
-    let contact = "  contact: [mailto:ops@example.test]\n";
-    let head = head.replacen(
-        contact,
-        &format!("{contact}  limits: {{orders_per_window: 1, orders_window: 30s}}\n"),
-        1,
-    );
+    let head = with_limits(head, "orders_per_window: 1, orders_window: 30s");
     let inv = bed.write_inventory("ari.yaml", &(head + &bed.hosts_yaml(2)));
 
     let first = bed.certorch(&inv, &["--json", "run"]);
