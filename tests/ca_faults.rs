@@ -295,7 +295,11 @@ fn a_host_is_deployed_while_another_hosts_finalize_hangs() {
         .find(|v| v["step"] == "finalize" && v["fault"] == "hang")
         .and_then(|v| v["time"].as_f64())
         .expect("the proxy logged the hung finalize");
-    let i = if good["host"] == "host1.example.test" { 1 } else { 2 };
+    let i = if good["host"] == "host1.example.test" {
+        1
+    } else {
+        2
+    };
     let live = fs::metadata(bed.host_etc_ssl(i).join("certs/www.pem"))
         .unwrap()
         .modified()

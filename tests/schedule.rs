@@ -276,7 +276,10 @@ fn a_resumed_order_is_not_deferred() {
 /// The inventory head `head` with `limits` (the inventory's `acme.limits` flow map) under `acme`.
 fn with_limits(head: String, limits: &str) -> String {
     let contact = "  contact: [mailto:ops@example.test]\n";
-    assert!(head.contains(contact), "the bed's inventory head changed: {head}");
+    assert!(
+        head.contains(contact),
+        "the bed's inventory head changed: {head}"
+    );
     head.replacen(contact, &format!("{contact}  limits: {{{limits}}}\n"), 1)
 }
 
