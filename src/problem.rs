@@ -96,6 +96,13 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The host went away in the middle of a command (the connection broke, or the command
+    /// outlived `ssh.command_timeout`): how far the command got on the host is not known, and
+    /// it may still be running there.
+    pub fn host_went_away(self) -> bool {
+        matches!(self, Kind::SshConnectionLost | Kind::SshTimeout)
+    }
+
     /// Every kind, for docs/json.md's list and its test.
     #[cfg(test)]
     pub const ALL: &'static [Kind] = &[

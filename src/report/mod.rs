@@ -187,7 +187,12 @@ pub struct Timings {
 
 /// Milliseconds since `t`, for [`Timings`].
 pub fn ms_since(t: std::time::Instant) -> u64 {
-    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+    ms_between(t, std::time::Instant::now())
+}
+
+/// Milliseconds from `from` to `to` (0 when `to` is earlier), for [`Timings`].
+pub fn ms_between(from: std::time::Instant, to: std::time::Instant) -> u64 {
+    u64::try_from(to.saturating_duration_since(from).as_millis()).unwrap_or(u64::MAX)
 }
 
 impl RunSummary {

@@ -46,7 +46,6 @@ pub(crate) async fn finalize_and_deploy<'a>(
             held.insert(item.host.name.clone());
         }
     }
-    drop(waiting_labels);
     // Certificates each host still waits for, and those it has.
     let mut pending: BTreeMap<String, usize> = BTreeMap::new();
     for o in &validated {

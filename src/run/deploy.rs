@@ -278,7 +278,7 @@ async fn restore(c: &Issued<'_>, paths: &[RemotePath]) -> (String, bool) {
 /// the next run finishes the check, reload and verify of the files that are live
 /// ([`super::record::keeps_in_flight`]).
 fn after_restore(step: Kind, back: bool, cause: Kind) -> Kind {
-    if !back && matches!(cause, Kind::SshConnectionLost | Kind::SshTimeout) {
+    if !back && cause.host_went_away() {
         cause
     } else {
         step
@@ -507,8 +507,7 @@ async fn write(ctx: &Ctx<'_>, c: &Issued<'_>, tail: &Tail) -> Result<Written, Pl
             // with these very files (`record::keeps_in_flight`). Only a command that ended for
             // another reason leaves staged files nobody will use.
             let e = HostError::from(e);
-            let in_flight = matches!(e.kind(), Kind::SshTimeout | Kind::SshConnectionLost);
-            if !committed && !in_flight {
+            if !committed && !e.kind().host_went_away() {
                 item.discard(ctx, &paths).await;
             }
             return Err(fail(e));

@@ -29,7 +29,7 @@ use std::time::Instant;
 use crate::dns::signing::SigningZone;
 use crate::inventory::{ChallengeKind, Inventory, Issuer, Target};
 use crate::problem::{Kind, Plain};
-use crate::report::{Failure, Outcome, Reporter, RunSummary, Stage, ms_since};
+use crate::report::{Failure, Outcome, Reporter, RunSummary, Stage, ms_between, ms_since};
 use crate::state::State;
 
 pub use plan::plan;
@@ -155,9 +155,7 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
                 let opened = order::key_and_open(&ctx, &account, routed).await;
                 summary.orders += opened.new;
                 // The two overlap: keys until the last one was made, orders after that.
-                summary.timings.key_ms +=
-                    u64::try_from(opened.keys_done.saturating_duration_since(t).as_millis())
-                        .unwrap_or(u64::MAX);
+                summary.timings.key_ms += ms_between(t, opened.keys_done);
                 summary.timings.order_ms = ms_since(opened.keys_done);
                 validated =
                     validate::validate(&ctx, dns.as_ref(), opened.ordered, &mut summary).await;

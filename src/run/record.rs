@@ -24,7 +24,7 @@ pub(crate) fn keeps_in_flight(kind: Kind, lifecycle: Option<&Lifecycle>) -> bool
             && lifecycle.is_some_and(|l| l.phase == Phase::Validated && l.order_url.is_some())
     };
     let deployed = || {
-        matches!(kind, Kind::SshConnectionLost | Kind::SshTimeout)
+        kind.host_went_away()
             && lifecycle.is_some_and(|l| matches!(l.phase, Phase::Finalized | Phase::Deployed))
     };
     validated() || deployed()
