@@ -54,6 +54,11 @@ fn with_result(doc: &Value, result: &str) -> BTreeMap<String, Value> {
         .collect()
 }
 
+/// The `host/cert` of the outcomes whose result is `result`, in order.
+fn keys_with(doc: &Value, result: &str) -> Vec<String> {
+    with_result(doc, result).into_keys().collect()
+}
+
 fn ids(list: &[(usize, &str)]) -> Vec<String> {
     let mut v: Vec<String> = list
         .iter()
@@ -180,18 +185,12 @@ fn a_budget_of_five_orders_issues_five_and_defers_the_rest_to_their_slot() {
     let doc = run.json();
     assert_eq!(doc["orders"], 5, "{doc}");
     assert_eq!(
-        with_result(&doc, "issued")
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>(),
+        keys_with(&doc, "issued"),
         ids(&[(3, "a"), (3, "b"), (4, "a"), (4, "b"), (5, "a")]),
         "{doc}"
     );
     assert_eq!(
-        with_result(&doc, "deferred")
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>(),
+        keys_with(&doc, "deferred"),
         ids(&[(5, "b"), (6, "a")]),
         "{doc}"
     );
@@ -262,14 +261,7 @@ fn a_resumed_order_is_not_deferred() {
             .starts_with("an interrupted run left it "),
         "{doc}"
     );
-    assert_eq!(
-        with_result(&doc, "deferred")
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>(),
-        ids(&[(2, "www")]),
-        "{doc}"
-    );
+    assert_eq!(keys_with(&doc, "deferred"), ids(&[(2, "www")]), "{doc}");
     assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
 }
 
@@ -344,10 +336,7 @@ fn a_registered_domain_budget_defers_the_rest_for_a_week() {
     let doc = run.json();
     assert_eq!(doc["orders"], 3, "{doc}");
     assert_eq!(
-        with_result(&doc, "issued")
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>(),
+        keys_with(&doc, "issued"),
         ids(&[(1, "a"), (1, "b"), (2, "a")]),
         "{doc}"
     );
@@ -536,22 +525,8 @@ fn a_past_ari_renewal_uses_no_budget() {
     let first = bed.certorch(&inv, &["--json", "run"]);
     first.expect_code(0);
     let doc = first.json();
-    assert_eq!(
-        with_result(&doc, "issued")
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>(),
-        ids(&[(1, "www")]),
-        "{doc}"
-    );
-    assert_eq!(
-        with_result(&doc, "deferred")
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>(),
-        ids(&[(2, "www")]),
-        "{doc}"
-    );
+    assert_eq!(keys_with(&doc, "issued"), ids(&[(1, "www")]), "{doc}");
+    assert_eq!(keys_with(&doc, "deferred"), ids(&[(2, "www")]), "{doc}");
 
     // The CA's window for every certificate has passed: renew now. A few seconds on, so the
     // renewal's order is clearly younger than the first.
@@ -620,20 +595,10 @@ fn a_past_ari_renewal_uses_no_budget() {
     let doc = third.json();
     assert_eq!(doc["orders"], 1, "{doc}");
     assert_eq!(
-        with_result(&doc, "issued")
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>(),
+        keys_with(&doc, "issued"),
         ids(&[(2, "www")]),
         "the renewal's order, still in the window, did not count: {doc}"
     );
-    assert_eq!(
-        with_result(&doc, "current")
-            .keys()
-            .cloned()
-            .collect::<Vec<_>>(),
-        ids(&[(1, "www")]),
-        "{doc}"
-    );
+    assert_eq!(keys_with(&doc, "current"), ids(&[(1, "www")]), "{doc}");
     assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
 }
