@@ -540,10 +540,32 @@ mod tests {
 
     /// A directory for tests whose every ancestor is private (the build's own directory), as
     /// `/etc/ssl` is on a host; the system temporary directory is sticky and world-writable.
+    /// A directory no other user can write to, nor any of its ancestors: the checkout's
+    /// target/ when the checkout is in such a place, else the home directory (a checkout
+    /// under /tmp, as CI's, has a world-writable ancestor).
     fn private_dir() -> tempfile::TempDir {
-        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-        std::fs::create_dir_all(&base).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let private = |p: &Path| {
+            p.ancestors().all(|a| {
+                std::fs::metadata(a)
+                    .is_ok_and(|m| m.mode() & 0o022 == 0 && (m.uid() == 0 || m.uid() == own_uid()))
+            })
+        };
+        let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        std::fs::create_dir_all(&target).unwrap();
+        let home = std::env::home_dir().expect("a home directory");
+        let base = [target, home]
+            .into_iter()
+            .find(|b| private(b))
+            .expect("neither target/ nor the home directory is private to this user");
         tempfile::tempdir_in(base).unwrap()
+    }
+
+    /// This process's user id, from the owner of a file it just made.
+    fn own_uid() -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        let f = tempfile::NamedTempFile::new().unwrap();
+        f.as_file().metadata().unwrap().uid()
     }
 
     /// Runs `script` here with `args`, every program it starts logged to `log` first.
