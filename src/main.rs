@@ -4,6 +4,7 @@ mod acme;
 mod cli;
 mod deploy;
 mod dns;
+mod fd_limit;
 mod host;
 mod inventory;
 mod limits;
@@ -40,6 +41,12 @@ fn main() -> ExitCode {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    match fd_limit::raise() {
+        Ok(n) => tracing::debug!("open files limit: {n}"),
+        Err(e) => tracing::warn!(
+            "cannot raise the open files limit ({e}): a run over many hosts may fail some for want of file descriptors; raise `ulimit -n` for certorch"
+        ),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -79,23 +79,51 @@ pub async fn run(
     steps: &[Step],
     input: Option<&[u8]>,
 ) -> Result<Vec<StepResult>, transport::Error> {
-    match steps {
-        [] => return Ok(Vec::new()),
-        [one] => {
-            return match t.run(&one.cmd, input.filter(|_| one.input)).await {
-                Ok(out) => Ok(vec![Ok(out)]),
-                Err(e @ transport::Error::Become { .. }) => Ok(vec![Err(e)]),
-                Err(e) => Err(e),
-            };
-        }
-        _ => {}
-    }
-    let elevation = t.elevation();
+    prepare(steps, t.elevation(), input.is_some())
+        .run(t, input)
+        .await
+}
+
+/// A batch made ready for a host whose commands go through `elevation`: the one command line
+/// the login user runs for it is known before it runs, so a connection can run it as it logs
+/// in ([`crate::transport::connect`]'s first command).
+pub struct Prepared<'s> {
+    steps: &'s [Step],
+    mark: String,
+    feeds: bool,
+    /// The command as the login user runs it (None for no steps), or why it cannot be sent.
+    login: Option<Result<Cmd, transport::Error>>,
+}
+
+/// [`run`]'s first half: the command for `steps` on a host whose steps go through
+/// `elevation`; `input_given` when input will be passed to [`Prepared::run`].
+pub fn prepare<'s>(steps: &'s [Step], elevation: &[&str], input_given: bool) -> Prepared<'s> {
     let mark = marker();
-    let feeds = input.is_some() && steps.iter().any(|s| s.input);
+    let feeds = input_given && steps.iter().any(|s| s.input);
+    let login = match steps {
+        [] => None,
+        // A single step runs as itself: the transport adds the elevation.
+        [one] => Some(Ok(one.cmd.prefixed(elevation))),
+        _ => Some(wrapped(steps, elevation, &mark, feeds)),
+    };
+    Prepared {
+        steps,
+        mark,
+        feeds,
+        login,
+    }
+}
+
+/// The wrapper's command line for several steps.
+fn wrapped(
+    steps: &[Step],
+    elevation: &[&str],
+    mark: &str,
+    feeds: bool,
+) -> Result<Cmd, transport::Error> {
     let labels: Vec<&str> = steps.iter().map(|s| s.cmd.label()).collect();
     let mut cmd = Cmd::script(WRAPPER, &labels.join("+"))
-        .arg(mark.clone())
+        .arg(mark)
         .arg(if feeds { "1" } else { "0" });
     for s in steps {
         let line = s
@@ -110,16 +138,45 @@ pub async fn run(
             .arg(if s.input && feeds { "1" } else { "0" })
             .arg(line);
     }
-    let out = t.run_as_login(&cmd, input.filter(|_| feeds)).await?;
-    Ok(split(&mark, out, steps.len())
-        .into_iter()
-        .zip(steps)
-        .map(|(out, s)| t.refused(s.cmd.label(), out))
-        .collect())
+    Ok(cmd)
+}
+
+impl Prepared<'_> {
+    /// The one command the login user runs on the host for the batch, elevation included.
+    pub fn login_cmd(&self) -> Option<&Cmd> {
+        self.login.as_ref().and_then(|l| l.as_ref().ok())
+    }
+
+    /// Runs the batch over `t` (whose elevation it was prepared for).
+    pub async fn run(
+        &self,
+        t: &dyn Transport,
+        input: Option<&[u8]>,
+    ) -> Result<Vec<StepResult>, transport::Error> {
+        let steps = self.steps;
+        let cmd = match (&self.login, steps) {
+            (None, _) | (_, []) => return Ok(Vec::new()),
+            (Some(_), [one]) => {
+                return match t.run(&one.cmd, input.filter(|_| one.input)).await {
+                    Ok(out) => Ok(vec![Ok(out)]),
+                    Err(e @ transport::Error::Become { .. }) => Ok(vec![Err(e)]),
+                    Err(e) => Err(e),
+                };
+            }
+            (Some(Err(e)), _) => return Err(e.clone()),
+            (Some(Ok(cmd)), _) => cmd,
+        };
+        let out = t.run_as_login(cmd, input.filter(|_| self.feeds)).await?;
+        Ok(split(&self.mark, out, steps.len())
+            .into_iter()
+            .zip(steps)
+            .map(|(out, s)| t.refused(s.cmd.label(), out))
+            .collect())
+    }
 }
 
 /// A marker no step's output holds by chance.
-fn marker() -> String {
+pub(crate) fn marker() -> String {
     let mut b = [0u8; 12];
     // Without randomness a fixed marker still works; it only has to differ from step output.
     if aws_lc_rs::rand::fill(&mut b).is_err() {

@@ -20,13 +20,15 @@ pub fn control_dir() -> std::io::Result<tempfile::TempDir> {
 }
 
 /// Opens a connection to host `i` of the inventory; every command run over it is added to
-/// `sessions`.
+/// `sessions`. `first` is the command (only reading, as the login user runs it) the caller
+/// runs first: the transport may run it as it logs in ([`transport::connect`]).
 pub async fn connect_one(
     inv: &Inventory,
     i: usize,
     control: &Path,
     reporter: &dyn Reporter,
     sessions: &Arc<AtomicUsize>,
+    first: Option<&crate::host::sh::Cmd>,
 ) -> Connection {
     let host = &inv.hosts[i];
     reporter.event(Event::Stage {
@@ -34,7 +36,7 @@ pub async fn connect_one(
         cert: "*",
         stage: Stage::Connect,
     });
-    transport::connect(host, &inv.ssh, control)
+    transport::connect(host, &inv.ssh, control, first)
         .await
         .map(|c| {
             Arc::new(transport::counted::Counted::new(c, sessions.clone())) as Arc<dyn Transport>
@@ -60,7 +62,12 @@ pub async fn connect_all(
     hosts.sort_unstable();
     hosts.dedup();
     let conns: Vec<(usize, Connection)> = futures::stream::iter(hosts)
-        .map(|i| async move { (i, connect_one(inv, i, control, reporter, sessions).await) })
+        .map(|i| async move {
+            (
+                i,
+                connect_one(inv, i, control, reporter, sessions, None).await,
+            )
+        })
         .buffer_unordered(concurrency)
         .collect()
         .await;

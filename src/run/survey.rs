@@ -117,9 +117,21 @@ pub(crate) async fn survey<'a>(
     let mut read: Vec<(usize, Result<Vec<Read>, crate::transport::Error>)> =
         futures::stream::iter(hosts)
             .map(|i| async move {
-                let conn = hosts::connect_one(inv, i, control, reporter, &ctx.sessions).await;
+                // The host's one read is known before connecting: the connection may run it
+                // as it logs in (OpenSSH's master does).
+                let host = &inv.hosts[i];
+                let specs = selected(host, targets, i);
+                let steps: Vec<Step> = specs
+                    .iter()
+                    .map(|spec| Step::new(inspect::inspect_cmd(spec)).keep_going())
+                    .collect();
+                let elevation = host.become_via.map_or(&[][..], |b| b.prefix());
+                let batch = batch::prepare(&steps, elevation, false);
+                let conn =
+                    hosts::connect_one(inv, i, control, reporter, &ctx.sessions, batch.login_cmd())
+                        .await;
                 let read = match conn {
-                    Ok(conn) => Ok(read_host(ctx, inv, targets, i, conn).await),
+                    Ok(conn) => Ok(read_host(ctx, host, specs, &batch, conn).await),
                     Err(e) => Err(e),
                 };
                 (i, read)
@@ -295,17 +307,17 @@ fn selected<'a>(
         .collect()
 }
 
-/// Reads every selected certificate of host `i` with one command: each SSH session costs the
-/// host a fork and a shell, and a run with nothing to do needs no more than this.
+/// Reads every selected certificate (`specs`) of `host` with one command (`batch`, their
+/// inspections): each SSH session costs the host a fork and a shell, and a run with nothing to
+/// do needs no more than this.
 async fn read_host<'a>(
     ctx: &Ctx<'a>,
-    inv: &'a crate::inventory::Inventory,
-    targets: &[Target],
-    i: usize,
+    host: &'a crate::inventory::Host,
+    specs: Vec<&'a crate::inventory::CertSpec>,
+    batch: &batch::Prepared<'_>,
     conn: std::sync::Arc<dyn crate::transport::Transport>,
 ) -> Vec<Read<'a>> {
-    let host = &inv.hosts[i];
-    let group: Vec<Item<'a>> = selected(host, targets, i)
+    let group: Vec<Item<'a>> = specs
         .into_iter()
         .map(|spec| Item {
             host,
@@ -319,11 +331,7 @@ async fn read_host<'a>(
     for item in &group {
         item.stage(ctx.reporter, Stage::Inspect);
     }
-    let steps: Vec<Step> = group
-        .iter()
-        .map(|item| Step::new(inspect::inspect_cmd(item.spec)).keep_going())
-        .collect();
-    match batch::run(conn.as_ref(), &steps, None).await {
+    match batch.run(conn.as_ref(), None).await {
         Ok(outs) => group
             .into_iter()
             .enumerate()

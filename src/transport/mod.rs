@@ -260,14 +260,17 @@ pub trait Transport: Send + Sync {
 }
 
 /// Connects to `host` with the transport the inventory chose for it; `control_dir` is a
-/// private (0700) directory for OpenSSH's control sockets.
+/// private (0700) directory for OpenSSH's control sockets. `first`, a command that only
+/// reads, as the login user runs it (elevation included), is the first the caller will
+/// `run`: a transport may run it as part of the login and keep its result for that `run`.
 pub async fn connect(
     host: &Host,
     ssh: &SshConfig,
     control_dir: &Path,
+    first: Option<&Cmd>,
 ) -> Result<Box<dyn Transport>, Error> {
     Ok(match host.transport {
-        TransportKind::OpenSsh => Box::new(openssh::connect(host, ssh, control_dir).await?),
+        TransportKind::OpenSsh => Box::new(openssh::connect(host, ssh, control_dir, first).await?),
         TransportKind::Russh => Box::new(self::russh::connect(host, ssh).await?),
     })
 }

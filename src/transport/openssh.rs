@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use openssh::Session;
 use tokio::io::AsyncWriteExt;
 
-use super::{BoxFuture, ConnectCause, Error, Output, Transport};
+use super::{BoxFuture, ConnectCause, Error, OUTPUT_LIMIT, Output, Transport};
 use crate::host::sh::Cmd;
 use crate::inventory::{Host, SshConfig};
 
@@ -24,8 +24,21 @@ pub struct OpenSsh {
     command_timeout: std::time::Duration,
     /// The master's control socket, in `_dir`.
     ctl: PathBuf,
+    /// The first command's result when the master ran it as it logged in, until the `run`
+    /// that asks for the same command line takes it.
+    first: std::sync::Mutex<Option<Prefetched>>,
+    /// The master when it runs in the foreground (it was given a first command): its own
+    /// session waits on the standard input certorch holds. Killed when dropped, after the
+    /// exit request.
+    _master: Option<tokio::process::Child>,
     /// Holds the control socket and the master's log; removed on drop, after the master.
     _dir: tempfile::TempDir,
+}
+
+/// A command the master ran as its own session, and what it produced.
+struct Prefetched {
+    line: String,
+    result: Result<Output, Error>,
 }
 
 impl Drop for OpenSsh {
@@ -37,47 +50,141 @@ impl Drop for OpenSsh {
     }
 }
 
+/// Run by the master as its own session when it is given a first command: `$1` a marker, `$2`
+/// the command line. Prints the marker once logged in, runs the line with no input, frames
+/// its end and exit code on stdout and stderr, then holds the session (and so the master)
+/// open until certorch closes the master's standard input.
+const FIRST: &str = r#"printf '%s\n' "$1"
+(eval "$2") </dev/null
+c=$?
+printf '\n%s %s\n' "$1" "$c"
+printf '\n%s %s\n' "$1" "$c" >&2
+read -r c
+"#;
+
 /// Connects to `host`; `control_dir` is a private (0700) directory for the control sockets.
 /// TCP connect, key exchange and login together take at most `ssh.connect_timeout`: ssh's
 /// own ConnectTimeout covers only the first, so a host that accepts and then stalls would
 /// hold the run. The master is started here rather than by `openssh`'s builder so that it can
-/// be killed at the deadline (it forks into the background only after the login).
-pub async fn connect(host: &Host, ssh: &SshConfig, control_dir: &Path) -> Result<OpenSsh, Error> {
+/// be killed at the deadline.
+///
+/// With `first` (a command that only reads), the master runs it as its own session right after
+/// the login and stays in the foreground: the host's first command costs no second ssh process
+/// and no extra round trip, which is most of what a run with nothing to do pays beyond the key
+/// exchange. Its result is kept for the `run` of the same command. Without it the master forks
+/// into the background after the login (`-f -N`).
+pub async fn connect(
+    host: &Host,
+    ssh: &SshConfig,
+    control_dir: &Path,
+    first: Option<&Cmd>,
+) -> Result<OpenSsh, Error> {
     let address = host.address.as_str();
-    let fail = |reason: String, hint: String, cause: ConnectCause| Error::Connect {
-        address: address.to_string(),
-        reason,
-        hint,
-        cause,
-    };
     let dir = tempfile::Builder::new()
         .prefix(".ssh-connection")
         .tempdir_in(control_dir)
-        .map_err(|e| {
-            fail(
-                format!(
-                    "cannot make a control directory in {}: {e}",
-                    control_dir.display()
-                ),
-                "check that the bastion's temporary directory is writable".into(),
-                ConnectCause::Other,
-            )
+        .map_err(|e| Error::Connect {
+            address: address.to_string(),
+            reason: format!(
+                "cannot make a control directory in {}: {e}",
+                control_dir.display()
+            ),
+            hint: "check that the bastion's temporary directory is writable".into(),
+            cause: ConnectCause::Other,
         })?;
     let log = dir.path().join("log");
     let ctl = dir.path().join("master");
+    let first = first.and_then(|c| Some((c.label().to_string(), c.render().ok()?)));
+    let mut master = master_command(host, ssh, &log, &ctl);
+    let (master, first) = match first {
+        None => {
+            master
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .args(["-f", "-N", "-o"])
+                .arg(format!("ControlPersist={MASTER_IDLE}s"))
+                .arg(address);
+            // Dropping the status future at the deadline kills ssh (kill_on_drop).
+            match tokio::time::timeout(ssh.connect_timeout, master.status()).await {
+                Ok(Ok(status)) if status.success() => (None, None),
+                Ok(Ok(_)) => return Err(refused(host, &log)),
+                Ok(Err(e)) => return Err(cannot_run(address, e)),
+                Err(_) => return Err(login_timed_out(address, ssh)),
+            }
+        }
+        Some((label, line)) => {
+            let mark = crate::host::batch::marker();
+            let remote = Cmd::script(FIRST, &label)
+                .arg(mark.clone())
+                .arg(line.clone())
+                .render()
+                .expect("the line was rendered, so it holds no NUL byte");
+            master
+                .stdin(std::process::Stdio::piped())
+                .args(["-T", "-o", "ControlPersist=no", "-o", "RemoteCommand=none"])
+                .arg(address)
+                .arg(remote);
+            let mut child = master.spawn().map_err(|e| cannot_run(address, e))?;
+            let stdout = child.stdout.take().expect("piped");
+            let stderr = child.stderr.take().expect("piped");
+            let mut reader = Framed::new(&mark, stdout, stderr);
+            match tokio::time::timeout(ssh.connect_timeout, reader.logged_in()).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false) | Err(_)) => {
+                    // ssh ended (or its pipe broke) before the login: its log says why.
+                    if let Err(e) = child.wait().await {
+                        tracing::debug!("waiting for ssh to {address}: {e}");
+                    }
+                    return Err(refused(host, &log));
+                }
+                Err(_) => return Err(login_timed_out(address, ssh)),
+            }
+            let result = match tokio::time::timeout(ssh.command_timeout, reader.output()).await {
+                Ok(Ok(Some(out))) => Ok(out),
+                Ok(Ok(None)) => Err(Error::TooMuchOutput {
+                    label: label.clone(),
+                    address: address.to_string(),
+                }),
+                Ok(Err(reason)) => Err(Error::Command {
+                    label: label.clone(),
+                    reason: match log_tail(&log) {
+                        Some(tail) => format!("{reason} ({tail})"),
+                        None => reason,
+                    },
+                }),
+                Err(_) => Err(Error::Timeout {
+                    label: label.clone(),
+                    address: address.to_string(),
+                    after: ssh.command_timeout,
+                }),
+            };
+            (Some(child), Some(Prefetched { line, result }))
+        }
+    };
+    Ok(OpenSsh {
+        session: Session::resume_mux(ctl.clone().into_boxed_path(), Some(log.into_boxed_path())),
+        address: address.to_string(),
+        command_timeout: ssh.command_timeout,
+        ctl,
+        first: std::sync::Mutex::new(first),
+        _master: master,
+        _dir: dir,
+    })
+}
+
+/// The ssh master's command line up to the options of either way of starting it.
+fn master_command(host: &Host, ssh: &SshConfig, log: &Path, ctl: &Path) -> tokio::process::Command {
     let mut master = tokio::process::Command::new("ssh");
     master
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .arg("-E")
-        .arg(&log)
+        .arg(log)
         .arg("-S")
-        .arg(&ctl)
-        .args(["-M", "-f", "-N"])
-        .arg("-o")
-        .arg(format!("ControlPersist={MASTER_IDLE}s"))
+        .arg(ctl)
+        .arg("-M")
         .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
         .arg("-o")
         .arg(format!(
@@ -100,48 +207,150 @@ pub async fn connect(host: &Host, ssh: &SshConfig, control_dir: &Path) -> Result
         o.push(known);
         master.arg("-o").arg(o);
     }
-    master.arg(address);
-    // Dropping the status future at the deadline kills ssh (kill_on_drop): nothing is left.
-    match tokio::time::timeout(ssh.connect_timeout, master.status()).await {
-        Ok(Ok(status)) if status.success() => Ok(OpenSsh {
-            session: Session::resume_mux(
-                ctl.clone().into_boxed_path(),
-                Some(log.into_boxed_path()),
-            ),
-            address: address.to_string(),
-            command_timeout: ssh.command_timeout,
-            ctl,
-            _dir: dir,
-        }),
-        Ok(Ok(_)) => {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-            let reason = lines[lines.len().saturating_sub(3)..].join(" / ");
-            Err(connect_error(
-                address,
-                host.port,
-                &text,
-                if reason.is_empty() {
-                    "ssh exited without saying why".to_string()
-                } else {
-                    reason
-                },
-            ))
-        }
-        Ok(Err(e)) => Err(fail(
-            format!("cannot run ssh: {e}"),
-            "install the OpenSSH client on the bastion, or set ssh.transport: russh".into(),
-            ConnectCause::Other,
-        )),
-        Err(_) => Err(fail(
-            format!(
-                "Connection timed out: no SSH session within {}s (TCP connect, key exchange and login)",
-                ssh.connect_timeout.as_secs()
-            ),
-            super::login_timeout_hint(address),
-            ConnectCause::Unreachable,
-        )),
+    master
+}
+
+/// The last lines of the master's log, if it wrote any.
+fn log_tail(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
+    (!tail.is_empty()).then_some(tail)
+}
+
+/// The master ended before the login finished: why, from its log.
+fn refused(host: &Host, log: &Path) -> Error {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let reason = log_tail(log).unwrap_or_else(|| "ssh exited without saying why".to_string());
+    connect_error(host.address.as_str(), host.port, &text, reason)
+}
+
+fn cannot_run(address: &str, e: std::io::Error) -> Error {
+    Error::Connect {
+        address: address.to_string(),
+        reason: format!("cannot run ssh: {e}"),
+        hint: "install the OpenSSH client on the bastion, or set ssh.transport: russh".into(),
+        cause: ConnectCause::Other,
     }
+}
+
+fn login_timed_out(address: &str, ssh: &SshConfig) -> Error {
+    Error::Connect {
+        address: address.to_string(),
+        reason: format!(
+            "Connection timed out: no SSH session within {}s (TCP connect, key exchange and login)",
+            ssh.connect_timeout.as_secs()
+        ),
+        hint: super::login_timeout_hint(address),
+        cause: ConnectCause::Unreachable,
+    }
+}
+
+/// Reads what a foreground master's first command (the [`FIRST`] frame) prints.
+struct Framed<O, E> {
+    mark: String,
+    stdout: O,
+    stderr: E,
+    out: Vec<u8>,
+    err: Vec<u8>,
+}
+
+impl<O, E> Framed<O, E>
+where
+    O: tokio::io::AsyncRead + Unpin,
+    E: tokio::io::AsyncRead + Unpin,
+{
+    fn new(mark: &str, stdout: O, stderr: E) -> Self {
+        Framed {
+            mark: mark.to_string(),
+            stdout,
+            stderr,
+            out: Vec::new(),
+            err: Vec::new(),
+        }
+    }
+
+    /// Reads up to the marker the host prints once logged in: true when it came, false
+    /// when ssh ended first. What the login printed before it is dropped.
+    async fn logged_in(&mut self) -> std::io::Result<bool> {
+        let line = format!("{}\n", self.mark);
+        loop {
+            if let Some(at) = find(&self.out, line.as_bytes()) {
+                self.out.drain(..at + line.len());
+                return Ok(true);
+            }
+            if self.out.len() > OUTPUT_LIMIT || !fill(&mut self.stdout, &mut self.out).await? {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// The command's output once both streams carry its end frame; `Ok(None)` when it
+    /// printed more than [`OUTPUT_LIMIT`]; `Err` (why) when the connection ended first.
+    async fn output(&mut self) -> Result<Option<Output>, String> {
+        let end = format!("\n{} ", self.mark);
+        let (out, err) = tokio::join!(
+            until_end(&mut self.stdout, &mut self.out, &end),
+            until_end(&mut self.stderr, &mut self.err, &end)
+        );
+        let (Some((out_at, code)), Some((err_at, _))) = (
+            out.map_err(|e| format!("reading standard output: {e}"))?,
+            err.map_err(|e| format!("reading standard error: {e}"))?,
+        ) else {
+            if self.out.len() > OUTPUT_LIMIT || self.err.len() > OUTPUT_LIMIT {
+                return Ok(None);
+            }
+            return Err("the connection closed before the command finished".into());
+        };
+        self.out.truncate(out_at);
+        self.err.truncate(err_at);
+        Ok(Some(Output {
+            code,
+            stdout: std::mem::take(&mut self.out),
+            stderr: String::from_utf8_lossy(&self.err).into_owned(),
+        }))
+    }
+}
+
+/// Reads `r` into `buf` until `end` (`\nMARK `) and a code line follow: where the frame starts
+/// and the exit code (`None` past 128: a signal). `None` at the end of the stream or past
+/// [`OUTPUT_LIMIT`].
+async fn until_end(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+    end: &str,
+) -> std::io::Result<Option<(usize, Option<i32>)>> {
+    loop {
+        if let Some(at) = find(buf, end.as_bytes()) {
+            let tail = &buf[at + end.len()..];
+            if let Some(nl) = tail.iter().position(|b| *b == b'\n') {
+                let code = std::str::from_utf8(&tail[..nl])
+                    .ok()
+                    .and_then(|c| c.parse::<i32>().ok())
+                    .filter(|c| *c < 128);
+                return Ok(Some((at, code)));
+            }
+        }
+        if buf.len() > OUTPUT_LIMIT + end.len() + 16 || !fill(r, buf).await? {
+            return Ok(None);
+        }
+    }
+}
+
+/// Appends what `r` has to `buf`; false at the end of the stream.
+async fn fill(
+    r: &mut (impl tokio::io::AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+) -> std::io::Result<bool> {
+    use tokio::io::AsyncReadExt;
+    let mut chunk = [0u8; 16 * 1024];
+    let n = r.read(&mut chunk).await?;
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(n > 0)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// Turns the ssh master's log (`log`, its last lines `reason`) into a reason and a next step.
@@ -203,6 +412,16 @@ fn one_line(s: &str) -> String {
 }
 
 impl OpenSsh {
+    /// What the master's first command produced, if `cmd` is that command and nobody took it.
+    fn take_first(&self, cmd: &Cmd) -> Option<Result<Output, Error>> {
+        let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        let line = cmd.render().ok()?;
+        if first.as_ref().is_some_and(|p| p.line == line) {
+            return first.take().map(|p| p.result);
+        }
+        None
+    }
+
     /// Runs one command line on a new channel of the master and collects what it produced.
     async fn exec(&self, line: String, stdin: Option<&[u8]>, label: &str) -> Result<Output, Error> {
         let lost = |e: openssh::Error| Error::Command {
@@ -289,11 +508,126 @@ impl Transport for OpenSsh {
         cmd: &'a Cmd,
         stdin: Option<&'a [u8]>,
     ) -> BoxFuture<'a, Result<Output, Error>> {
-        Box::pin(super::bounded(
-            cmd,
-            &self.address,
-            self.command_timeout,
-            async move |line, label| self.exec(line, stdin, label).await,
-        ))
+        Box::pin(async move {
+            if stdin.is_none()
+                && let Some(result) = self.take_first(cmd)
+            {
+                return result;
+            }
+            super::bounded(
+                cmd,
+                &self.address,
+                self.command_timeout,
+                async move |line, label| self.exec(line, stdin, label).await,
+            )
+            .await
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Stdio as StdStdio;
+
+    /// Runs FIRST here as the host's login shell would, with `line` as the first command.
+    fn start(line: &Cmd, mark: &str) -> tokio::process::Child {
+        tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(
+                Cmd::script(FIRST, "t")
+                    .arg(mark)
+                    .arg(line.render().unwrap())
+                    .render()
+                    .unwrap(),
+            )
+            .stdin(StdStdio::piped())
+            .stdout(StdStdio::piped())
+            .stderr(StdStdio::piped())
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_first_command_is_framed_and_the_session_held_open() {
+        let mark = crate::host::batch::marker();
+        // What a login prints before the command is not the command's.
+        let line = Cmd::script(
+            r#"printf 'out %s\n' "$1"; printf 'err\n' >&2; printf 'no newline'; exit 3"#,
+            "t",
+        )
+        .arg("a b");
+        let mut child = start(&line, &mark);
+        let mut r = Framed::new(
+            &mark,
+            child.stdout.take().unwrap(),
+            child.stderr.take().unwrap(),
+        );
+        assert!(r.logged_in().await.unwrap());
+        let out = r.output().await.unwrap().unwrap();
+        assert_eq!(out.code, Some(3));
+        assert_eq!(out.stdout, b"out a b\nno newline");
+        assert_eq!(out.stderr, "err\n");
+        // The session waits for certorch: the master lives while its input is open.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the session ended on its own"
+        );
+        drop(child.stdin.take());
+        let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+            .await
+            .expect("the session ends when its input closes")
+            .unwrap();
+        // `read` at the end of its input: the session ends by itself, not by a signal.
+        assert_eq!(status.code(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn the_first_command_reads_no_input_and_a_lost_connection_is_an_error() {
+        let mark = crate::host::batch::marker();
+        // A command that reads its input gets none: certorch's pipe keeps the session.
+        let line = Cmd::script("cat; echo done", "t");
+        let mut child = start(&line, &mark);
+        let mut r = Framed::new(
+            &mark,
+            child.stdout.take().unwrap(),
+            child.stderr.take().unwrap(),
+        );
+        assert!(r.logged_in().await.unwrap());
+        let out = r.output().await.unwrap().unwrap();
+        assert_eq!((out.code, out.stdout.as_slice()), (Some(0), &b"done\n"[..]));
+
+        // The connection ends before the end frame: not an output, an error.
+        let line = Cmd::script("echo partial; sleep 30", "t");
+        let mut child = start(&line, &mark);
+        let mut r = Framed::new(
+            &mark,
+            child.stdout.take().unwrap(),
+            child.stderr.take().unwrap(),
+        );
+        assert!(r.logged_in().await.unwrap());
+        let group = child.id().unwrap() as i32;
+        // SAFETY: a signal to the test's own process group of shells.
+        assert_eq!(unsafe { libc::kill(-group, libc::SIGKILL) }, 0);
+        let lost = tokio::time::timeout(std::time::Duration::from_secs(10), r.output())
+            .await
+            .expect("the end of the streams is seen");
+        assert!(lost.is_err(), "{lost:?}");
+
+        // ssh that ends before the login prints no marker.
+        let mut child = tokio::process::Command::new("true")
+            .stdout(StdStdio::piped())
+            .stderr(StdStdio::piped())
+            .spawn()
+            .unwrap();
+        let mut r = Framed::new(
+            &mark,
+            child.stdout.take().unwrap(),
+            child.stderr.take().unwrap(),
+        );
+        assert!(!r.logged_in().await.unwrap());
     }
 }

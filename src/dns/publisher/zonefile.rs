@@ -103,7 +103,7 @@ impl ZoneFile {
 
         let mut conn = self.conn.lock().await;
         if conn.is_none() {
-            let c = transport::connect(&self.cfg.host, &self.ssh, self.control.path())
+            let c = transport::connect(&self.cfg.host, &self.ssh, self.control.path(), None)
                 .await
                 .map_err(|e| self.err(e.to_string()))?;
             *conn = Some(c);
