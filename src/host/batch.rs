@@ -225,7 +225,8 @@ fn frame<'a>(all: &'a [u8], mark: &str, k: usize) -> Option<(&'a [u8], Option<i3
     Some((&rest[..to], code))
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+/// Where `needle` first occurs in `hay`.
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 

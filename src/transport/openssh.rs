@@ -10,6 +10,7 @@ use openssh::Session;
 use tokio::io::AsyncWriteExt;
 
 use super::{BoxFuture, ConnectCause, Error, OUTPUT_LIMIT, Output, Transport};
+use crate::host::batch::find;
 use crate::host::sh::Cmd;
 use crate::inventory::{Host, SshConfig};
 
@@ -349,10 +350,6 @@ async fn fill(
     Ok(n > 0)
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 /// Turns the ssh master's log (`log`, its last lines `reason`) into a reason and a next step.
 fn connect_error(address: &str, port: u16, log: &str, reason: String) -> Error {
     // ssh(1) tells why only in its log text: this is the one place that reads it.
@@ -550,6 +547,18 @@ mod tests {
             .unwrap()
     }
 
+    /// A reader of `child`'s output.
+    fn framed(
+        child: &mut tokio::process::Child,
+        mark: &str,
+    ) -> Framed<tokio::process::ChildStdout, tokio::process::ChildStderr> {
+        Framed::new(
+            mark,
+            child.stdout.take().unwrap(),
+            child.stderr.take().unwrap(),
+        )
+    }
+
     #[tokio::test]
     async fn the_first_command_is_framed_and_the_session_held_open() {
         let mark = crate::host::batch::marker();
@@ -560,11 +569,7 @@ mod tests {
         )
         .arg("a b");
         let mut child = start(&line, &mark);
-        let mut r = Framed::new(
-            &mark,
-            child.stdout.take().unwrap(),
-            child.stderr.take().unwrap(),
-        );
+        let mut r = framed(&mut child, &mark);
         assert!(r.logged_in().await.unwrap());
         let out = r.output().await.unwrap().unwrap();
         assert_eq!(out.code, Some(3));
@@ -591,11 +596,7 @@ mod tests {
         // A command that reads its input gets none: certorch's pipe keeps the session.
         let line = Cmd::script("cat; echo done", "t");
         let mut child = start(&line, &mark);
-        let mut r = Framed::new(
-            &mark,
-            child.stdout.take().unwrap(),
-            child.stderr.take().unwrap(),
-        );
+        let mut r = framed(&mut child, &mark);
         assert!(r.logged_in().await.unwrap());
         let out = r.output().await.unwrap().unwrap();
         assert_eq!((out.code, out.stdout.as_slice()), (Some(0), &b"done\n"[..]));
@@ -603,11 +604,7 @@ mod tests {
         // The connection ends before the end frame: not an output, an error.
         let line = Cmd::script("echo partial; sleep 30", "t");
         let mut child = start(&line, &mark);
-        let mut r = Framed::new(
-            &mark,
-            child.stdout.take().unwrap(),
-            child.stderr.take().unwrap(),
-        );
+        let mut r = framed(&mut child, &mark);
         assert!(r.logged_in().await.unwrap());
         let group = child.id().unwrap() as i32;
         // SAFETY: a signal to the test's own process group of shells.
@@ -623,11 +620,7 @@ mod tests {
             .stderr(StdStdio::piped())
             .spawn()
             .unwrap();
-        let mut r = Framed::new(
-            &mark,
-            child.stdout.take().unwrap(),
-            child.stderr.take().unwrap(),
-        );
+        let mut r = framed(&mut child, &mark);
         assert!(!r.logged_in().await.unwrap());
     }
 }
