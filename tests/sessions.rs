@@ -170,3 +170,133 @@ fn two_certificates_on_one_host_are_surveyed_in_one_session() {
         "a run with nothing to do, two certificates on the host"
     );
 }
+
+/// With OpenSSH each host costs the bastion one `ssh` process, its master, which also runs the
+/// survey as its own session: a run with nothing to do starts no second `ssh` per host, and
+/// the later steps of a first issue are multiplexed on the master. russh starts none.
+#[test]
+fn each_host_costs_the_bastion_one_ssh_process_at_most() {
+    let bed = Bed::up(2);
+    let inv = bed.standard_inventory(2);
+    // An `ssh` first on certorch's PATH that notes each start, then runs the real one.
+    let shim = bed.scratch("ssh-shim");
+    let starts = shim.join("starts");
+    let script = shim.join("ssh");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"ssh $1 $2\" >>'{}'\nexec /usr/bin/ssh \"$@\"\n",
+            starts.display()
+        ),
+    )
+    .unwrap();
+    let mut perms = fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    fs::set_permissions(&script, perms).unwrap();
+    let path = format!("{}:{}", shim.display(), std::env::var("PATH").unwrap());
+    let run = |expect: &str| -> Vec<String> {
+        if starts.exists() {
+            fs::remove_file(&starts).unwrap();
+        }
+        let out = bed
+            .certorch_command(&inv, &["--json", "run"])
+            .env("PATH", &path)
+            .output()
+            .expect("run certorch");
+        let run = common::Run::from(out);
+        run.expect_code(0);
+        for o in run.json()["outcomes"].as_array().unwrap() {
+            assert_eq!(o["result"], expect, "{o}");
+        }
+        fs::read_to_string(&starts)
+            .map_or_else(|_| Vec::new(), |t| t.lines().map(str::to_string).collect())
+    };
+    let per_host = match common::transport() {
+        common::Transport::OpenSsh => 1,
+        common::Transport::Russh => 0,
+    };
+    let first = run("issued");
+    assert_eq!(
+        first.len(),
+        2 * per_host,
+        "ssh for a first issue: {first:#?}"
+    );
+    let noop = run("current");
+    assert_eq!(noop.len(), 2 * per_host, "ssh for a no-op run: {noop:#?}");
+}
+
+/// The `ssh` processes whose command line names `dir` (certorch's TMPDIR, where the control
+/// sockets live): the masters of a certorch run.
+fn masters_under(dir: &std::path::Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmd) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.starts_with("ssh ") && cmd.contains(&needle) {
+            found.push(format!(
+                "{}: {}",
+                entry.file_name().to_string_lossy(),
+                &cmd[..cmd.len().min(200)]
+            ));
+        }
+    }
+    found
+}
+
+/// A run killed with SIGKILL mid-run (waiting for a lagging name server, every host's
+/// connection open) leaves no `ssh` process behind: each master's own session waits on the
+/// pipe certorch held, so it ends when certorch does.
+#[test]
+fn a_killed_run_leaves_no_ssh_master_behind() {
+    use std::time::{Duration, Instant};
+    let bed = Bed::up(2);
+    let inv = bed.standard_inventory(2);
+    let dead = format!("127.{}.0.9", bed.net);
+    bed.admin_update(&format!(
+        "update add signing.test 1 NS ns2.signing.test.\nupdate add ns2.signing.test 1 A {dead}"
+    ));
+    let mut child = bed
+        .certorch_command(&inv, &["run"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while bed.txt("host2.example.test.signing.test").is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "certorch never published"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "certorch ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let tmp = bed.certorch_tmp();
+    let open = masters_under(&tmp);
+    if common::transport() == common::Transport::OpenSsh {
+        // The check can fail: the hosts' masters are there while certorch runs.
+        assert_eq!(open.len(), 2, "masters while certorch runs: {open:#?}");
+    }
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    let start = Instant::now();
+    loop {
+        let left = masters_under(&tmp);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "ssh masters outlive the killed certorch: {left:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bed.admin_update(&format!(
+        "update delete signing.test NS ns2.signing.test.\nupdate delete ns2.signing.test A {dead}"
+    ));
+}

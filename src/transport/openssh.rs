@@ -70,10 +70,11 @@ read -r c
 /// be killed at the deadline.
 ///
 /// With `first` (a command that only reads), the master runs it as its own session right after
-/// the login and stays in the foreground: the host's first command costs no second ssh process
-/// and no extra round trip, which is most of what a run with nothing to do pays beyond the key
-/// exchange. Its result is kept for the `run` of the same command. Without it the master forks
-/// into the background after the login (`-f -N`).
+/// the login and stays in the foreground, as certorch's child: no fork into the background and
+/// no session set up through the control socket for the first command, and the master ends
+/// with certorch even when certorch is killed (its own session waits on the standard input
+/// certorch holds). Its result is kept for the `run` of the same command. Without it the
+/// master forks into the background after the login (`-f -N`).
 pub async fn connect(
     host: &Host,
     ssh: &SshConfig,
