@@ -63,10 +63,7 @@ fn two_bastions_one_runs_and_the_other_finishes_the_work_of_a_dead_one() {
     let bed = bed(1);
     let inv = inventory(&bed, 1, bed.get("PG_URL"), "postgres");
     // A second name server that never answers: the run waits for it after publishing.
-    let dead = format!("127.{}.0.9", bed.net);
-    bed.admin_update(&format!(
-        "update add signing.test 1 NS ns2.signing.test.\nupdate add ns2.signing.test 1 A {dead}"
-    ));
+    bed.add_dead_signing_ns();
 
     let spawn = || {
         Killed(
@@ -142,10 +139,7 @@ fn two_bastions_one_runs_and_the_other_finishes_the_work_of_a_dead_one() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    bed.admin_update(&format!(
-        "update delete signing.test NS ns2.signing.test.\nupdate delete ns2.signing.test A {dead}"
-    ));
-    bed.wait_resolver_forgets("signing.test", "NS", "ns2.signing.test");
+    bed.remove_dead_signing_ns();
 
     // The other bastion's next cron run.
     let next = run(&bed, &inv, &["--json", "run"]);

@@ -5,7 +5,7 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Bed;
 
@@ -199,29 +199,9 @@ fn plan_schedules_around_a_rate_limit() {
 fn a_killed_run_is_repaired_by_the_next() {
     let bed = Bed::up(1);
     let inv = bed.standard_inventory(1);
-    let dead = format!("127.{}.0.9", bed.net);
-    bed.admin_update(&format!(
-        "update add signing.test 1 NS ns2.signing.test.\nupdate add ns2.signing.test 1 A {dead}"
-    ));
+    bed.add_dead_signing_ns();
 
-    let mut child = bed
-        .certorch_command(&inv, &["run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while bed.txt("host1.example.test.signing.test").is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "certorch never published"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "certorch ended before it was killed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = bed.certorch_until_published(&inv, &["run"], "host1.example.test.signing.test");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(
@@ -235,12 +215,7 @@ fn a_killed_run_is_repaired_by_the_next() {
     assert!(open >= 1, "the killed run's order is recorded as open");
     let killed_order = bed.state_value("SELECT url FROM orders WHERE status = 'open'");
 
-    bed.admin_update(&format!(
-        "update delete signing.test NS ns2.signing.test.\nupdate delete ns2.signing.test A {dead}"
-    ));
-    // The bed's resolver caches like a real one: the dead server is gone once its NS answer
-    // (TTL 1 s) has expired there.
-    bed.wait_resolver_forgets("signing.test", "NS", "ns2.signing.test");
+    bed.remove_dead_signing_ns();
     let next = bed.certorch(&inv, &["--json", "run"]);
     next.expect_code(0);
     assert_eq!(next.json()["outcomes"][0]["result"], "issued");

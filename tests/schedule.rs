@@ -204,43 +204,19 @@ fn a_budget_of_five_orders_issues_five_and_defers_the_rest_to_their_slot() {
 /// costs nothing new and is never deferred), and host2 stays deferred.
 #[test]
 fn a_resumed_order_is_not_deferred() {
-    use std::process::Stdio;
     let bed = Bed::up(2);
     let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
     let text = with_limits(head, "orders_per_window: 1, orders_window: 1h") + &bed.hosts_yaml(2);
     let inv = bed.write_inventory("one.yaml", &text);
     // A name server that never answers holds the run in its wait for propagation.
-    let dead = format!("127.{}.0.9", bed.net);
-    bed.admin_update(&format!(
-        "update add signing.test 1 NS ns2.signing.test.\nupdate add ns2.signing.test 1 A {dead}"
-    ));
-    let mut child = bed
-        .certorch_command(&inv, &["run"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while bed.txt("host1.example.test.signing.test").is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "certorch never published"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "certorch ended before it was killed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    bed.add_dead_signing_ns();
+    let mut child = bed.certorch_until_published(&inv, &["run"], "host1.example.test.signing.test");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let orders = bed.state_value("SELECT count(*) FROM orders");
     assert_eq!(orders, "1", "only host1 was ordered");
 
-    bed.admin_update(&format!(
-        "update delete signing.test NS ns2.signing.test.\nupdate delete ns2.signing.test A {dead}"
-    ));
-    bed.wait_resolver_forgets("signing.test", "NS", "ns2.signing.test");
+    bed.remove_dead_signing_ns();
     let next = bed.certorch(&inv, &["--json", "run"]);
     next.expect_code(0);
     let doc = next.json();

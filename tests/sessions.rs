@@ -254,28 +254,8 @@ fn a_killed_run_leaves_no_ssh_master_behind() {
     use std::time::{Duration, Instant};
     let bed = Bed::up(2);
     let inv = bed.standard_inventory(2);
-    let dead = format!("127.{}.0.9", bed.net);
-    bed.admin_update(&format!(
-        "update add signing.test 1 NS ns2.signing.test.\nupdate add ns2.signing.test 1 A {dead}"
-    ));
-    let mut child = bed
-        .certorch_command(&inv, &["run"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while bed.txt("host2.example.test.signing.test").is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "certorch never published"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "certorch ended before it was killed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    bed.add_dead_signing_ns();
+    let mut child = bed.certorch_until_published(&inv, &["run"], "host2.example.test.signing.test");
     let tmp = bed.certorch_tmp();
     let open = masters_under(&tmp);
     if common::transport() == common::Transport::OpenSsh {
@@ -296,7 +276,4 @@ fn a_killed_run_leaves_no_ssh_master_behind() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    bed.admin_update(&format!(
-        "update delete signing.test NS ns2.signing.test.\nupdate delete ns2.signing.test A {dead}"
-    ));
 }

@@ -570,6 +570,55 @@ dns:
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// Adds a second name server for signing.test (TTL 1 s) at 127.NET.0.9, where nothing
+    /// answers: a run then waits for propagation after publishing, until
+    /// [`Bed::remove_dead_signing_ns`].
+    pub fn add_dead_signing_ns(&self) {
+        let dead = format!("127.{}.0.9", self.net);
+        self.admin_update(&format!(
+            "update add signing.test 1 NS ns2.signing.test.\nupdate add ns2.signing.test 1 A {dead}"
+        ));
+    }
+
+    /// Removes the name server [`Bed::add_dead_signing_ns`] added, and waits until the bed's
+    /// resolver (which caches like a real one) has forgotten it.
+    pub fn remove_dead_signing_ns(&self) {
+        let dead = format!("127.{}.0.9", self.net);
+        self.admin_update(&format!(
+            "update delete signing.test NS ns2.signing.test.\nupdate delete ns2.signing.test A {dead}"
+        ));
+        self.wait_resolver_forgets("signing.test", "NS", "ns2.signing.test");
+    }
+
+    /// Starts certorch with `args` (output dropped) and returns it once the signing zone has a
+    /// TXT record at `name`; panics if that takes 30 s or certorch ends first.
+    pub fn certorch_until_published(
+        &self,
+        inventory: &Path,
+        args: &[&str],
+        name: &str,
+    ) -> std::process::Child {
+        let mut child = self
+            .certorch_command(inventory, args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while self.txt(name).is_empty() {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "certorch never published {name}"
+            );
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "certorch ended before it published {name}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        child
+    }
+
     /// The TXT values at `name` on the bed's authoritative server.
     pub fn txt(&self, name: &str) -> Vec<String> {
         let out = Command::new("dig")
