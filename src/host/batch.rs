@@ -216,13 +216,17 @@ fn frame<'a>(all: &'a [u8], mark: &str, k: usize) -> Option<(&'a [u8], Option<i3
     let from = find(all, start.as_bytes())? + start.len();
     let rest = &all[from..];
     let to = find(rest, end.as_bytes())?;
-    let tail = &rest[to + end.len()..];
-    let code_text: Vec<u8> = tail.iter().take_while(|b| **b != b'\n').copied().collect();
-    let code = std::str::from_utf8(&code_text)
+    Some((&rest[..to], exit_code(&rest[to + end.len()..])))
+}
+
+/// The exit code a frame prints at the start of `tail` (up to its newline), as the shell's
+/// `$?`: `None` past 128, where the shell reports a signal, or when it is not a number.
+pub(crate) fn exit_code(tail: &[u8]) -> Option<i32> {
+    let text = tail.split(|b| *b == b'\n').next().unwrap_or_default();
+    std::str::from_utf8(text)
         .ok()
         .and_then(|c| c.parse::<i32>().ok())
-        .filter(|c| *c < 128);
-    Some((&rest[..to], code))
+        .filter(|c| *c < 128)
 }
 
 /// Where `needle` first occurs in `hay`.

@@ -32,19 +32,16 @@ impl Output {
 
     /// The last lines of stderr, for error messages.
     pub fn stderr_tail(&self) -> String {
-        let lines: Vec<&str> = self
-            .stderr
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .collect();
-        let start = lines.len().saturating_sub(3);
-        let tail = lines[start..].join(" / ");
-        if tail.is_empty() {
-            "no error output".to_string()
-        } else {
-            tail
-        }
+        last_lines(&self.stderr).unwrap_or_else(|| "no error output".to_string())
     }
+}
+
+/// The last three non-blank lines of `text` on one line, joined with " / "; None when it has
+/// none.
+pub(crate) fn last_lines(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
+    (!tail.is_empty()).then_some(tail)
 }
 
 /// Most a command on a host may print on stdout, and on stderr: certorch's own commands print

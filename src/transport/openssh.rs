@@ -150,7 +150,7 @@ pub async fn connect(
                 }),
                 Ok(Err(reason)) => Err(Error::Command {
                     label: label.clone(),
-                    reason: match log_tail(&log) {
+                    reason: match super::last_lines(&read_log(&log)) {
                         Some(tail) => format!("{reason} ({tail})"),
                         None => reason,
                     },
@@ -212,18 +212,16 @@ fn master_command(host: &Host, ssh: &SshConfig, log: &Path, ctl: &Path) -> tokio
     master
 }
 
-/// The last lines of the master's log, if it wrote any.
-fn log_tail(log: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let tail = lines[lines.len().saturating_sub(3)..].join(" / ");
-    (!tail.is_empty()).then_some(tail)
+/// The master's log (ssh's own messages, `-E`); empty when it wrote none.
+fn read_log(log: &Path) -> String {
+    std::fs::read_to_string(log).unwrap_or_default()
 }
 
 /// The master ended before the login finished: why, from its log.
 fn refused(host: &Host, log: &Path) -> Error {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let reason = log_tail(log).unwrap_or_else(|| "ssh exited without saying why".to_string());
+    let text = read_log(log);
+    let reason =
+        super::last_lines(&text).unwrap_or_else(|| "ssh exited without saying why".to_string());
     connect_error(host.address.as_str(), host.port, &text, reason)
 }
 
@@ -325,12 +323,8 @@ async fn until_end(
     loop {
         if let Some(at) = find(buf, end.as_bytes()) {
             let tail = &buf[at + end.len()..];
-            if let Some(nl) = tail.iter().position(|b| *b == b'\n') {
-                let code = std::str::from_utf8(&tail[..nl])
-                    .ok()
-                    .and_then(|c| c.parse::<i32>().ok())
-                    .filter(|c| *c < 128);
-                return Ok(Some((at, code)));
+            if tail.contains(&b'\n') {
+                return Ok(Some((at, crate::host::batch::exit_code(tail))));
             }
         }
         if buf.len() > OUTPUT_LIMIT + end.len() + 16 || !fill(r, buf).await? {
