@@ -28,7 +28,8 @@ directory gains `renewalInfo`, and GET `/renewal-info/<id>` answers, for every c
 suggested window from `start` to `end` seconds after the request (negative: in the past).
 Without `ari` the directory has no `renewalInfo`, as Pebble's. Pebble ignores the `replaces`
 of a new order; the proxy reflects it in the created order, as RFC 9773 §5 asks of a CA (and
-instant-acme checks). The request log shows it.
+instant-acme checks), unless `"reflect": false` in `ari` makes it a CA that drops it. The
+request log shows it.
 
 Request log: one JSON object per line, {"step", "method", "path", "fault", "time"} (when the
 request arrived, seconds since the epoch), for tests to count what reached the CA and when; a
@@ -95,12 +96,13 @@ class Rules:
         self.stamp = None
         self.rules = []
         self.ari = None
+        self.reflect = True
 
     def _load(self):
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            self.stamp, self.rules, self.ari = None, [], None
+            self.stamp, self.rules, self.ari, self.reflect = None, [], None, True
             return
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp == self.stamp:
@@ -124,15 +126,23 @@ class Rules:
                 }
             )
         ari = doc.get("ari")
+        reflect = True
         if ari is not None:
+            reflect = bool(ari.get("reflect", True))
             ari = (float(ari["start"]), float(ari["end"]))
-        self.stamp, self.rules, self.ari = stamp, rules, ari
+        self.stamp, self.rules, self.ari, self.reflect = stamp, rules, ari, reflect
 
     def ari_window(self):
         """The renewal window, (start, end) in seconds from now, when the proxy offers ARI."""
         with self.lock:
             self._load()
             return self.ari
+
+    def reflects_replaces(self):
+        """Whether a created order names the certificate it replaces, as RFC 9773 §5 asks."""
+        with self.lock:
+            self._load()
+            return self.reflect
 
     def match(self, step):
         """The rule whose fault this request gets, if any."""
@@ -310,7 +320,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 directory = json.loads(data)
                 directory["renewalInfo"] = cfg.public + "/renewal-info"
                 data = json.dumps(directory).encode()
-        if replaces is not None and rsp.status == 201:
+        try:
+            reflect = cfg.rules.reflects_replaces()
+        except (ValueError, KeyError, json.JSONDecodeError, OSError) as e:
+            self.log_message("control file: %s", e)
+            reflect = True
+        if replaces is not None and rsp.status == 201 and reflect:
             # A CA with ARI reflects `replaces` in the order it created (RFC 9773 §5).
             order = json.loads(data)
             order["replaces"] = replaces

@@ -580,3 +580,69 @@ fn a_past_ari_renewal_uses_no_budget() {
     assert_eq!(keys_with(&doc, "current"), ids(&[(1, "www")]), "{doc}");
     assert_eq!(bed.signing_zone_txt(), Vec::<String>::new());
 }
+
+/// A CA that offers renewal information but drops the `replaces` of the orders it creates
+/// (RFC 9773 §5 asks it to reflect it; instant-acme refuses such an order). A renewal is then
+/// ordered again as a plain new order, once, and not retried as a broken exchange (each retry
+/// created another order); the run says so, and records the renewal as the plain order it is,
+/// so the rate-limit budget counts it.
+#[test]
+fn a_ca_that_drops_replaces_costs_one_plain_order_more() {
+    let bed = Bed::up_env(2, &["--faultproxy"], &[("PEBBLE_WFE_NONCEREJECT", "0")]);
+    let head = bed.inventory_head(bed.get("TSIG_KEY_FILE"));
+    let head = head.replacen(bed.get("PEBBLE_DIRECTORY"), bed.get("PROXY_DIRECTORY"), 1);
+    let inv = bed.write_inventory("ari.yaml", &(head + &bed.hosts_yaml(2)));
+    proxy_control(
+        &bed,
+        &serde_json::json!({"rules": [], "ari": {"start": 86400, "end": 172800, "reflect": false}}),
+    );
+    let first = bed.certorch(&inv, &["--json", "run"]);
+    first.expect_code(0);
+    assert_eq!(
+        keys_with(&first.json(), "issued"),
+        ids(&[(1, "www"), (2, "www")])
+    );
+    assert_eq!(new_orders_replacing(&bed).len(), 2);
+
+    proxy_control(
+        &bed,
+        &serde_json::json!({"rules": [], "ari": {"start": -120, "end": -60, "reflect": false}}),
+    );
+    let second = bed.certorch(&inv, &["--json", "run"]);
+    second.expect_code(0);
+    let doc = second.json();
+    assert_eq!(
+        keys_with(&doc, "issued"),
+        ids(&[(1, "www"), (2, "www")]),
+        "{doc}"
+    );
+    let asked: Vec<Value> = new_orders_replacing(&bed).split_off(2);
+    let named = asked.iter().filter(|r| r.is_string()).count();
+    let plain = asked.iter().filter(|r| r.is_null()).count();
+    // The first renewal to be ordered names what it replaces and costs an order more; a
+    // renewal ordered after that names nothing. Both may be in flight at once.
+    assert!((1..=2).contains(&named), "{asked:?}");
+    assert_eq!(plain, 2, "one plain order per renewal: {asked:?}");
+    let warnings: Vec<&str> = doc["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str())
+        .collect();
+    assert_eq!(
+        warnings
+            .iter()
+            .filter(|w| w.contains("did not reflect its `replaces`"))
+            .count(),
+        named,
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().all(|w| !w.contains("cannot reach")),
+        "{warnings:?}"
+    );
+    // Recorded as the plain orders they are: the budget counts them.
+    let rows = bed.state_query("SELECT url, replaces FROM orders");
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(rows.iter().all(|r| r[1].is_empty()), "{rows:?}");
+}

@@ -74,6 +74,13 @@ pub enum Error {
         step: &'static str,
         detail: String,
     },
+    /// The CA created the order but did not name in it the certificate the order `replaces`,
+    /// as a CA that offers renewal information must (RFC 9773 §5): it took the order for a
+    /// plain new one.
+    #[error(
+        "the CA at {directory} created the order but did not reflect its `replaces` (RFC 9773 §5): {detail}"
+    )]
+    ReplacesIgnored { directory: String, detail: String },
     #[error("account file {path}: {detail}")]
     AccountFile { path: String, detail: String },
     #[error("{0}")]
@@ -111,6 +118,10 @@ impl Error {
                     status: p.status,
                 }
             }
+            other if replaces_not_reflected(&other) => Error::ReplacesIgnored {
+                directory: directory.into(),
+                detail: error_chain(&other),
+            },
             other => Error::Unreachable {
                 directory: directory.into(),
                 step,
@@ -194,6 +205,7 @@ impl Error {
             Error::Later { until, rate_limited: true, .. } => format!("the CA's rate limit was hit: it takes requests again after {}; run again after then (a run before only hits the limit again), and check `certorch plan` first", when(until)),
             Error::Later { until, .. } => format!("the CA is unavailable and asks to be left alone until {}: run again after then; certorch waits up to {}s within a run, not longer", when(until), MAX_WAIT.as_secs()),
             Error::Unreachable { directory, .. } => format!("check the network path to {directory} and acme.trust_root if the CA uses a private root"),
+            Error::ReplacesIgnored { .. } => "the CA counts this renewal as a new order: certorch orders without `replaces` from this CA for the rest of the run; report the CA's missing `replaces` to its operator".into(),
             Error::AccountFile { .. } => "fix the file's permissions, or move it away to register a new account".into(),
             Error::Chain(_) => "the CA returned an unexpected chain; run again, and report it if it repeats".into(),
         })
@@ -217,6 +229,7 @@ impl crate::problem::Problem for Error {
             } => Kind::CaRateLimited,
             Error::Later { .. } => Kind::CaUnavailable,
             Error::Unreachable { .. } => Kind::CaUnreachable,
+            Error::ReplacesIgnored { .. } => Kind::CaRefused,
             Error::AccountFile { .. } => Kind::CaAccount,
             Error::Chain(_) => Kind::CaBadChain,
         }
@@ -257,11 +270,22 @@ pub fn transient(e: &instant_acme::Error) -> bool {
             ) || p.status.is_some_and(|s| s >= 500) && p.status != Some(501)
         }
         // A CA that did not answer within the request timeout is not retried: waiting the
-        // timeout again per attempt would stretch one outage over minutes per order.
-        instant_acme::Error::Other(e) => !e.is::<http::NoAnswer>(),
+        // timeout again per attempt would stretch one outage over minutes per order. Nor is
+        // an order created without its `replaces`: asking again creates another order.
+        other @ instant_acme::Error::Other(e) => {
+            !e.is::<http::NoAnswer>() && !replaces_not_reflected(other)
+        }
         instant_acme::Error::Hyper(_) | instant_acme::Error::Http(_) => true,
         _ => false,
     }
+}
+
+/// Whether instant-acme refused a created order because the CA did not reflect the
+/// `replaces` it was asked for (instant-acme 0.8 checks RFC 9773 §5 and says so only in its
+/// message; tests/schedule.rs `a_ca_that_drops_replaces_costs_one_plain_order_more` runs it
+/// against a CA that drops it).
+fn replaces_not_reflected(e: &instant_acme::Error) -> bool {
+    matches!(e, instant_acme::Error::Other(inner) if inner.to_string().starts_with("replaces field mismatch"))
 }
 
 /// Whether the CA's last answer was a server error (its body may not have been a problem
@@ -335,6 +359,29 @@ mod tests {
 
     fn problem(json: &str) -> instant_acme::Error {
         instant_acme::Error::Api(serde_json::from_str(json).unwrap())
+    }
+
+    #[test]
+    fn a_missing_replaces_is_told_apart_and_not_retried() {
+        let dropped = || {
+            instant_acme::Error::Other(
+                "replaces field mismatch: expected Some(CertificateIdentifier { .. }), found None"
+                    .into(),
+            )
+        };
+        assert!(!transient(&dropped()));
+        assert_eq!(next(&dropped(), None, 0, SystemTime::now()), None);
+        let e = Error::from_acme("https://ca/dir", "a new order", dropped());
+        assert!(matches!(e, Error::ReplacesIgnored { .. }), "{e:?}");
+        assert_eq!(
+            crate::problem::Problem::kind(&e),
+            crate::problem::Kind::CaRefused
+        );
+        assert!(e.hint().unwrap().contains("without `replaces`"));
+        // Any other failure of that kind is still a broken exchange, retried.
+        assert!(transient(&instant_acme::Error::Other(
+            "connection reset".into()
+        )));
     }
 
     #[test]

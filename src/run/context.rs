@@ -28,6 +28,9 @@ pub(crate) struct Ctx<'a> {
     warnings: Mutex<Vec<String>>,
     /// Commands run on hosts: SSH sessions, each a fork and a shell there.
     pub sessions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// The CA created an order without the `replaces` it was asked for: later orders of this
+    /// run do not name one (each would cost an order more).
+    pub replaces_ignored: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> Ctx<'a> {
@@ -45,6 +48,7 @@ impl<'a> Ctx<'a> {
             failed: Mutex::new(Vec::new()),
             warnings: Mutex::new(Vec::new()),
             sessions: Default::default(),
+            replaces_ignored: Default::default(),
         }
     }
 

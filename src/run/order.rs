@@ -3,6 +3,7 @@
 //! intent recorded before it is sent.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -156,19 +157,39 @@ async fn open(ctx: &Ctx<'_>, account: &Account, k: &Keyed<'_>) -> Result<acme::O
     // to have perhaps opened an order.
     item.phase(ctx.state, Phase::Ordering)
         .map_err(|e| item.fail(Stage::Order, &e))?;
-    let mut open = acme::order::open(
-        account,
-        directory,
-        &spec.names,
-        k.due.replaces.clone(),
-        spec.profile.as_deref(),
-        spec.challenge,
-    )
-    .await
-    .map_err(|e| item.fail(Stage::Order, &e))?;
+    let ignored = &ctx.replaces_ignored;
+    let mut replaces = k.due.replaces.clone().filter(|_| !ignored.load(Relaxed));
+    let opened = loop {
+        let open = acme::order::open(
+            account,
+            directory,
+            &spec.names,
+            replaces.clone(),
+            spec.profile.as_deref(),
+            spec.challenge,
+        )
+        .await;
+        match open {
+            // The CA made an order of it but not a renewal (RFC 9773 §5): instant-acme keeps
+            // no handle on that order, so it is left to expire; the renewal is ordered again
+            // as a plain new order, once, and so is every later one of this run.
+            Err(e @ acme::Error::ReplacesIgnored { .. }) if replaces.is_some() => {
+                ignored.store(true, Relaxed);
+                ctx.warn(format!(
+                    "{}/{}: {e}; the order it created stays pending there and expires; ordered again without `replaces`, and the rest of this run orders so: this renewal counts against the CA's rate limits; hint: {}",
+                    item.host.name,
+                    spec.label,
+                    e.hint().unwrap_or_default()
+                ));
+                replaces = None;
+            }
+            other => break other,
+        }
+    };
+    let mut open = opened.map_err(|e| item.fail(Stage::Order, &e))?;
     // Recorded before any challenge is answered, so a killed run's order is taken up again;
     // with what it replaces, so the rate-limit budget does not count an exempt ARI renewal.
-    let replaces = k.due.replaces.as_ref().map(|r| r.to_string());
+    let replaces = replaces.as_ref().map(|r| r.to_string());
     if let Err(e) = ctx
         .state
         .ordered(&item.host.name, &spec.label, &open.url, replaces.as_deref())
