@@ -383,3 +383,55 @@ fn external_account_binding() {
     let key = std::fs::read_to_string(bed.get("EAB_KEY_FILE")).unwrap();
     assert!(!ok.stdout.contains(key.trim()) && !ok.stderr.contains(key.trim()));
 }
+
+/// A key the survey has checked is not checked again (no openssl on the host) while its
+/// certificate and key files are unchanged; another key renamed over the key file is found
+/// out by the next run and the certificate reissued. Files count as unchanged only a minute
+/// after they last changed, so the run that deployed them stamps nothing.
+#[test]
+fn a_key_is_checked_again_only_when_its_files_change() {
+    let bed = Bed::up(1);
+    let inv = bed.standard_inventory(1);
+    bed.certorch(&inv, &["run"]).expect_code(0);
+    let stamps = || bed.state_query("SELECT stamp, fingerprint, checked_at FROM key_stamps");
+    bed.certorch(&inv, &["run"]).expect_code(0);
+    assert_eq!(stamps(), Vec::<Vec<String>>::new(), "files just written");
+
+    std::thread::sleep(Duration::from_secs(61));
+    bed.certorch(&inv, &["run"]).expect_code(0);
+    let first = stamps();
+    assert_eq!(first.len(), 1, "{first:?}");
+    let recorded = bed.state_value("SELECT fingerprint FROM certificates");
+    assert_eq!(first[0][1], recorded);
+    assert_eq!(
+        first[0][0].lines().count(),
+        2,
+        "certificate and key: {first:?}"
+    );
+    let plan = bed.certorch(&inv, &["plan"]);
+    plan.expect_code(0);
+    assert_eq!(stamps(), first, "plan writes nothing");
+
+    // Unchanged: not checked again, so nothing new to record.
+    let again = bed.certorch(&inv, &["--json", "run"]);
+    again.expect_code(0);
+    assert_eq!(again.json()["outcomes"][0]["result"], "current");
+    assert_eq!(stamps(), first, "the key was checked again");
+
+    // Another key of the same type renamed over the key file.
+    bed.ssh_ok(
+        1,
+        "cd /etc/ssl/private && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+         -out www.key.new 2>/dev/null && mv www.key.new www.key",
+    );
+    assert!(!key_matches(&bed, 1));
+    let found = bed.certorch(&inv, &["--json", "run"]);
+    found.expect_code(0);
+    let doc = found.json();
+    assert_eq!(doc["outcomes"][0]["result"], "issued", "{doc}");
+    assert_eq!(
+        doc["outcomes"][0]["reason"], "the live key does not match the live certificate",
+        "{doc}"
+    );
+    assert!(key_matches(&bed, 1));
+}

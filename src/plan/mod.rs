@@ -347,6 +347,7 @@ mod tests {
                 self_signed: false,
             },
             key_matches,
+            stamp: None,
         }))
     }
 
@@ -523,6 +524,7 @@ mod tests {
             let c = Current::Present(Box::new(Deployed {
                 cert,
                 key_matches: true,
+                stamp: None,
             }));
             (c, now)
         };

@@ -97,6 +97,20 @@ pub async fn run(req: &Request<'_>, reporter: &dyn Reporter) -> RunSummary {
             ));
         }
     }
+    if !surveyed.stamps.is_empty() {
+        let stored = ctx.state.batch(|| {
+            for (host, label, stamp) in &surveyed.stamps {
+                ctx.state.set_key_stamp(host, label, stamp)?;
+            }
+            Ok(())
+        });
+        if let Err(e) = stored {
+            summary.warnings.push(format!(
+                "the stamps of {} checked key files were not recorded ({e}): the next run checks those keys again",
+                surveyed.stamps.len()
+            ));
+        }
+    }
     summary.timings.connect_ms = surveyed.connect_ms;
     summary.timings.inspect_ms = ms_since(t).saturating_sub(surveyed.connect_ms);
     summary.outcomes.extend(surveyed.done);

@@ -13,7 +13,7 @@ use crate::host::inspect::{self, Current};
 use crate::inventory::Target;
 use crate::plan::{self, Decision, Known, Reason};
 use crate::report::{Failure, Outcome, Stage};
-use crate::state::{Lifecycle, Recorded};
+use crate::state::{KeyStamp, Lifecycle, Recorded};
 
 /// What the survey found: certificates that are due, and outcomes already final (current,
 /// unreachable, unreadable).
@@ -22,6 +22,10 @@ pub(crate) struct Survey<'a> {
     pub done: Vec<Outcome>,
     /// The CA's windows learned this run, to be stored by a run (not by `plan`).
     pub windows: Vec<(String, String, Window)>,
+    /// Keys checked with openssl this run and found to belong to their certificates, with
+    /// their files' stamps: stored by a run (not by `plan`), so that the next survey does not
+    /// check them again while the files are unchanged.
+    pub stamps: Vec<(String, String, KeyStamp)>,
     /// How long connecting to the hosts took, of the whole survey.
     pub connect_ms: u64,
     /// What the run should know but did not fail a certificate.
@@ -88,6 +92,7 @@ pub(crate) async fn survey<'a>(
                 due: Vec::new(),
                 done,
                 windows: Vec::new(),
+                stamps: Vec::new(),
                 connect_ms: 0,
                 warnings: Vec::new(),
             };
@@ -107,6 +112,16 @@ pub(crate) async fn survey<'a>(
             Vec::new()
         }
     };
+    let seen = match ctx.state.key_stamps() {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.info(&format!(
+                "cannot read when the keys were last checked ({e}): checking every key"
+            ));
+            BTreeMap::new()
+        }
+    };
+    let seen = &seen;
     // Each host is read right after its own connection, in the same task: a host does not
     // wait for the slowest connection of the run before it is read, and a run with nothing to
     // do costs each host one login and one command, back to back.
@@ -121,9 +136,14 @@ pub(crate) async fn survey<'a>(
                 // as it logs in (OpenSSH's master does).
                 let host = &inv.hosts[i];
                 let specs = selected(host, targets, i);
+                let stamped: Vec<Option<&KeyStamp>> = specs
+                    .iter()
+                    .map(|spec| seen.get(&(host.name.clone(), spec.label.clone())))
+                    .collect();
                 let steps: Vec<Step> = specs
                     .iter()
-                    .map(|spec| Step::new(inspect::inspect_cmd(spec)).keep_going())
+                    .zip(&stamped)
+                    .map(|(spec, s)| Step::new(inspect::inspect_cmd(spec, *s)).keep_going())
                     .collect();
                 let elevation = host.become_via.map_or(&[][..], |b| b.prefix());
                 let batch = batch::prepare(&steps, elevation, false);
@@ -131,7 +151,7 @@ pub(crate) async fn survey<'a>(
                     hosts::connect_one(inv, i, control, reporter, &ctx.sessions, batch.login_cmd())
                         .await;
                 let read = match conn {
-                    Ok(conn) => Ok(read_host(ctx, host, specs, &batch, conn).await),
+                    Ok(conn) => Ok(read_host(ctx, host, specs, &stamped, &batch, conn).await),
                     Err(e) => Err(e),
                 };
                 (i, read)
@@ -189,6 +209,7 @@ pub(crate) async fn survey<'a>(
             .await;
     let mut due = Vec::new();
     let mut windows = Vec::new();
+    let mut stamps = Vec::new();
     // Members of shared labels that are current, until it is known whether their group is due.
     let mut current_shared = Vec::new();
     for (item, current, window) in inspected {
@@ -199,6 +220,17 @@ pub(crate) async fn survey<'a>(
                 continue;
             }
         };
+        if let Current::Present(d) = &current
+            && d.key_matches
+            && let Some(stamp) = &d.stamp
+            && inspect::stamp_settled(stamp, now)
+        {
+            let stamp = KeyStamp {
+                stamp: stamp.clone(),
+                fingerprint: d.cert.fingerprint.clone(),
+            };
+            stamps.push((item.host.name.clone(), item.spec.label.clone(), stamp));
+        }
         // What an interrupted run left for this certificate, when it still fits the inventory.
         let resume = in_flight
             .iter()
@@ -283,6 +315,7 @@ pub(crate) async fn survey<'a>(
         due,
         done,
         windows,
+        stamps,
         connect_ms,
         warnings,
     }
@@ -314,6 +347,7 @@ async fn read_host<'a>(
     ctx: &Ctx<'a>,
     host: &'a crate::inventory::Host,
     specs: Vec<&'a crate::inventory::CertSpec>,
+    stamped: &[Option<&KeyStamp>],
     batch: &batch::Prepared<'_>,
     conn: std::sync::Arc<dyn crate::transport::Transport>,
 ) -> Vec<Read<'a>> {
@@ -337,7 +371,7 @@ async fn read_host<'a>(
             .enumerate()
             .map(|(i, item)| {
                 let current = match outs.get(i) {
-                    Some(Ok(out)) => inspect::inspect_judge(out),
+                    Some(Ok(out)) => inspect::inspect_judge(out, stamped[i]),
                     Some(Err(e)) => Err(e.clone().into()),
                     None => Err(crate::host::Error::Rejected {
                         step: "reading the deployed certificate",

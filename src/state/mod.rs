@@ -17,6 +17,7 @@ mod schema;
 pub use lifecycle::{Lifecycle, Phase, Presentation};
 pub use postgres::Url as PostgresUrl;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -197,6 +198,14 @@ impl serde::Serialize for LastResult {
     }
 }
 
+/// What a host's certificate and key files looked like (`stat`, as the host printed it) when
+/// a survey saw the key belong to the certificate `fingerprint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyStamp {
+    pub stamp: String,
+    pub fingerprint: String,
+}
+
 /// What certorch recorded about a deployed certificate.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Recorded {
@@ -300,6 +309,9 @@ const LIFECYCLE_VERSION: usize = 4;
 /// The schema version that records what each order replaced (migration 5): in an older
 /// database (read-only, for `plan`) no order did.
 const REPLACES_VERSION: usize = 5;
+/// The schema version that keeps the key files' stamps (migration 6): an older database
+/// (read-only, for `plan`) has none, and every key is checked.
+const KEY_STAMPS_VERSION: usize = 6;
 
 /// What `run/local.rs` records as the order URL of certificates signed without a CA.
 const SELF_SIGNED_ORDER: &str = "self-signed";
@@ -921,6 +933,47 @@ impl State {
         self.exec(
             "UPDATE certificates SET ari_start = ?1, ari_end = ?2, ari_checked = ?3 WHERE host = ?4 AND label = ?5",
             vals![fmt_time(start), fmt_time(end), now(), host, label],
+        )
+        .map(|_| ())
+    }
+
+    /// What the certificate and key files of each certificate looked like when a survey last
+    /// saw the key belong to it, by host and label.
+    pub fn key_stamps(&self) -> Result<BTreeMap<(String, String), KeyStamp>, Error> {
+        if self.version < KEY_STAMPS_VERSION {
+            return Ok(BTreeMap::new());
+        }
+        let rows = self.rows(
+            "SELECT host, label, stamp, fingerprint FROM key_stamps",
+            &[],
+            |r| {
+                Ok((
+                    (r.text(0)?, r.text(1)?),
+                    KeyStamp {
+                        stamp: r.text(2)?,
+                        fingerprint: r.text(3)?,
+                    },
+                ))
+            },
+        )?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Records that the key of `host`/`label` belonged to its certificate `stamp.fingerprint`
+    /// while its files looked like `stamp.stamp`.
+    pub fn set_key_stamp(&self, host: &str, label: &str, stamp: &KeyStamp) -> Result<(), Error> {
+        self.exec(
+            "INSERT INTO key_stamps (host, label, stamp, fingerprint, checked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (host, label) DO UPDATE SET stamp = excluded.stamp,
+                fingerprint = excluded.fingerprint, checked_at = excluded.checked_at",
+            vals![
+                host,
+                label,
+                stamp.stamp.as_str(),
+                stamp.fingerprint.as_str(),
+                now()
+            ],
         )
         .map(|_| ())
     }

@@ -157,6 +157,20 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE orders ADD COLUMN replaces TEXT;
     "#,
+    // 6: what the certificate and key files looked like (`stat`: device, inode, size, times)
+    // when a survey last saw the key belong to the certificate, and that certificate: while
+    // neither file has changed, the next survey need not start openssl on the host to check
+    // the key again.
+    r#"
+    CREATE TABLE key_stamps (
+        host         TEXT NOT NULL,
+        label        TEXT NOT NULL,
+        stamp        TEXT NOT NULL,          -- what the host's stat printed for both files
+        fingerprint  TEXT NOT NULL,          -- the certificate the key belonged to
+        checked_at   TEXT NOT NULL,
+        PRIMARY KEY (host, label)
+    );
+    "#,
 ];
 
 /// Migration `sqlite` in PostgreSQL's types: a rowid (`INTEGER PRIMARY KEY`) becomes a 64-bit
