@@ -29,8 +29,7 @@ pub struct OpenSsh {
     /// that asks for the same command line takes it.
     first: std::sync::Mutex<Option<Prefetched>>,
     /// The master when it runs in the foreground (it was given a first command): its own
-    /// session waits on the standard input certorch holds. Killed when dropped, after the
-    /// exit request.
+    /// session waits on the standard input certorch holds, and ends when that closes.
     _master: Option<tokio::process::Child>,
     /// Holds the control socket and the master's log; removed on drop, after the master.
     _dir: tempfile::TempDir,
@@ -42,11 +41,49 @@ struct Prefetched {
     result: Result<Output, Error>,
 }
 
+/// How long a foreground master may take to end after its standard input closes before it
+/// is killed.
+const MASTER_GOODBYE: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Drop for OpenSsh {
     fn drop(&mut self) {
-        // A master that is gone already (idle timeout, host down) has nothing to stop.
-        if let Err(e) = openssh_mux_client::shutdown_mux_master(&self.ctl) {
-            tracing::debug!("stopping the ssh master for {}: {e}", self.address);
+        match self._master.take() {
+            // Closing its standard input ends the master's own session, and with it the master
+            // (ControlPersist=no, and no other session is open once certorch lets the host
+            // go). It is reaped in the background, and killed if it has not ended in time:
+            // asking it over the control socket instead blocked a worker thread for a round
+            // trip with the master per host, one after the other when a survey let its hosts
+            // go together.
+            Some(mut child) => {
+                drop(child.stdin.take());
+                let address = std::mem::take(&mut self.address);
+                match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        rt.spawn(async move {
+                            if tokio::time::timeout(MASTER_GOODBYE, child.wait())
+                                .await
+                                .is_err()
+                            {
+                                tracing::debug!(
+                                    "the ssh master for {address} did not end: killing it"
+                                );
+                                if let Err(e) = child.kill().await {
+                                    tracing::debug!("killing the ssh master for {address}: {e}");
+                                }
+                            }
+                        });
+                    }
+                    // No runtime left to wait in: kill_on_drop ends it.
+                    Err(_) => drop(child),
+                }
+            }
+            // A background master: a master that is gone already (idle timeout, host down)
+            // has nothing to stop.
+            None => {
+                if let Err(e) = openssh_mux_client::shutdown_mux_master(&self.ctl) {
+                    tracing::debug!("stopping the ssh master for {}: {e}", self.address);
+                }
+            }
         }
     }
 }
