@@ -152,9 +152,9 @@ pub struct Timings {
     /// Loading the account, repairing what a killed run left (orders, TXT records).
     pub setup_ms: u64,
     /// Opening one SSH connection per host, each followed at once by the command that reads
-    /// what the host has.
+    /// what the host has, the CA's renewal window for its certificates and the decision.
     pub connect_ms: u64,
-    /// Asking the CA's renewal window, deciding.
+    /// The rest of the survey: shared labels decided across hosts, windows and stamps stored.
     pub inspect_ms: u64,
     /// The TSIG probe and every name's `_acme-challenge` CNAME.
     pub preflight_ms: u64,

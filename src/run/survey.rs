@@ -26,7 +26,8 @@ pub(crate) struct Survey<'a> {
     /// their files' stamps: stored by a run (not by `plan`), so that the next survey does not
     /// check them again while the files are unchanged.
     pub stamps: Vec<(String, String, KeyStamp)>,
-    /// How long connecting to the hosts took, of the whole survey.
+    /// How long connecting to the hosts, reading and deciding for each took, of the whole
+    /// survey.
     pub connect_ms: u64,
     /// What the run should know but did not fail a certificate.
     pub warnings: Vec<String>,
@@ -122,14 +123,30 @@ pub(crate) async fn survey<'a>(
         }
     };
     let seen = &seen;
-    // Each host is read right after its own connection, in the same task: a host does not
-    // wait for the slowest connection of the run before it is read, and a run with nothing to
-    // do costs each host one login and one command, back to back.
+    let by_key: BTreeMap<(&str, &str), &Recorded> = recorded
+        .iter()
+        .map(|r| ((r.host.as_str(), r.label.as_str()), r))
+        .collect();
+    let judge = Judge {
+        inv,
+        by_key: &by_key,
+        issuers,
+        in_flight: &in_flight,
+        account,
+        now,
+        force,
+    };
+    let judge = &judge;
+    // Each host is read and decided right after its own connection, in the same task: a host
+    // does not wait for the slowest connection of the run before it is read, a run with
+    // nothing to do costs each host one login and one command, back to back, and a host with
+    // nothing due is let go at once (its connection, and an OpenSSH master, end there rather
+    // than all together after the survey: at most `concurrency` of them are open at a time).
     let started = std::time::Instant::now();
     let mut hosts: Vec<usize> = targets.iter().map(|t| t.host).collect();
     hosts.sort_unstable();
     hosts.dedup();
-    let mut read: Vec<(usize, Result<Vec<Read>, crate::transport::Error>)> =
+    let mut read: Vec<(usize, Result<Vec<Judged>, crate::transport::Error>)> =
         futures::stream::iter(hosts)
             .map(|i| async move {
                 // The host's one read is known before connecting: the connection may run it
@@ -150,11 +167,15 @@ pub(crate) async fn survey<'a>(
                 let conn =
                     hosts::connect_one(inv, i, control, reporter, &ctx.sessions, batch.login_cmd())
                         .await;
-                let read = match conn {
-                    Ok(conn) => Ok(read_host(ctx, host, specs, &stamped, &batch, conn).await),
-                    Err(e) => Err(e),
+                let conn = match conn {
+                    Ok(conn) => conn,
+                    Err(e) => return (i, Err(e)),
                 };
-                (i, read)
+                let mut judged = Vec::new();
+                for (item, current) in read_host(ctx, host, specs, &stamped, &batch, conn).await {
+                    judged.push(judge.one(item, current).await);
+                }
+                (i, Ok(judged))
             })
             .buffer_unordered(concurrency)
             .collect()
@@ -162,10 +183,14 @@ pub(crate) async fn survey<'a>(
     // Back in inventory order, whatever order the hosts answered in.
     read.sort_by_key(|(i, _)| *i);
     let connect_ms = crate::report::ms_since(started);
-    let read: Vec<Read> = read
-        .into_iter()
-        .flat_map(|(i, r)| match r {
-            Ok(items) => items,
+    let mut due = Vec::new();
+    let mut windows = Vec::new();
+    let mut stamps = Vec::new();
+    // Members of shared labels that are current, until it is known whether their group is due.
+    let mut current_shared = Vec::new();
+    for (i, r) in read {
+        let judged = match r {
+            Ok(judged) => judged,
             Err(e) => {
                 let host = &inv.hosts[i];
                 for spec in selected(host, targets, i) {
@@ -176,73 +201,122 @@ pub(crate) async fn survey<'a>(
                         &e,
                     )));
                 }
-                Vec::new()
-            }
-        })
-        .collect();
-    let by_key: BTreeMap<(&str, &str), &Recorded> = recorded
-        .iter()
-        .map(|r| ((r.host.as_str(), r.label.as_str()), r))
-        .collect();
-    let directory = &inv.acme.directory;
-    let inspected: Vec<(Item, Result<Current, crate::host::Error>, Option<Window>)> =
-        futures::stream::iter(read)
-            .map(|(item, current)| {
-                let rec = by_key
-                    .get(&(item.host.name.as_str(), item.spec.label.as_str()))
-                    .copied();
-                async move {
-                    // Ask the CA about the certificate only when it is the one certorch deployed.
-                    let mut window = None;
-                    if let (Ok(Current::Present(d)), Some(rec), Some(account)) =
-                        (&current, rec, account)
-                        && rec.fingerprint == d.cert.fingerprint
-                        && let Some(id) = ari::cert_id(&d.cert.der)
-                    {
-                        window = ari::fetch(account, directory, &id).await.ok().flatten();
-                    }
-                    (item, current, window)
-                }
-            })
-            .buffered(concurrency)
-            .collect()
-            .await;
-    let mut due = Vec::new();
-    let mut windows = Vec::new();
-    let mut stamps = Vec::new();
-    // Members of shared labels that are current, until it is known whether their group is due.
-    let mut current_shared = Vec::new();
-    for (item, current, window) in inspected {
-        let current = match current {
-            Ok(c) => c,
-            Err(e) => {
-                done.push(item.fail(Stage::Inspect, &e));
                 continue;
             }
         };
+        for j in judged {
+            windows.extend(j.window);
+            stamps.extend(j.stamp);
+            match j.verdict {
+                Verdict::Done(o) => done.push(o),
+                Verdict::Due(d) => due.push(d),
+                Verdict::SharedCurrent(item, outcome, served) => {
+                    current_shared.push((item, outcome, served))
+                }
+            }
+        }
+    }
+    let current_shared = super::shared::differing(&mut due, current_shared);
+    done.extend(super::shared::join_current(&mut due, current_shared));
+    Survey {
+        due,
+        done,
+        windows,
+        stamps,
+        connect_ms,
+        warnings,
+    }
+}
+
+/// What the survey knows before reading any host, to decide for each certificate.
+struct Judge<'s, 'a> {
+    inv: &'a crate::inventory::Inventory,
+    by_key: &'s BTreeMap<(&'s str, &'s str), &'s Recorded>,
+    issuers: Option<&'s [plan::issuer::KnownIssuer]>,
+    in_flight: &'s [Lifecycle],
+    account: Option<&'s Account>,
+    now: time::OffsetDateTime,
+    force: bool,
+}
+
+/// What became of one certificate in the survey.
+enum Verdict<'a> {
+    /// Final: current, or failed to be read.
+    Done(Outcome),
+    Due(Due<'a>),
+    /// A current member of a shared label, until it is known whether its group is due: it
+    /// keeps its host's connection. With the fingerprint and serial it serves.
+    SharedCurrent(Item<'a>, Outcome, (String, String)),
+}
+
+/// A certificate's verdict, and what the run should store about it.
+struct Judged<'a> {
+    verdict: Verdict<'a>,
+    /// The CA's renewal window learned for it.
+    window: Option<(String, String, Window)>,
+    /// Its key, checked with openssl and found to belong, with the files' settled stamp.
+    stamp: Option<(String, String, KeyStamp)>,
+}
+
+impl<'a> Judge<'_, 'a> {
+    /// Decides for `item`, whose host has `current`. A certificate an interrupted run left in
+    /// flight is due, to be resumed, whatever the host has now.
+    async fn one(
+        &self,
+        item: Item<'a>,
+        current: Result<Current, crate::host::Error>,
+    ) -> Judged<'a> {
+        let directory = &self.inv.acme.directory;
+        let (host, label) = (item.host.name.as_str(), item.spec.label.as_str());
+        let rec = self.by_key.get(&(host, label)).copied();
+        let current = match current {
+            Ok(c) => c,
+            Err(e) => {
+                return Judged {
+                    verdict: Verdict::Done(item.fail(Stage::Inspect, &e)),
+                    window: None,
+                    stamp: None,
+                };
+            }
+        };
+        // Ask the CA about the certificate only when it is the one certorch deployed.
+        let mut window = None;
+        if let (Current::Present(d), Some(rec), Some(account)) = (&current, rec, self.account)
+            && rec.fingerprint == d.cert.fingerprint
+            && let Some(id) = ari::cert_id(&d.cert.der)
+        {
+            window = ari::fetch(account, directory, &id).await.ok().flatten();
+        }
+        let mut stamp = None;
         if let Current::Present(d) = &current
             && d.key_matches
-            && let Some(stamp) = &d.stamp
-            && inspect::stamp_settled(stamp, now)
+            && let Some(s) = &d.stamp
+            && inspect::stamp_settled(s, self.now)
         {
-            let stamp = KeyStamp {
-                stamp: stamp.clone(),
+            let s = KeyStamp {
+                stamp: s.clone(),
                 fingerprint: d.cert.fingerprint.clone(),
             };
-            stamps.push((item.host.name.clone(), item.spec.label.clone(), stamp));
+            stamp = Some((host.to_string(), label.to_string(), s));
         }
+        let judged = |verdict, window: Option<Window>| Judged {
+            verdict,
+            window: window.map(|w| (host.to_string(), label.to_string(), w)),
+            stamp: stamp.clone(),
+        };
         // What an interrupted run left for this certificate, when it still fits the inventory.
-        let resume = in_flight
+        let resume = self
+            .in_flight
             .iter()
             .find(|l| {
-                l.host == item.host.name
-                    && l.label == item.spec.label
-                    && l.directory == inv.acme.directory
+                l.host == host
+                    && l.label == label
+                    && l.directory == *directory
                     && l.names == item.names()
             })
             .cloned();
         if let Some(row) = resume {
-            due.push(Due {
+            let due = Due {
                 item,
                 reason: Reason::Resumed {
                     phase: row.phase.as_str(),
@@ -250,42 +324,35 @@ pub(crate) async fn survey<'a>(
                 replaces: None,
                 resume: Some(row),
                 not_after: None,
-            });
-            continue;
+            };
+            return judged(Verdict::Due(due), None);
         }
-        if let Some(w) = window {
-            windows.push((item.host.name.clone(), item.spec.label.clone(), w));
-        }
-        let rec = by_key
-            .get(&(item.host.name.as_str(), item.spec.label.as_str()))
-            .copied();
         let wanted = plan::issuer::Signer::wanted(item.spec, directory);
         let known = Known {
             recorded: rec,
             ari: window,
-            issuers: issuers.map(|known| plan::Issuers {
+            issuers: self.issuers.map(|known| plan::Issuers {
                 wanted: &wanted,
                 known,
             }),
         };
-        match plan::decide(item.spec, &current, known, now, force) {
+        let verdict = match plan::decide(item.spec, &current, known, self.now, self.force) {
             Decision::Current {
                 not_after,
                 renew_at,
             } => {
                 let outcome = Outcome::Current {
-                    host: item.host.name.clone(),
-                    cert: item.spec.label.clone(),
+                    host: host.to_string(),
+                    cert: label.to_string(),
                     not_after,
                     renew_at,
                 };
-                if item.spec.shared.is_some()
-                    && let Current::Present(d) = &current
-                {
-                    let served = (d.cert.fingerprint.clone(), d.cert.serial.clone());
-                    current_shared.push((item, outcome, served));
-                } else {
-                    done.push(outcome);
+                match &current {
+                    Current::Present(d) if item.spec.shared.is_some() => {
+                        let served = (d.cert.fingerprint.clone(), d.cert.serial.clone());
+                        Verdict::SharedCurrent(item, outcome, served)
+                    }
+                    _ => Verdict::Done(outcome),
                 }
             }
             Decision::Due(reason) => {
@@ -299,25 +366,16 @@ pub(crate) async fn survey<'a>(
                     Current::Present(d) => Some(d.cert.not_after),
                     _ => None,
                 };
-                due.push(Due {
+                Verdict::Due(Due {
                     item,
                     reason,
                     replaces,
                     resume: None,
                     not_after,
-                });
+                })
             }
-        }
-    }
-    let current_shared = super::shared::differing(&mut due, current_shared);
-    done.extend(super::shared::join_current(&mut due, current_shared));
-    Survey {
-        due,
-        done,
-        windows,
-        stamps,
-        connect_ms,
-        warnings,
+        };
+        judged(verdict, window)
     }
 }
 
