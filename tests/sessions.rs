@@ -236,11 +236,7 @@ fn masters_under(dir: &std::path::Path) -> Vec<String> {
         };
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
         if cmd.starts_with("ssh ") && cmd.contains(&needle) {
-            found.push(format!(
-                "{}: {}",
-                entry.file_name().to_string_lossy(),
-                &cmd[..cmd.len().min(200)]
-            ));
+            found.push(format!("{}: {cmd}", entry.file_name().to_string_lossy()));
         }
     }
     found
@@ -276,4 +272,53 @@ fn a_killed_run_leaves_no_ssh_master_behind() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A host with nothing due is let go as soon as it is read and decided, not after the whole
+/// survey: while a frozen host (its sshd stopped: TCP connects, SSH never answers) holds the
+/// survey up, the masters of the hosts that are current have ended already.
+#[test]
+fn a_current_host_is_let_go_while_the_survey_waits_for_another() {
+    use std::time::{Duration, Instant};
+    let bed = Bed::up(3);
+    let inv = bed.standard_inventory(3);
+    bed.certorch(&inv, &["run"]).expect_code(0);
+    let frozen = bed.freeze("host3.sshd");
+    let tmp = bed.certorch_tmp();
+    let mut child = bed
+        .certorch_command(&inv, &["--json", "run"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    if common::transport() == common::Transport::OpenSsh {
+        let host3 = format!(" {} ", bed.host_addr(3));
+        let start = Instant::now();
+        let mut seen = Vec::new();
+        loop {
+            let open = masters_under(&tmp);
+            if open.len() == 1 && open[0].contains(&host3) {
+                break;
+            }
+            seen.push(open);
+            assert!(
+                start.elapsed() < Duration::from_secs(15) && child.try_wait().unwrap().is_none(),
+                "the current hosts' masters stayed while host3 held the survey: {:#?}",
+                &seen[seen.len().saturating_sub(3)..]
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    } else {
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    frozen.thaw();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results: Vec<&str> = doc["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, ["current"; 3], "{doc}");
 }
