@@ -140,7 +140,7 @@ fn explain(msg: &str) -> String {
 }
 
 /// What a command works on: whole hosts, or single certificates of a host.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Target {
     /// Index into `Inventory::hosts`.
     pub host: usize,
@@ -158,8 +158,11 @@ impl Inventory {
                 .collect());
         }
         let mut out: Vec<Target> = Vec::new();
+        // What is in `out` already, for a pattern that repeats another's hosts (a set: `all`
+        // over 10,000 hosts would otherwise compare each with every one before it).
+        let mut chosen: std::collections::HashSet<Target> = std::collections::HashSet::new();
         let mut push = |t: Target| {
-            if !out.contains(&t) {
+            if chosen.insert(t.clone()) {
                 out.push(t);
             }
         };
@@ -172,11 +175,7 @@ impl Inventory {
             if who == "all" {
                 hosts.extend(0..self.hosts.len());
             } else if let Some(members) = self.groups.get(who) {
-                hosts.extend(
-                    members
-                        .iter()
-                        .filter_map(|m| self.hosts.iter().position(|h| &h.name == m)),
-                );
+                hosts.extend(members.iter().filter_map(|m| self.host_index(m)));
             } else {
                 hosts.extend(
                     self.hosts
@@ -221,7 +220,7 @@ impl Inventory {
                     continue;
                 }
                 for m in members {
-                    let Some(i) = self.hosts.iter().position(|h| &h.name == m) else {
+                    let Some(i) = self.host_index(m) else {
                         continue;
                     };
                     let covered = out.iter().chain(more.iter()).any(|o: &Target| {

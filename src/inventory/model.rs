@@ -44,6 +44,32 @@ pub struct Inventory {
     pub playbooks: Option<PathBuf>,
     /// `state:`, a directory or a PostgreSQL database; --state and CERTORCH_STATE win.
     pub state: Option<crate::state::Location>,
+    /// Host name → index in `hosts`: lookups by name in loops over hosts stay linear.
+    by_name: std::collections::HashMap<String, usize>,
+}
+
+impl Inventory {
+    /// The index in `hosts` of the host named `name`.
+    pub fn host_index(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The host named `name`.
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.host_index(name).map(|i| &self.hosts[i])
+    }
+
+    /// Where `host`/`label` stands in the inventory (host index, certificate index), for
+    /// putting results in inventory order; what the inventory does not name goes last.
+    pub fn position(&self, host: &str, label: &str) -> (usize, usize) {
+        match self.host_index(host) {
+            Some(hi) => {
+                let ci = self.hosts[hi].certs.iter().position(|s| s.label == label);
+                (hi, ci.unwrap_or(usize::MAX))
+            }
+            None => (usize::MAX, usize::MAX),
+        }
+    }
 }
 
 /// How a non-root login becomes root for certorch's steps on a host.
@@ -1079,7 +1105,13 @@ impl Builder<'_> {
                 })
             }
         };
+        let by_name = hosts
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.name.clone(), i))
+            .collect();
         Ok(Inventory {
+            by_name,
             internal_ca_trust_path: raw.internal_ca.trust_path,
             notify,
             dry_run_root: raw.dry_run_root.unwrap_or_else(|| {

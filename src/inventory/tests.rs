@@ -180,6 +180,22 @@ fn selection() {
             .contains("no host, group or certificate matches `db1`")
     );
     assert!(inv.select(&["web1.example.org/nope".into()]).is_err());
+    // Patterns that name a host again select it once, in the order first named.
+    let again = inv
+        .select(&["web2*".into(), "all".into(), "web".into()])
+        .unwrap();
+    let hosts: Vec<usize> = again.iter().map(|t| t.host).collect();
+    assert_eq!(hosts, [1, 0]);
+    // Lookups by name.
+    assert_eq!(inv.host_index("web2.example.org"), Some(1));
+    assert_eq!(
+        inv.host("web1.example.org").unwrap().name,
+        "web1.example.org"
+    );
+    assert_eq!(inv.host_index("db1.example.org"), None);
+    assert_eq!(inv.position("web2.example.org", "www"), (1, 0));
+    assert_eq!(inv.position("web2.example.org", "nope"), (1, usize::MAX));
+    assert_eq!(inv.position("db1", "www"), (usize::MAX, usize::MAX));
 }
 
 /// The inventories shipped under inventory/ load as they are.

@@ -219,24 +219,9 @@ pub async fn plan(
             Outcome::Issued { .. } | Outcome::Deferred { .. } => continue,
         });
     }
-    let order = |h: &str, c: &str| {
-        let hi = inv
-            .hosts
-            .iter()
-            .position(|x| x.name == h)
-            .unwrap_or(usize::MAX);
-        let ci = inv
-            .hosts
-            .get(hi)
-            .and_then(|x| x.certs.iter().position(|s| s.label == c))
-            .unwrap_or(usize::MAX);
-        (hi, ci)
-    };
-    items.sort_by_key(|i| order(&i.host, &i.cert));
+    items.sort_by_key(|i| inv.position(&i.host, &i.cert));
     let names_of = |host: &str, label: &str| -> Vec<String> {
-        inv.hosts
-            .iter()
-            .find(|h| h.name == host)
+        inv.host(host)
             .and_then(|h| h.certs.iter().find(|c| c.label == label))
             .map(|c| c.names.iter().map(|n| n.to_string()).collect())
             .unwrap_or_default()

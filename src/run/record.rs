@@ -105,17 +105,7 @@ pub(crate) fn finish(ctx: &Ctx<'_>, mut summary: RunSummary, started: Instant) -
             | Outcome::Deferred { host, cert, .. } => (host, cert),
             Outcome::Failed(f) => (&f.host, &f.cert),
         };
-        let hi = inv
-            .hosts
-            .iter()
-            .position(|x| &x.name == h)
-            .unwrap_or(usize::MAX);
-        let ci = inv
-            .hosts
-            .get(hi)
-            .and_then(|x| x.certs.iter().position(|s| &s.label == c))
-            .unwrap_or(usize::MAX);
-        (hi, ci)
+        inv.position(h, c)
     };
     summary.outcomes.sort_by_key(key);
     summary.timings.record_ms = ms_since(t);

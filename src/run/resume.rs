@@ -138,9 +138,7 @@ async fn stale_orders(ctx: &Ctx<'_>, account: &Account) -> Vec<String> {
     for o in rows.iter().filter(|o| o.directory == ctx.directory()) {
         let spec = ctx
             .inv
-            .hosts
-            .iter()
-            .find(|h| h.name == o.host)
+            .host(&o.host)
             .and_then(|h| h.certs.iter().find(|c| c.label == o.label));
         let resumable = match (spec, ctx.state.lifecycle(&o.host, &o.label)) {
             (Some(spec), Ok(Some(l))) => {

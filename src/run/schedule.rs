@@ -53,27 +53,7 @@ pub(crate) fn slots(
 
     // One candidate per order, in inventory order (new ones go in that order): a shared-key
     // label is one order for all its members.
-    let host_at: BTreeMap<&str, usize> = ctx
-        .inv
-        .hosts
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.name.as_str(), i))
-        .collect();
-    let position = |d: &Due<'_>| {
-        let h = host_at
-            .get(d.item.host.name.as_str())
-            .copied()
-            .unwrap_or(usize::MAX);
-        let c = d
-            .item
-            .host
-            .certs
-            .iter()
-            .position(|s| s.label == d.item.spec.label)
-            .unwrap_or(usize::MAX);
-        (h, c)
-    };
+    let position = |d: &Due<'_>| ctx.inv.position(&d.item.host.name, &d.item.spec.label);
     let mut in_order: Vec<usize> = (0..due.len()).collect();
     in_order.sort_by_key(|&i| position(&due[i]));
     let mut candidates: Vec<Candidate> = Vec::new();

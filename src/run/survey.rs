@@ -143,16 +143,21 @@ pub(crate) async fn survey<'a>(
     // nothing due is let go at once (its connection, and an OpenSSH master, end there rather
     // than all together after the survey: at most `concurrency` of them are open at a time).
     let started = std::time::Instant::now();
-    let mut hosts: Vec<usize> = targets.iter().map(|t| t.host).collect();
-    hosts.sort_unstable();
-    hosts.dedup();
+    // Each host's targets, looked up once: searching every target for every host is
+    // quadratic in the hosts.
+    let mut by_host: BTreeMap<usize, Vec<&Target>> = BTreeMap::new();
+    for t in targets {
+        by_host.entry(t.host).or_default().push(t);
+    }
+    let by_host = &by_host;
+    let hosts: Vec<usize> = by_host.keys().copied().collect();
     let mut read: Vec<(usize, Result<Vec<Judged>, crate::transport::Error>)> =
         futures::stream::iter(hosts)
             .map(|i| async move {
                 // The host's one read is known before connecting: the connection may run it
                 // as it logs in (OpenSSH's master does).
                 let host = &inv.hosts[i];
-                let specs = selected(host, targets, i);
+                let specs = selected(host, &by_host[&i]);
                 let stamped: Vec<Option<&KeyStamp>> = specs
                     .iter()
                     .map(|spec| seen.get(&(host.name.clone(), spec.label.clone())))
@@ -193,7 +198,7 @@ pub(crate) async fn survey<'a>(
             Ok(judged) => judged,
             Err(e) => {
                 let host = &inv.hosts[i];
-                for spec in selected(host, targets, i) {
+                for spec in selected(host, &by_host[&i]) {
                     done.push(Outcome::Failed(Failure::new(
                         &host.name,
                         &spec.label,
@@ -382,18 +387,17 @@ impl<'a> Judge<'_, 'a> {
 /// A certificate and what its host has, or why that could not be read.
 type Read<'a> = (Item<'a>, Result<Current, crate::host::Error>);
 
-/// The certificates of host `i` that the targets select, in inventory order.
+/// The certificates of `host` that its `targets` select, in inventory order.
 fn selected<'a>(
     host: &'a crate::inventory::Host,
-    targets: &[Target],
-    i: usize,
+    targets: &[&Target],
 ) -> Vec<&'a crate::inventory::CertSpec> {
     host.certs
         .iter()
         .filter(|s| {
             targets
                 .iter()
-                .any(|t| t.host == i && t.cert.as_ref().is_none_or(|c| c == &s.label))
+                .any(|t| t.cert.as_ref().is_none_or(|c| c == &s.label))
         })
         .collect()
 }
