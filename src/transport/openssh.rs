@@ -4,7 +4,7 @@
 
 use openssh::Stdio;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use openssh::Session;
 use tokio::io::AsyncWriteExt;
@@ -14,23 +14,17 @@ use crate::host::batch::find;
 use crate::host::sh::Cmd;
 use crate::inventory::{Host, SshConfig};
 
-/// The master stays up this long when idle, so a crashed run leaves no ssh process behind for
-/// long; a run's longest quiet stretch (propagation wait plus validation) is far shorter.
-const MASTER_IDLE: usize = 900;
-
 /// An open multiplexed session to one host; dropping it stops the master.
 pub struct OpenSsh {
     session: Session,
     address: String,
     command_timeout: std::time::Duration,
-    /// The master's control socket, in `_dir`.
-    ctl: PathBuf,
     /// The first command's result when the master ran it as it logged in, until the `run`
     /// that asks for the same command line takes it.
     first: std::sync::Mutex<Option<Prefetched>>,
-    /// The master when it runs in the foreground (it was given a first command): its own
-    /// session waits on the standard input certorch holds, and ends when that closes.
-    _master: Option<tokio::process::Child>,
+    /// The master, in the foreground as certorch's child: its own session waits on the
+    /// standard input certorch holds, and ends when that closes. Taken on drop.
+    master: Option<tokio::process::Child>,
     /// Holds the control socket and the master's log; removed on drop, after the master.
     _dir: tempfile::TempDir,
 }
@@ -47,43 +41,32 @@ const MASTER_GOODBYE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Drop for OpenSsh {
     fn drop(&mut self) {
-        match self._master.take() {
-            // Closing its standard input ends the master's own session, and with it the master
-            // (ControlPersist=no, and no other session is open once certorch lets the host
-            // go). It is reaped in the background, and killed if it has not ended in time:
-            // asking it over the control socket instead blocked a worker thread for a round
-            // trip with the master per host, one after the other when a survey let its hosts
-            // go together.
-            Some(mut child) => {
-                drop(child.stdin.take());
-                let address = std::mem::take(&mut self.address);
-                match tokio::runtime::Handle::try_current() {
-                    Ok(rt) => {
-                        rt.spawn(async move {
-                            if tokio::time::timeout(MASTER_GOODBYE, child.wait())
-                                .await
-                                .is_err()
-                            {
-                                tracing::debug!(
-                                    "the ssh master for {address} did not end: killing it"
-                                );
-                                if let Err(e) = child.kill().await {
-                                    tracing::debug!("killing the ssh master for {address}: {e}");
-                                }
-                            }
-                        });
+        // Closing its standard input ends the master's own session, and with it the master
+        // (ControlPersist=no, and no other session is open once certorch lets the host go).
+        // It is reaped in the background, and killed if it has not ended in time: asking it
+        // over the control socket instead blocked a worker thread for a round trip with the
+        // master per host, one after the other when a survey let its hosts go together.
+        let Some(mut child) = self.master.take() else {
+            return;
+        };
+        drop(child.stdin.take());
+        let address = std::mem::take(&mut self.address);
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if tokio::time::timeout(MASTER_GOODBYE, child.wait())
+                        .await
+                        .is_err()
+                    {
+                        tracing::debug!("the ssh master for {address} did not end: killing it");
+                        if let Err(e) = child.kill().await {
+                            tracing::debug!("killing the ssh master for {address}: {e}");
+                        }
                     }
-                    // No runtime left to wait in: kill_on_drop ends it.
-                    Err(_) => drop(child),
-                }
+                });
             }
-            // A background master: a master that is gone already (idle timeout, host down)
-            // has nothing to stop.
-            None => {
-                if let Err(e) = openssh_mux_client::shutdown_mux_master(&self.ctl) {
-                    tracing::debug!("stopping the ssh master for {}: {e}", self.address);
-                }
-            }
+            // No runtime left to wait in: kill_on_drop ends it.
+            Err(_) => drop(child),
         }
     }
 }
@@ -106,12 +89,12 @@ read -r c
 /// hold the run. The master is started here rather than by `openssh`'s builder so that it can
 /// be killed at the deadline.
 ///
-/// With `first` (a command that only reads), the master runs it as its own session right after
-/// the login and stays in the foreground, as certorch's child: no fork into the background and
-/// no session set up through the control socket for the first command, and the master ends
-/// with certorch even when certorch is killed (its own session waits on the standard input
-/// certorch holds). Its result is kept for the `run` of the same command. Without it the
-/// master forks into the background after the login (`-f -N`).
+/// The master stays in the foreground, as certorch's child, its own session waiting on the
+/// standard input certorch holds: it ends when certorch lets the host go, and with certorch
+/// even when certorch is killed. With `first` (a command that only reads), that session runs
+/// it right after the login, so the first command costs no session set up through the
+/// control socket; its result is kept for the `run` of the same command. Without it the
+/// session runs only `:` before it waits.
 pub async fn connect(
     host: &Host,
     ssh: &SshConfig,
@@ -133,81 +116,65 @@ pub async fn connect(
         })?;
     let log = dir.path().join("log");
     let ctl = dir.path().join("master");
-    let first = first.and_then(|c| Some((c.label().to_string(), c.render().ok()?)));
-    let mut master = master_command(host, ssh, &log, &ctl);
-    let (master, first) = match first {
-        None => {
-            master
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .args(["-f", "-N", "-o"])
-                .arg(format!("ControlPersist={MASTER_IDLE}s"))
-                .arg(address);
-            // Dropping the status future at the deadline kills ssh (kill_on_drop).
-            match tokio::time::timeout(ssh.connect_timeout, master.status()).await {
-                Ok(Ok(status)) if status.success() => (None, None),
-                Ok(Ok(_)) => return Err(refused(host, &log)),
-                Ok(Err(e)) => return Err(cannot_run(address, e)),
-                Err(_) => return Err(login_timed_out(address, ssh)),
-            }
-        }
-        Some((label, line)) => {
-            let mark = crate::host::batch::marker();
-            let remote = Cmd::script(FIRST, &label)
-                .arg(mark.clone())
-                .arg(line.clone())
-                .render()
-                .expect("the line was rendered, so it holds no NUL byte");
-            master
-                .stdin(std::process::Stdio::piped())
-                .args(["-T", "-o", "ControlPersist=no", "-o", "RemoteCommand=none"])
-                .arg(address)
-                .arg(remote);
-            let mut child = master.spawn().map_err(|e| cannot_run(address, e))?;
-            let stdout = child.stdout.take().expect("piped");
-            let stderr = child.stderr.take().expect("piped");
-            let mut reader = Framed::new(&mark, stdout, stderr);
-            match tokio::time::timeout(ssh.connect_timeout, reader.logged_in()).await {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false) | Err(_)) => {
-                    // ssh ended (or its pipe broke) before the login: its log says why.
-                    if let Err(e) = child.wait().await {
-                        tracing::debug!("waiting for ssh to {address}: {e}");
-                    }
-                    return Err(refused(host, &log));
-                }
-                Err(_) => return Err(login_timed_out(address, ssh)),
-            }
-            let result = match tokio::time::timeout(ssh.command_timeout, reader.output()).await {
-                Ok(Ok(Some(out))) => Ok(out),
-                Ok(Ok(None)) => Err(Error::TooMuchOutput {
-                    label: label.clone(),
-                    address: address.to_string(),
-                }),
-                Ok(Err(reason)) => Err(Error::Command {
-                    label: label.clone(),
-                    reason: match super::last_lines(&read_log(&log)) {
-                        Some(tail) => format!("{reason} ({tail})"),
-                        None => reason,
-                    },
-                }),
-                Err(_) => Err(Error::Timeout {
-                    label: label.clone(),
-                    address: address.to_string(),
-                    after: ssh.command_timeout,
-                }),
-            };
-            (Some(child), Some(Prefetched { line, result }))
-        }
+    // Without a first command the session only holds the master: `:` and its (empty)
+    // result are not kept.
+    let (label, line, keep) = match first.and_then(|c| Some((c.label(), c.render().ok()?))) {
+        Some((label, line)) => (label.to_string(), line, true),
+        None => ("certorch-connect".to_string(), ":".to_string(), false),
     };
+    let mut master = master_command(host, ssh, &log, &ctl);
+    let mark = crate::host::batch::marker();
+    let remote = Cmd::script(FIRST, &label)
+        .arg(mark.clone())
+        .arg(line.clone())
+        .render()
+        .expect("the line was rendered, so it holds no NUL byte");
+    master
+        .stdin(std::process::Stdio::piped())
+        .args(["-T", "-o", "ControlPersist=no", "-o", "RemoteCommand=none"])
+        .arg(address)
+        .arg(remote);
+    let mut child = master.spawn().map_err(|e| cannot_run(address, e))?;
+    let stdout = child.stdout.take().expect("piped");
+    let stderr = child.stderr.take().expect("piped");
+    let mut reader = Framed::new(&mark, stdout, stderr);
+    match tokio::time::timeout(ssh.connect_timeout, reader.logged_in()).await {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false) | Err(_)) => {
+            // ssh ended (or its pipe broke) before the login: its log says why.
+            if let Err(e) = child.wait().await {
+                tracing::debug!("waiting for ssh to {address}: {e}");
+            }
+            return Err(refused(host, &log));
+        }
+        Err(_) => return Err(login_timed_out(address, ssh)),
+    }
+    let result = match tokio::time::timeout(ssh.command_timeout, reader.output()).await {
+        Ok(Ok(Some(out))) => Ok(out),
+        Ok(Ok(None)) => Err(Error::TooMuchOutput {
+            label: label.clone(),
+            address: address.to_string(),
+        }),
+        Ok(Err(reason)) => Err(Error::Command {
+            label: label.clone(),
+            reason: match super::last_lines(&read_log(&log)) {
+                Some(tail) => format!("{reason} ({tail})"),
+                None => reason,
+            },
+        }),
+        Err(_) => Err(Error::Timeout {
+            label: label.clone(),
+            address: address.to_string(),
+            after: ssh.command_timeout,
+        }),
+    };
+    let first = keep.then_some(Prefetched { line, result });
     Ok(OpenSsh {
-        session: Session::resume_mux(ctl.clone().into_boxed_path(), Some(log.into_boxed_path())),
+        session: Session::resume_mux(ctl.into_boxed_path(), Some(log.into_boxed_path())),
         address: address.to_string(),
         command_timeout: ssh.command_timeout,
-        ctl,
         first: std::sync::Mutex::new(first),
-        _master: master,
+        master: Some(child),
         _dir: dir,
     })
 }
