@@ -230,6 +230,14 @@ mod tests {
         }
     }
 
+    /// What the survey's output `out` says is deployed, which must be a certificate.
+    fn present(out: &crate::transport::Output, seen: Option<&KeyStamp>) -> Box<Deployed> {
+        match inspect_judge(out, seen).unwrap() {
+            Current::Present(d) => d,
+            c => panic!("{c:?}"),
+        }
+    }
+
     /// The survey prints the first certificate of the file as it is and the key's public half,
     /// never a private key: not from a combined file, not from a file whose certificate block
     /// hides something else.
@@ -242,10 +250,7 @@ mod tests {
         let k = key.display().to_string();
         let file = dir.path().join("live.pem");
         let f = file.display().to_string();
-        let present = |out: &crate::transport::Output| match inspect_judge(out, None).unwrap() {
-            Current::Present(d) => d,
-            c => panic!("{c:?}"),
-        };
+        let present = |out: &crate::transport::Output| present(out, None);
 
         // Combined: the key first, then the certificate and another after it.
         std::fs::write(&file, format!("{key_text}{pem}{other}")).unwrap();
@@ -300,14 +305,6 @@ mod tests {
         let file = dir.path().join("live.pem");
         std::fs::write(&file, &pem).unwrap();
         let (f, k) = (file.display().to_string(), key.display().to_string());
-        let present = |out: &crate::transport::Output, seen: Option<&KeyStamp>| match inspect_judge(
-            out, seen,
-        )
-        .unwrap()
-        {
-            Current::Present(d) => d,
-            c => panic!("{c:?}"),
-        };
 
         let first = present(&run(SCRIPT, &[&f, &k, ""]), None);
         assert!(first.key_matches);
@@ -351,6 +348,14 @@ mod tests {
         let text = String::from_utf8(out.stdout.clone()).unwrap();
         assert!(!text.contains("certorch:keyseen"), "{text}");
         assert!(present(&out, Some(&seen)).key_matches);
+        // A chmod of the key changes its change time: checked again.
+        let restamped = present(&run(SCRIPT, &[&f, &k, ""]), None).stamp.unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let out = run(SCRIPT, &[&f, &k, &restamped]);
+        let text = String::from_utf8(out.stdout.clone()).unwrap();
+        assert!(!text.contains("certorch:keyseen"), "{text}");
     }
 
     #[test]
