@@ -61,7 +61,7 @@ pub async fn connect_all(
     let mut hosts: Vec<usize> = targets.iter().map(|t| t.host).collect();
     hosts.sort_unstable();
     hosts.dedup();
-    let conns: Vec<(usize, Connection)> = futures::stream::iter(hosts)
+    let conns: std::collections::HashMap<usize, Connection> = futures::stream::iter(hosts)
         .map(|i| async move {
             (
                 i,
@@ -74,10 +74,9 @@ pub async fn connect_all(
     targets
         .iter()
         .map(|t| {
+            // By host index: a search per target is quadratic in the hosts.
             let r = conns
-                .iter()
-                .find(|(i, _)| *i == t.host)
-                .map(|(_, r)| r)
+                .get(&t.host)
                 .expect("every target's host was connected");
             (t.clone(), r.clone())
         })

@@ -179,7 +179,7 @@ pub async fn connect(
     })
 }
 
-/// The ssh master's command line up to the options of either way of starting it.
+/// The ssh master's command line up to its session's options, address and command.
 fn master_command(host: &Host, ssh: &SshConfig, log: &Path, ctl: &Path) -> tokio::process::Command {
     let mut master = tokio::process::Command::new("ssh");
     master
