@@ -334,6 +334,13 @@ fn parse_time(s: &str) -> OffsetDateTime {
     OffsetDateTime::parse(s, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// The latest moment an event recorded at `s` can have happened: times are kept to the whole
+/// second below ([`fmt_time`]), so a rate-limit window it fills is taken to free up to a
+/// second late, never early.
+fn latest(s: &str) -> OffsetDateTime {
+    parse_time(s) + time::Duration::SECOND
+}
+
 /// Records the intermediates of every archived ACME chain as issuers of its order's directory.
 fn issuers_from_archive(db: &Db) -> Result<(), String> {
     let rows = db.query(
@@ -1022,7 +1029,7 @@ impl State {
             vals![directory, fmt_time(since)],
             |r| {
                 Ok(PastOrder {
-                    at: parse_time(&r.text(0)?),
+                    at: latest(&r.text(0)?),
                     renewal: r.opt_text(1)?.is_some(),
                 })
             },
@@ -1047,7 +1054,7 @@ impl State {
                 let mut names: Vec<String> = serde_json::from_str(&r.text(1)?).unwrap_or_default();
                 names.sort();
                 Ok(PastIssue {
-                    at: parse_time(&r.text(0)?),
+                    at: latest(&r.text(0)?),
                     names,
                     renewal: r.opt_text(2)?.is_some(),
                 })
@@ -1441,6 +1448,45 @@ mod tests {
         // Migrated: the old order stays counted.
         let s = State::open(old.path()).unwrap();
         assert!(!s.order_times_since("https://ca/dir", since).unwrap()[0].renewal);
+    }
+
+    /// Times are stored to the whole second below; the schedule reads each event as the
+    /// latest moment it can have happened, so a window it fills never frees early.
+    #[test]
+    fn past_events_are_read_no_earlier_than_they_happened() {
+        use crate::plan::issuer::tests::{ca, leaf};
+        let dir = tempfile::tempdir().unwrap();
+        let s = State::open(dir.path()).unwrap();
+        s.begin_run("run").unwrap();
+        let names = vec!["a.example.org".to_string()];
+        let inter = ca("Pebble Intermediate");
+        let before = OffsetDateTime::now_utc();
+        s.record_order("https://ca/o/1", "https://ca/dir", "h", "a", &names, None)
+            .unwrap();
+        let l = leaf(&["a.example.org"], Some(&inter));
+        let chain = crate::x509::to_pem(&[l.der.clone(), inter.cert.der.clone()]);
+        s.record_issued(
+            "h",
+            "a",
+            &names,
+            "ecdsa-p256",
+            &l,
+            "https://ca/o/1",
+            &chain,
+            &[],
+        )
+        .unwrap();
+        let after = OffsetDateTime::now_utc();
+        let since = before - time::Duration::hours(1);
+        let order = s.order_times_since("https://ca/dir", since).unwrap()[0].at;
+        let issued = s.issued_since("https://ca/dir", since).unwrap()[0].at;
+        for at in [order, issued] {
+            assert!(at >= before, "{at} is before the event ({before})");
+            assert!(
+                at <= after + time::Duration::SECOND,
+                "{at} is after {after} + 1 s"
+            );
+        }
     }
 
     #[test]
